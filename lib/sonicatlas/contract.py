@@ -1,0 +1,84 @@
+"""The track-catalog column contract: required columns, valid ranges, carried metadata.
+
+Everything that reads, writes, generates or validates a catalog takes its column names and
+ranges from here, so that the contract is stated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TRACK_ID = "track_id"
+
+#: The audio features every catalog must have, in the order of the feature matrix.
+FEATURES: tuple[str, ...] = (
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "duration_ms",
+)
+
+REQUIRED: tuple[str, ...] = (TRACK_ID, *FEATURES)
+
+#: Optional metadata carried through to a run's assignments when present in the input.
+METADATA: tuple[str, ...] = (
+    "track_name",
+    "artist_name",
+    "artist_id",
+    "album_name",
+    "release_date",
+    "release_year",
+    "genre",
+    "subgenre",
+    "popularity",
+    "explicit",
+    "key",
+    "mode",
+    "time_signature",
+)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or half-open valid interval for one feature."""
+
+    low: float
+    high: float
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        """Boolean mask of the finite values inside the interval."""
+        above = values >= self.low if self.low_inclusive else values > self.low
+        below = values <= self.high if self.high_inclusive else values < self.high
+        return above & below
+
+    def describe(self) -> str:
+        left = "[" if self.low_inclusive else "("
+        right = "]" if self.high_inclusive else ")"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+_UNIT = Range(0.0, 1.0)
+
+#: Valid ranges, from the real data (see docs/architecture.md).
+VALID_RANGES: dict[str, Range] = {
+    "danceability": _UNIT,
+    "energy": _UNIT,
+    "loudness": Range(-60.0, 5.0),
+    "speechiness": _UNIT,
+    "acousticness": _UNIT,
+    "instrumentalness": _UNIT,
+    "liveness": _UNIT,
+    "valence": _UNIT,
+    "tempo": Range(0.0, 260.0, low_inclusive=False),
+    "duration_ms": Range(0.0, np.inf, low_inclusive=False),
+}
