@@ -1,0 +1,90 @@
+"""cluster-tracks: group a catalog's tracks by how they sound.
+
+Read a partitioned Parquet catalog, validate it (bad rows go to a rejects table with a reason),
+build the scaled audio-feature matrix, project it with PCA, fit KMeans across the workers,
+write every track's cluster and map coordinates, per-cluster summaries, the model and a
+Datashader map, and record a manifest of what was done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from distributed import performance_report
+from sonicatlas import catalog, clean, features, maps, outputs
+from sonicatlas.config import ClusterTracksConfig
+from sonicatlas.kmeans import KMeans
+from sonicatlas.model import TrackModel
+from sonicatlas.profiles import cluster_profiles, name_clusters
+from sonicatlas.reduce import PCA
+from sonicatlas.runs import default_run_name, open_run
+from sonicatlas.runtime import StageTimer, connect
+from sonicatlas.sample import sample_catalog
+
+NAME = "cluster-tracks"
+Config = ClusterTracksConfig
+
+
+def run(config: ClusterTracksConfig, out: str | None = None, overwrite: bool = False,
+        echo=print) -> outputs.RunSummary:
+    """Run the job; return a summary of what was written to ``out``."""
+    stage = StageTimer(echo)
+    out = out or default_run_name(NAME)
+    with contextlib.ExitStack() as stack:
+        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
+        with stage("start cluster"):
+            client = stack.enter_context(connect(config.cluster, echo))
+        stack.enter_context(performance_report(f"{run_dir.path}/performance.html",
+                                               mode="inline",
+                                               storage_options=config.storage_options))
+        summary = _cluster(config, client, run_dir, stage, echo)
+    return summary.moved_to(out)
+
+
+def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
+    with stage("check input"):
+        source = config.input or sample_catalog(config.sample_rows)
+        tracks = catalog.open_catalog(source, config.columns, config.features, client,
+                                      config.storage_options)
+        carry = config.carry if config.carry is not None else tracks.carried
+    echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files)")
+
+    with stage("read + validate"):
+        checked = clean.check_rows(catalog.read_catalog(tracks, carry), config.features)
+        checked = checked.persist()
+        checked = clean.reject_duplicates(checked, clean.find_duplicates(checked)).persist()
+        accepted, rejects = clean.split(checked)
+        counts = outputs.row_counts(checked, tracks.rows, config.k)
+
+    with stage("scale"):
+        X = features.feature_matrix(accepted, config.features)
+        scaler = features.fit_scaler(X)
+        scaled = features.scale(X, scaler).persist()
+    with stage("pca"):
+        pca = PCA().fit(scaled)
+    with stage("kmeans"):
+        kmeans = KMeans(config.k, n_init=config.kmeans.n_init, max_iter=config.kmeans.max_iter,
+                        init_sample_size=config.kmeans.init_sample_size, tol=config.kmeans.tol,
+                        random_state=config.seed).fit(scaled)
+        del scaled
+    model = TrackModel.from_estimators(config.features, scaler, pca, kmeans, config.seed)
+    names = name_clusters(model.centers, config.features)
+
+    with stage("assign"):
+        scored = model.score_all(accepted, outputs.scored_columns(config.features, carry))
+        scored = scored.persist()
+    with stage("write tables"):
+        run_dir.write_table("assignments", outputs.assignments(scored, carry))
+        run_dir.write_table("summary/rejects", outputs.rejects(rejects))
+        profiles = cluster_profiles(scored, config.features, names)
+        run_dir.write_table("summary/cluster_profiles", profiles)
+        run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
+        model.save(f"{run_dir.path}/model", names, config.storage_options)
+    with stage("map"):
+        maps.save_png(outputs.cluster_map(scored, names, profiles, config.map),
+                      f"{run_dir.path}/maps/clusters.png", config.storage_options)
+
+    summary = outputs.RunSummary.build(config, source, counts, kmeans, pca, profiles,
+                                       stage.seconds, client)
+    run_dir.write_json("manifest.json", summary.manifest(tracks, config))
+    return summary

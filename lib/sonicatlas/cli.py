@@ -1,0 +1,158 @@
+"""The ``sonicatlas`` command: run jobs, generate synthetic catalogs, ingest CSV exports."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import warnings
+from importlib.metadata import entry_points
+
+import click
+
+from .config import ClusterConfig, load_config
+from .errors import SonicatlasError
+
+EPILOG = """\b
+Examples:
+  sonicatlas run cluster-tracks                      # built-in sample, LocalCluster
+  sonicatlas generate tracks --rows 10_000_000 --out data/catalog/tracks
+  sonicatlas ingest export/*.csv --out data/catalog/mine --columns track_artist=artist_name
+  sonicatlas run cluster-tracks -c conf/cluster_tracks.yaml --set input=data/catalog/mine \\
+      --set k=6 --out runs/mine-k6
+  sonicatlas run cluster-tracks --scheduler tcp://10.0.0.5:8786 --set input=s3://bucket/cat
+"""
+
+
+def _jobs() -> dict:
+    # Jobs register under this entry-point group (pyproject.toml), so lib/ never imports jobs/.
+    return {ep.name: ep for ep in entry_points(group="sonicatlas.jobs")}
+
+
+def _user_errors(func):
+    """Report SonicatlasError as one line on stderr and exit with its code, no traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SonicatlasError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+def _quiet_libraries() -> None:
+    # pandas 3 makes dask's Parquet reader warn once per partition (ARCHITECTURE.md).
+    warnings.filterwarnings("ignore", message=".*reset_index.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@click.group(epilog=EPILOG)
+@click.version_option(package_name="sonicatlas")
+def main() -> None:
+    """Cluster music catalogs by how they sound, on a local or remote Dask cluster.
+
+    Every command runs on a LocalCluster sized to this machine (dashboard on 127.0.0.1)
+    unless --scheduler names a running Dask scheduler.
+    """
+    _quiet_libraries()
+
+
+@main.command("run", epilog=EPILOG)
+@click.argument("job", metavar="JOB")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML config (see conf/); options not given take their defaults.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set k=8 --set kmeans.max_iter=50. "
+                   "Repeatable.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on this Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
+                   "the workers read the input themselves.")
+@click.option("--out", metavar="DIR", help="Run directory (default: runs/<job>-<time>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@_user_errors
+def run_command(job, config_path, overrides, scheduler, out, overwrite) -> None:
+    """Run JOB (cluster-tracks) and write a run directory.
+
+    The run is written to a hidden directory beside --out and moved into place only when it
+    is complete, so a failed run leaves nothing behind.
+    """
+    jobs = _jobs()
+    if job not in jobs:
+        raise click.BadParameter(f"unknown job {job!r}; available: {', '.join(sorted(jobs))}",
+                                 param_hint="JOB")
+    module = jobs[job].load()
+    overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
+    config = load_config(module.Config, config_path, overrides)
+    click.echo(f"sonicatlas {job}")
+    summary = module.run(config, out=out, overwrite=overwrite, echo=click.echo)
+    click.echo(summary.text())
+
+
+@main.command("jobs")
+def jobs_command() -> None:
+    """List the jobs that `sonicatlas run` knows."""
+    for name, ep in sorted(_jobs().items()):
+        doc = (ep.load().__doc__ or "").strip().splitlines()
+        click.echo(f"{name:<20} {doc[0] if doc else ''}")
+
+
+@main.group("generate")
+def generate() -> None:
+    """Make synthetic data at any scale, on the workers."""
+
+
+@generate.command("tracks")
+@click.option("--rows", required=True, type=str, help="Tracks to make, e.g. 10_000_000.")
+@click.option("--out", required=True, metavar="DIR", help="Catalog directory or fsspec URL.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--rows-per-partition", default=1_000_000, show_default=True, type=int)
+@click.option("--scheduler", metavar="ADDRESS", help="Generate on this Dask scheduler.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing catalog.")
+@_user_errors
+def generate_tracks_command(rows, out, seed, rows_per_partition, scheduler, overwrite) -> None:
+    """A realistic catalog: per-genre feature distributions learned from real Spotify data,
+    long-tailed artists, unique ids and a ground-truth genre. Each partition is made on a
+    worker from (seed, partition)."""
+    from .runtime import connect
+    from .synth import generate_tracks
+
+    with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
+                 click.echo):
+        made = generate_tracks(out, rows=int(rows.replace("_", "")), seed=seed,
+                               rows_per_partition=rows_per_partition, overwrite=overwrite)
+    click.echo(f"Wrote {made.rows:,} tracks in {made.npartitions} partitions to {made.out}")
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", required=True, metavar="DIR", help="Catalog directory to write.")
+@click.option("--columns", "mapping", metavar="SRC=DST,...",
+              help="Map CSV column names onto the contract, e.g. track_artist=artist_name.")
+@click.option("--columns-file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML with a `columns:` mapping (see conf/sources/).")
+@click.option("--scheduler", metavar="ADDRESS", help="Ingest on this Dask scheduler.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing catalog.")
+@_user_errors
+def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> None:
+    """Turn CSV exports (PATHS: files or globs, any fsspec URL) into a Parquet catalog.
+
+    Rows that cannot be parsed go to OUT/_rejects/ with their reason.
+    """
+    from .ingest import ingest_csv, load_column_mapping, parse_column_mapping
+    from .runtime import connect
+
+    columns = load_column_mapping(columns_file) if columns_file else {}
+    columns.update(parse_column_mapping(mapping) if mapping else {})
+    with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
+                 click.echo):
+        result = ingest_csv(list(paths), out, columns, overwrite=overwrite)
+    click.echo(f"Read {result.rows_read:,} rows: {result.rows_accepted:,} to {result.out}, "
+               f"{result.rows_rejected:,} to {result.out}/_rejects")
+    for reason, n in result.reject_reasons.items():
+        click.echo(f"  {n:>10,}  {reason}")
+
+
+if __name__ == "__main__":
+    main()

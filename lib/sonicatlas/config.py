@@ -1,0 +1,155 @@
+"""Typed, validated job and cluster configuration: YAML files plus ``--set`` overrides.
+
+Every option has a default here, so a job runs with no file at all; ``conf/*.yaml`` documents
+the same defaults and is what users copy and edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .contract import FEATURES, METADATA, REQUIRED
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos in a YAML file; say so instead of ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterConfig(_Strict):
+    """Where the job runs: a LocalCluster sized to the machine, or a remote scheduler."""
+
+    scheduler: str | None = Field(
+        None, description="Address of a running scheduler (tcp://host:8786); none starts a "
+        "LocalCluster.")
+    n_workers: int | None = Field(None, ge=1, description="LocalCluster workers; default: one "
+                                  "per core, at most 8.")
+    threads_per_worker: int = Field(1, ge=1)
+    processes: bool = Field(True, description="LocalCluster workers as processes (True) or "
+                            "threads of this process (False).")
+    memory_limit: str = Field("auto", description="Per-worker memory limit for a LocalCluster.")
+    dashboard_address: str = Field("127.0.0.1:8787", description="Where a LocalCluster serves "
+                                   "its dashboard; port 0 picks a free one.")
+    connect_timeout: float = Field(15.0, gt=0, description="Seconds to wait for a remote "
+                                   "scheduler before giving up.")
+
+
+class KMeansConfig(_Strict):
+    """Distributed Lloyd's KMeans, seeded from k-means++ on a sample."""
+
+    max_iter: int = Field(300, ge=1)
+    tol: float = Field(1e-4, ge=0, description="Relative tolerance, scaled by the mean feature "
+                       "variance as scikit-learn does.")
+    n_init: int = Field(10, ge=1, description="k-means++ restarts on the sample; the best "
+                        "seeds the full fit.")
+    init_sample_size: int = Field(100_000, ge=100)
+
+
+class MapConfig(_Strict):
+    width: int = Field(900, ge=100)
+    height: int = Field(700, ge=100)
+
+
+class ClusterTracksConfig(_Strict):
+    """Configuration of the cluster-tracks job."""
+
+    input: str | None = Field(None, description="Parquet catalog: a directory, glob or fsspec "
+                              "URL. None uses the built-in sample.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict, description="The input's column "
+                                    "names mapped onto the contract: {their_name: contract_name}.")
+    features: tuple[str, ...] = FEATURES
+    carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
+                                          "assignments; None carries every contract metadata "
+                                          "column present.")
+    k: int = Field(6, ge=1)
+    seed: int = 0
+    kmeans: KMeansConfig = KMeansConfig()
+    map: MapConfig = MapConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
+                             "on first use.")
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; choose from {list(FEATURES)}")
+        if len(value) < 2:
+            raise ValueError("at least two features are needed")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _targets_in_contract(cls, value: dict[str, str]) -> dict[str, str]:
+        contract = set(REQUIRED) | set(METADATA)
+        unknown = sorted(t for t in value.values() if t not in contract)
+        if unknown:
+            raise ValueError(f"columns maps onto {unknown}, which the contract does not have; "
+                             f"targets are {sorted(contract)}")
+        return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and a YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _apply(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        node = tree.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not a section")
+        tree = node
+    tree[path[-1]] = value
+
+
+def load_config(model: type[BaseModel], path: str | Path | None = None,
+                overrides: list[str] = ()) -> BaseModel:
+    """Build a validated config from an optional YAML file and ``key=value`` overrides.
+
+    Parameters
+    ----------
+    model : pydantic model class
+        The job's configuration class.
+    path : path, optional
+        YAML file; missing keys take the model's defaults.
+    overrides : list of str
+        ``a.b=value`` strings applied after the file; values are parsed as YAML.
+
+    Returns
+    -------
+    An instance of ``model``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, or a value is invalid; the message names the key.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            tree = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config {path} must be a mapping of keys to values")
+    for text in overrides:
+        _apply(tree, *parse_override(text))
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors())
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}: {problems}") from exc

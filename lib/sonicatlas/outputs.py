@@ -1,0 +1,149 @@
+"""The tables and records a cluster-tracks run writes, built from the computed pieces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from . import maps
+from .clean import POSITION, REASON
+from .config import MapConfig
+from .contract import TRACK_ID
+from .errors import InputError
+from .model import CLUSTER, DISTANCE, PC1, PC2
+from .runs import versions
+
+
+def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
+    """Rows read, accepted and rejected (by reason); checks they add up and that k fits.
+
+    Raises
+    ------
+    InputError
+        Fewer accepted rows than clusters.
+    """
+    # Per-partition counts summed here: dask's own value_counts starts a shuffle.
+    per_partition = checked[REASON].map_partitions(
+        lambda s: s.fillna("accepted").value_counts(), meta=("count", "int64")).compute()
+    reasons = per_partition.groupby(level=0).sum()
+    read = int(reasons.sum())
+    if read != rows_in_files:  # every row read must be accounted for
+        raise RuntimeError(f"read {read} rows but the files hold {rows_in_files}")
+    accepted = int(reasons.get("accepted", 0))
+    if accepted < k:
+        raise InputError(f"k={k} is larger than the number of valid rows ({accepted} of "
+                         f"{read} read); lower k or fix the input (see the reasons: "
+                         f"{reasons.drop('accepted', errors='ignore').to_dict()})")
+    rejected = reasons.drop("accepted", errors="ignore").sort_values(ascending=False)
+    return {"rows_read": read, "rows_accepted": accepted, "rows_rejected": read - accepted,
+            "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+
+
+def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
+    """Columns kept next to the scores: id, carried metadata, features (for profiles)."""
+    return [TRACK_ID, *carry, *features]
+
+
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:
+    """Lazy ``assignments/`` table: one row per accepted track."""
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry]]
+
+
+def rejects(rejected: dd.DataFrame) -> dd.DataFrame:
+    """Lazy ``summary/rejects`` table: the rows as read, the reason, and where they were."""
+    def locate(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns=[POSITION])
+        out["partition"] = (frame[POSITION].to_numpy() >> 32).astype(np.int32)
+        out["row"] = (frame[POSITION].to_numpy() & 0xFFFFFFFF).astype(np.int64)
+        return out
+    return rejected.map_partitions(locate)
+
+
+def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
+    """``summary/pca``: per component, explained variance (ratio) and the loadings."""
+    table = pd.DataFrame(pca.components_, columns=list(features))
+    table.insert(0, "explained_variance_ratio", pca.explained_variance_ratio_)
+    table.insert(0, "explained_variance", pca.explained_variance_)
+    table.insert(0, "component", [f"pc{i + 1}" for i in range(len(table))])
+    return table
+
+
+def cluster_map(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
+                config: MapConfig):
+    """Datashader image of every accepted track on PC1 x PC2, colored by cluster."""
+    points = scored[[PC1, PC2, CLUSTER]]
+    low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
+    pad = 0.02 * (high - low).replace(0, 1.0)
+    return maps.render_cluster_map(
+        points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
+        x_range=(float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
+        y_range=(float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
+        width=config.width, height=config.height, title="Tracks by cluster, PC1 x PC2")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, for the console and (with more detail) ``manifest.json``."""
+
+    out: str
+    input: str
+    counts: dict
+    k: int
+    clusters: list[dict]
+    inertia: float
+    n_iter: int
+    explained_variance_ratio: list[float]
+    seconds: dict[str, float]
+    scheduler: str
+    dashboard: str | None
+    finished: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    @classmethod
+    def build(cls, config, source, counts, kmeans, pca, profiles, seconds, client):
+        clusters = profiles[[CLUSTER, "name", "size", "share"]].to_dict("records")
+        return cls("", source, counts, config.k, clusters, kmeans.inertia_, kmeans.n_iter_,
+                   pca.explained_variance_ratio_.tolist(), dict(seconds),
+                   client.scheduler.address, client.dashboard_link)
+
+    def moved_to(self, out: str) -> RunSummary:
+        return replace(self, out=out)
+
+    def manifest(self, catalog, config) -> dict:
+        """The manifest: config, versions, input fingerprint, counts, timings, metrics."""
+        return {
+            "job": "cluster-tracks",
+            "finished": self.finished,
+            "config": config.model_dump(mode="json"),
+            "versions": versions(),
+            "input": {"url": self.input, "files": len(catalog.files), "rows": catalog.rows,
+                      "fingerprint": catalog.fingerprint, "columns": catalog.sources},
+            "rows": self.counts,
+            "k": self.k,
+            "clusters": self.clusters,
+            "metrics": {"inertia": self.inertia, "kmeans_iterations": self.n_iter,
+                        "pca_explained_variance_ratio": self.explained_variance_ratio},
+            "seconds": self.seconds,
+            "scheduler": self.scheduler,
+        }
+
+    def text(self) -> str:
+        """A few lines for the end of a run in the terminal."""
+        c = self.counts
+        lines = [f"Run written to {self.out}",
+                 f"  rows in {c['rows_read']:,}, accepted {c['rows_accepted']:,}, "
+                 f"rejected {c['rows_rejected']:,}"]
+        for reason, n in list(c["reject_reasons"].items())[:5]:
+            lines.append(f"    {n:>10,}  {reason}")
+        lines.append(f"  k={self.k}, cost {self.inertia:,.1f} after {self.n_iter} iterations")
+        for row in self.clusters:
+            lines.append(f"    {row[CLUSTER]:>3}  {row['size']:>10,}  {row['share']:6.1%}  "
+                         f"{row['name']}")
+        total = sum(self.seconds.values())
+        lines.append(f"  seconds: {total:.1f} total; " + ", ".join(
+            f"{k} {v:.1f}" for k, v in self.seconds.items()))
+        return "\n".join(lines)
+

@@ -1,0 +1,112 @@
+"""The run directory: written into a hidden sibling, moved into place only when complete.
+
+A failed run removes its partial directory, so a run directory that exists is a whole one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import uuid
+from collections.abc import Iterator
+from importlib import metadata
+
+import dask.dataframe as dd
+import fsspec
+import pandas as pd
+
+from .errors import OutputExistsError
+
+_VERSIONED = ("sonicatlas", "dask", "distributed", "dask-ml", "scikit-learn", "pandas",
+              "numpy", "pyarrow", "datashader")
+
+
+def default_run_name(job: str) -> str:
+    """``runs/<job>-<UTC timestamp>``, unique to the second."""
+    return f"runs/{job}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+
+
+class RunDirectory:
+    """A run directory under construction; ``path`` is where parts are written meanwhile.
+
+    Use :func:`open_run` rather than constructing one.
+    """
+
+    def __init__(self, final: str, storage_options: dict | None = None):
+        self.storage_options = storage_options or {}
+        self.fs, self.final = fsspec.core.url_to_fs(final, **self.storage_options)
+        parent, _, name = self.final.rstrip("/").rpartition("/")
+        self.partial = f"{parent}/.{name}.partial-{uuid.uuid4().hex[:8]}" if parent else \
+            f".{name}.partial-{uuid.uuid4().hex[:8]}"
+        self.url = final
+
+    @property
+    def path(self) -> str:
+        """URL of the partial directory, for writers that take URLs."""
+        return self.fs.unstrip_protocol(self.partial)
+
+    def local_path(self, relative: str) -> str:
+        """A path inside the partial directory (local file systems only)."""
+        return os.path.join(self.partial, relative)
+
+    def write_table(self, name: str, table: pd.DataFrame | dd.DataFrame) -> None:
+        """Write ``summary``-style tables: pandas as one file, dask as a directory of parts."""
+        target = f"{self.path}/{name}"
+        if isinstance(table, dd.DataFrame):
+            table.to_parquet(target, write_index=False, storage_options=self.storage_options)
+        else:
+            self.fs.makedirs(f"{self.partial}/{name}", exist_ok=True)
+            with self.fs.open(f"{self.partial}/{name}/part.0.parquet", "wb") as handle:
+                table.to_parquet(handle, index=False)
+
+    def write_json(self, name: str, data: dict) -> None:
+        with self.fs.open(f"{self.partial}/{name}", "w") as handle:
+            json.dump(data, handle, indent=2, default=_jsonable)
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+@contextlib.contextmanager
+def open_run(final: str, storage_options: dict | None = None, overwrite: bool = False
+             ) -> Iterator[RunDirectory]:
+    """Yield a :class:`RunDirectory`; commit it to ``final`` if the block succeeds.
+
+    Raises
+    ------
+    OutputExistsError
+        ``final`` exists and ``overwrite`` is false (checked before any work).
+    """
+    run = RunDirectory(final, storage_options)
+    if run.fs.exists(run.final) and not overwrite:
+        raise OutputExistsError(f"run directory {final} already exists; choose another --out "
+                                "or pass --overwrite")
+    run.fs.makedirs(run.partial, exist_ok=False)
+    try:
+        yield run
+    except BaseException:
+        run.fs.rm(run.partial, recursive=True)
+        raise
+    if run.fs.exists(run.final):
+        run.fs.rm(run.final, recursive=True)
+    if getattr(run.fs, "local_file", False) or run.fs.protocol in ("file", ("file", "local")):
+        os.replace(run.partial, run.final)  # atomic on one file system
+    else:
+        run.fs.mv(run.partial, run.final, recursive=True)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the libraries whose behaviour shapes the results."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
