@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 from distributed import performance_report
+
 from sonicatlas import catalog, clean, features, maps, outputs
 from sonicatlas.config import ClusterTracksConfig
 from sonicatlas.kmeans import KMeans

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageColor
+
 from sonicatlas.maps import (
     BACKGROUND,
     CLUSTER_COLORS,

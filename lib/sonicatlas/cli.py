@@ -61,8 +61,9 @@ def main() -> None:
 
 @main.command("run", epilog=EPILOG)
 @click.argument("job", metavar="JOB")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
-              help="YAML config (see conf/); options not given take their defaults.")
+@click.option("-c", "--config", "config_paths", type=click.Path(dir_okay=False),
+              multiple=True, help="YAML config (see conf/); repeat to merge several, e.g. "
+              "a job file and conf/cluster/remote.yaml. Unset options take their defaults.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set k=8 --set kmeans.max_iter=50. "
                    "Repeatable.")
@@ -72,7 +73,7 @@ def main() -> None:
 @click.option("--out", metavar="DIR", help="Run directory (default: runs/<job>-<time>).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @_user_errors
-def run_command(job, config_path, overrides, scheduler, out, overwrite) -> None:
+def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
     """Run JOB (cluster-tracks) and write a run directory.
 
     The run is written to a hidden directory beside --out and moved into place only when it
@@ -84,7 +85,7 @@ def run_command(job, config_path, overrides, scheduler, out, overwrite) -> None:
                                  param_hint="JOB")
     module = jobs[job].load()
     overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
-    config = load_config(module.Config, config_path, overrides)
+    config = load_config(module.Config, config_paths, overrides)
     click.echo(f"sonicatlas {job}")
     summary = module.run(config, out=out, overwrite=overwrite, echo=click.echo)
     click.echo(summary.text())

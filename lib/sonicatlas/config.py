@@ -113,18 +113,39 @@ def _apply(tree: dict[str, Any], path: list[str], value: Any) -> None:
     tree[path[-1]] = value
 
 
-def load_config(model: type[BaseModel], path: str | Path | None = None,
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    return tree
+
+
+def load_config(model: type[BaseModel], paths: str | Path | list | tuple | None = None,
                 overrides: list[str] = ()) -> BaseModel:
-    """Build a validated config from an optional YAML file and ``key=value`` overrides.
+    """Build a validated config from YAML files and ``key=value`` overrides.
 
     Parameters
     ----------
     model : pydantic model class
         The job's configuration class.
-    path : path, optional
-        YAML file; missing keys take the model's defaults.
+    paths : path or list of paths, optional
+        YAML files, merged in order (later keys win, sections merge); missing keys take the
+        model's defaults.
     overrides : list of str
-        ``a.b=value`` strings applied after the file; values are parsed as YAML.
+        ``a.b=value`` strings applied after the files; values are parsed as YAML.
 
     Returns
     -------
@@ -133,16 +154,12 @@ def load_config(model: type[BaseModel], path: str | Path | None = None,
     Raises
     ------
     ConfigError
-        The file is missing or unreadable, or a value is invalid; the message names the key.
+        A file is missing or unreadable, or a value is invalid; the message names the key.
     """
+    paths = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
     tree: dict[str, Any] = {}
-    if path is not None:
-        try:
-            tree = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config {path} must be a mapping of keys to values")
+    for path in paths:
+        tree = _merge(tree, _read_yaml(path))
     for text in overrides:
         _apply(tree, *parse_override(text))
     try:
@@ -151,5 +168,5 @@ def load_config(model: type[BaseModel], path: str | Path | None = None,
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors())
-        where = f" in {path}" if path else ""
+        where = f" in {', '.join(map(str, paths))}" if paths else ""
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc

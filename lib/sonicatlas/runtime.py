@@ -60,8 +60,9 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
             threads_per_worker=config.threads_per_worker,
             processes=config.processes,
             memory_limit=config.memory_limit,
-            host="127.0.0.1",
             dashboard_address=config.dashboard_address,
+            # Thread workers talk in-process; process workers listen on loopback only.
+            **({"host": "127.0.0.1"} if config.processes else {}),
         )
         client = Client(cluster, set_as_default=True)
     where = config.scheduler or "a LocalCluster of " + _describe_workers(client)

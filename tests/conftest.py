@@ -1,0 +1,78 @@
+"""Shared fixtures: small catalogs written as real Parquet, and a way to run jobs on them."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sonicatlas.contract import FEATURES, VALID_RANGES
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+# Features of the k blob centers live in the middle of each feature's valid range.
+_SPAN = {name: (r.low if np.isfinite(r.low) else 0.0, r.high if np.isfinite(r.high) else 1.0)
+         for name, r in VALID_RANGES.items()}
+_SPAN["loudness"] = (-30.0, 0.0)
+_SPAN["tempo"] = (60.0, 200.0)
+_SPAN["duration_ms"] = (60_000.0, 400_000.0)
+
+
+def blob_tracks(rows: int, groups: int = 4, seed: int = 0, spread: float = 0.06) -> pd.DataFrame:
+    """Tracks drawn around ``groups`` centers, every feature inside its valid range."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0.2, 0.8, size=(groups, len(FEATURES)))
+    group = rng.integers(groups, size=rows)
+    unit = np.clip(centers[group] + rng.normal(0, spread, (rows, len(FEATURES))), 0.0, 1.0)
+    frame = pd.DataFrame({
+        "track_id": [f"trk{seed:02d}{i:09d}" for i in range(rows)],
+        "track_name": [f"song {i}" for i in range(rows)],
+        "genre": pd.array([f"g{g}" for g in group], dtype="string"),
+    })
+    for j, name in enumerate(FEATURES):
+        low, high = _SPAN[name]
+        frame[name] = np.clip(low + unit[:, j] * (high - low), low + 1e-6, high)
+    return frame
+
+
+def write_catalog(frame: pd.DataFrame, directory: Path, parts: int = 3) -> Path:
+    """Write ``frame`` as ``parts`` Parquet files in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[chunk].to_parquet(directory / f"part.{i}.parquet", index=False)
+    return directory
+
+
+@pytest.fixture
+def blob_catalog(tmp_path) -> Path:
+    return write_catalog(blob_tracks(6_000), tmp_path / "catalog")
+
+
+@pytest.fixture
+def spotify_csv() -> Path:
+    path = REAL_DATA / "spotify_songs.csv"
+    if not path.exists():
+        pytest.skip(f"real data not present at {path}")
+    return path
+
+
+TEST_CLUSTER = ["cluster.n_workers=2", "cluster.processes=false",
+                "cluster.dashboard_address=127.0.0.1:0"]
+
+
+def run_job(out: Path, *overrides: str, cluster=TEST_CLUSTER):
+    """Run cluster-tracks with ``key=value`` overrides; return its summary."""
+    from jobs.cluster_tracks import Config, run
+    from sonicatlas.config import load_config
+
+    config = load_config(Config, None, [*cluster, *overrides])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(config, out=str(out), echo=lambda *_: None)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)

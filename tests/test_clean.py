@@ -1,0 +1,93 @@
+"""Row validation: every planted bad row gets its reason; duplicates are found exactly."""
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import blob_tracks
+from sonicatlas.clean import (
+    DUPLICATE,
+    POSITION,
+    REASON,
+    check_partition,
+    check_rows,
+    find_duplicates,
+    reject_duplicates,
+)
+from sonicatlas.contract import FEATURES, VALID_RANGES
+
+
+def planted() -> tuple[pd.DataFrame, dict[int, str]]:
+    """A clean frame with one bad row per rule; returns it and {row: expected reason}."""
+    frame = blob_tracks(40, seed=1)
+    frame = frame.astype({"tempo": object})  # text in a numeric column: unparsable values
+    expected = {}
+    frame.loc[0, "track_id"] = None
+    expected[0] = "missing track_id"
+    frame.loc[1, "tempo"] = "fast"
+    expected[1] = "unparsable tempo"
+    frame.loc[2, "energy"] = np.nan
+    expected[2] = "missing energy"
+    frame.loc[3, "loudness"] = np.inf
+    expected[3] = "infinite loudness"
+    frame.loc[4, "tempo"] = 0.0
+    expected[4] = "tempo outside (0, 260]"
+    frame.loc[5, "valence"] = 1.5
+    expected[5] = "valence outside [0, 1]"
+    frame.loc[6, "duration_ms"] = -3.0
+    expected[6] = "duration_ms outside (0, inf]"
+    frame.loc[7, "loudness"] = 7.0
+    expected[7] = "loudness outside [-60, 5]"
+    frame.loc[8, ["energy", "tempo"]] = [np.nan, "x"]  # two problems: the first rule wins
+    expected[8] = "unparsable tempo"
+    return frame, expected
+
+
+def test_each_planted_bad_row_gets_its_reason_and_the_rest_pass():
+    frame, expected = planted()
+    checked = check_partition(frame, FEATURES)
+    reasons = checked[REASON]
+    for row, reason in expected.items():
+        assert reasons[row] == reason, row
+    assert reasons.drop(index=list(expected)).isna().all()
+    assert checked.loc[1, "detail"] == "'fast'"
+    assert checked.loc[4, "detail"] == "0"
+    assert checked["tempo"].dtype == np.float64
+
+
+def test_reasons_agree_with_a_plain_range_check_on_random_values():
+    rng = np.random.default_rng(0)
+    frame = blob_tracks(2_000, seed=2)
+    for name in FEATURES:  # push ~5% of each feature out of range
+        hit = rng.random(len(frame)) < 0.05
+        frame.loc[hit, name] = -1e9
+    checked = check_partition(frame, FEATURES)
+    valid = np.ones(len(frame), dtype=bool)
+    for name, r in VALID_RANGES.items():
+        valid &= r.contains(frame[name].to_numpy())
+    np.testing.assert_array_equal(checked[REASON].isna().to_numpy(), valid)
+
+
+def test_duplicates_match_pandas_keep_first_across_partitions():
+    rng = np.random.default_rng(4)
+    frame = blob_tracks(5_000, seed=3)
+    frame["track_id"] = [f"id{v}" for v in rng.integers(0, 3_000, size=len(frame))]
+    frame.loc[7, "energy"] = np.nan  # an invalid row never counts as the first occurrence
+    checked = check_rows(dd.from_pandas(frame, npartitions=5), FEATURES).persist()
+    for buckets in (None, 1):
+        duplicates = find_duplicates(checked, n_buckets=buckets)
+        marked = reject_duplicates(checked, duplicates).compute()
+        valid = frame[checked[REASON].isna().compute().to_numpy()]
+        expected = valid["track_id"].duplicated(keep="first")
+        got = marked.loc[marked[REASON].isna() | (marked[REASON] == DUPLICATE)]
+        np.testing.assert_array_equal((got[REASON] == DUPLICATE).fillna(False).to_numpy(),
+                                      expected.to_numpy())
+        assert marked[POSITION].is_unique
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_text_feature_is_missing_not_unparsable(blank):
+    frame = blob_tracks(3).astype({"energy": object})
+    frame.loc[1, "energy"] = blank
+    assert check_partition(frame, FEATURES)[REASON][1] == "missing energy"

@@ -1,0 +1,290 @@
+"""Tests for `sonicatlas ingest`: CSV files into the Parquet catalog contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+import pytest
+from dask.bytes import read_bytes
+
+from sonicatlas.contract import FEATURES, METADATA, REQUIRED
+from sonicatlas.errors import (
+    CorruptFileError,
+    InputError,
+    MissingColumnsError,
+    OutputExistsError,
+)
+from sonicatlas.ingest import (
+    REJECTS_DIR,
+    IngestResult,
+    ingest_csv,
+    load_column_mapping,
+    parse_column_mapping,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = Path(__file__).resolve().parents[2] / "shared/data/real"
+HEADER = ["id", *FEATURES, "artist", "popularity", "explicit", "release_date", "uri"]
+MAPPING = {"id": "track_id", "artist": "artist_name"}
+
+
+def _row(track_id="t", *, tempo="120.5", energy="0.8", popularity="50", explicit="true",
+         date="2019-06-14") -> list[str]:
+    features = dict.fromkeys(FEATURES, "0.5") | {"tempo": tempo, "energy": energy,
+                                                   "loudness": "-5.5", "duration_ms": "200000"}
+    return [track_id, *features.values(), "Artist", popularity, explicit, date, "uri:x"]
+
+
+def _write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    pd.DataFrame(rows, columns=header).to_csv(path, index=False)
+    return path
+
+
+# Each planted row: (row, expected reason or None when accepted).
+PLANTED = [
+    (_row("ok1"), None),
+    (_row("ok2", date="2019-06"), None),
+    (_row("ok3", date="1999", explicit="0"), None),
+    (_row("ok4", date="06/10/2022", explicit="FALSE", popularity=""), None),
+    (_row("empty_energy", energy=""), None),  # kept as NaN; the job rejects it later
+    (_row("bad_tempo", tempo="abc"), "unparsable tempo: 'abc'"),
+    (_row(""), "missing track_id"),
+    (_row("  ", tempo="x"), "missing track_id; unparsable tempo: 'x'"),
+    (_row("frac_pop", popularity="5.5"), "unparsable popularity: '5.5'"),
+    (_row("bad_explicit", explicit="maybe"), "unparsable explicit: 'maybe'"),
+    (_row("bad_date", date="someday"), "unparsable release_date: 'someday'"),
+]
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    return _write_csv(tmp_path / "planted.csv", [r for r, _ in PLANTED])
+
+
+# --- column mappings -------------------------------------------------------------------------
+
+def test_parse_column_mapping() -> None:
+    assert parse_column_mapping("track_artist=artist_name, id = track_id") == {
+        "track_artist": "artist_name", "id": "track_id"}
+    assert parse_column_mapping("  ") == {}
+
+
+@pytest.mark.parametrize("text", ["tempo", "a=b=c", "=tempo", "bpm=", "a=b,,c=d",
+                                  "a=tempo,b=tempo", "a=tempo,a=energy"])
+def test_parse_column_mapping_rejects_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="mapp"):
+        parse_column_mapping(text)
+
+
+@pytest.mark.parametrize("name", ["spotify_songs.yaml", "rolling_stones.yaml"])
+def test_source_yaml_maps_onto_contract(name: str) -> None:
+    mapping = load_column_mapping(str(REPO / "conf/sources" / name))
+    assert mapping and set(mapping.values()) <= set(REQUIRED + METADATA)
+
+
+def test_load_column_mapping_rejects_yaml_booleans(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("columns:\n  yes: track_id\n")
+    with pytest.raises(InputError, match="non-empty strings"):
+        load_column_mapping(str(tmp_path / "m.yaml"))
+
+
+# --- parsing and rejects ---------------------------------------------------------------------
+
+def test_planted_rows_give_expected_accepts_and_rejects(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "catalog"
+    result = ingest_csv([str(planted)], str(out), MAPPING)
+
+    expected_rejects = {r[0]: why for r, why in PLANTED if why}
+    assert isinstance(result, IngestResult)
+    assert result.rows_read == len(PLANTED) == result.rows_accepted + result.rows_rejected
+    assert result.rows_rejected == len(expected_rejects)
+    assert result.reject_reasons == {"missing track_id": 2, "unparsable tempo": 1,
+                                     "unparsable popularity": 1, "unparsable explicit": 1,
+                                     "unparsable release_date": 1}
+
+    cat = pd.read_parquet(out).set_index("track_id")
+    assert sorted(cat.index) == sorted(r[0] for r, why in PLANTED if not why)
+    assert "uri" not in cat.columns and "artist_name" in cat.columns
+    assert all(cat[f].dtype == "float64" for f in FEATURES)
+    assert math.isnan(cat.loc["empty_energy", "energy"])
+    assert cat.loc["ok1", "tempo"] == 120.5
+    assert cat["release_year"].to_dict() == {"ok1": 2019, "ok2": 2019, "ok3": 1999,
+                                             "ok4": 2022, "empty_energy": 2019}
+    assert cat.loc["ok1", "release_date"] == "2019-06-14"
+    assert cat["explicit"].to_dict()["ok3"] is False and cat.loc["ok1", "explicit"]
+    assert cat["popularity"].dtype == "Int64" and pd.isna(cat.loc["ok4", "popularity"])
+
+    rej = pd.read_parquet(out / REJECTS_DIR)
+    assert sorted(zip(rej["track_id"], rej["reason"], strict=True)) == sorted(
+        expected_rejects.items())
+    assert (rej["source_file"] == str(planted)).all()
+    assert all(pd.api.types.is_string_dtype(rej[c]) for c in rej.columns)
+    assert rej.set_index("track_id").loc["bad_tempo", "tempo"] == "abc"
+
+
+def test_catalog_readers_skip_rejects(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "catalog"
+    result = ingest_csv([str(planted)], str(out), MAPPING)
+    for frame in (dd.read_parquet(str(out)).compute(), pd.read_parquet(out)):
+        assert len(frame) == result.rows_accepted
+        assert "reason" not in frame.columns
+
+
+def test_many_blocks_and_files_keep_every_row(tmp_path: Path) -> None:
+    rows = [_row(f"t{i}", tempo="bad" if i % 7 == 0 else "100") for i in range(400)]
+    a = _write_csv(tmp_path / "a.csv", rows[:250])
+    _write_csv(tmp_path / "b.csv", rows[250:])
+    result = ingest_csv([str(tmp_path / "*.csv")], str(tmp_path / "out"), MAPPING,
+                        blocksize="4KB")
+    assert (result.rows_read, result.rows_rejected) == (400, 58)
+    assert sorted(pd.read_parquet(tmp_path / "out")["track_id"]) == sorted(
+        f"t{i}" for i in range(400) if i % 7)
+    rej = pd.read_parquet(tmp_path / "out" / REJECTS_DIR)
+    assert (rej["source_file"] == str(a)).sum() == sum(1 for i in range(250) if i % 7 == 0)
+
+
+# --- errors and atomicity --------------------------------------------------------------------
+
+def _assert_nothing_written(out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_missing_required_column_is_named(tmp_path: Path) -> None:
+    header = [("bpm" if c == "tempo" else c) for c in HEADER]
+    path = _write_csv(tmp_path / "nobpm.csv", [_row()], header)
+    out = tmp_path / "out"
+    with pytest.raises(MissingColumnsError) as err:
+        ingest_csv([str(path)], str(out), MAPPING)
+    message = str(err.value)
+    assert "tempo" in message and "nobpm.csv" in message and "bpm" in message
+    assert "--columns their_name=tempo" in message
+    assert isinstance(err.value, ValueError) and err.value.exit_code == 2
+    _assert_nothing_written(out)
+    # ... and mapping the column fixes it.
+    assert ingest_csv([str(path)], str(out), {**MAPPING, "bpm": "tempo"}).rows_accepted == 1
+
+
+@pytest.mark.parametrize("columns, match", [
+    ({"nope": "tempo"}, "not in"),
+    ({"uri": "album_id"}, "not catalog columns"),
+    ({"id": "track_id", "artist": "track_id"}, "both mapped"),
+    ({"artist": "popularity"}, "would become"),
+])
+def test_unusable_mapping(planted: Path, tmp_path: Path, columns, match) -> None:
+    with pytest.raises(InputError, match=match):
+        ingest_csv([str(planted)], str(tmp_path / "out"), columns)
+
+
+def test_malformed_csv_names_the_file(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "bad.csv", [_row("a"), _row("b")])
+    with path.open("a") as f:
+        f.write(",".join(_row("c")) + ",one-too-many\n")
+    out = tmp_path / "out"
+    with pytest.raises(CorruptFileError, match=r"bad\.csv.*Expected \d+ fields"):
+        ingest_csv([str(path)], str(out), MAPPING)
+    _assert_nothing_written(out)
+
+
+@pytest.mark.parametrize("block", [0, 1])
+def test_surplus_field_at_block_start_is_not_shifted_silently(tmp_path: Path, block: int) -> None:
+    # pandas would silently take the first column as the index and shift the whole block.
+    path = _write_csv(tmp_path / "shifted.csv", [_row(f"t{i}") for i in range(100)])
+    _, blocks = read_bytes(str(path), delimiter=b"\n", blocksize="2KB")
+    first_row = dask.compute(blocks[0][block])[0].split(b"\n")[block == 0]
+    # Same byte length, one more field, so the block boundaries stay where they were.
+    path.write_bytes(path.read_bytes().replace(first_row, first_row.replace(b"uri:x", b"ur,ix")))
+    with pytest.raises(CorruptFileError, match=r"shifted\.csv.*more fields than the header"):
+        ingest_csv([str(path)], str(tmp_path / "out"), MAPPING, blocksize="2KB")
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_malformed_csv_among_several_names_the_right_file(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "a_good.csv", [_row("a")])
+    bad = _write_csv(tmp_path / "b_bad.csv", [_row("b")])
+    with bad.open("a") as f:
+        f.write(",".join(_row("c")) + ",extra\n")
+    with pytest.raises(CorruptFileError, match=r"b_bad\.csv"):
+        ingest_csv([str(tmp_path / "*.csv")], str(tmp_path / "out"), MAPPING)
+
+
+@pytest.mark.parametrize("make", ["glob", "header_only", "empty_file"])
+def test_no_input_rows(tmp_path: Path, make: str) -> None:
+    if make == "glob":
+        paths = [str(tmp_path / "nothing-*.csv")]
+    else:
+        path = tmp_path / "empty.csv"
+        path.write_text(",".join(HEADER) + "\n" if make == "header_only" else "")
+        paths = [str(path)]
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="nothing-|empty"):
+        ingest_csv(paths, str(out), MAPPING)
+    _assert_nothing_written(out)
+
+
+def test_files_with_different_headers(planted: Path, tmp_path: Path) -> None:
+    _write_csv(tmp_path / "other.csv", [_row()[:-1]], HEADER[:-1])
+    with pytest.raises(InputError, match="different columns"):
+        ingest_csv([str(planted), str(tmp_path / "other.csv")], str(tmp_path / "out"), MAPPING)
+
+
+def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
+                                                 monkeypatch) -> None:
+    import sonicatlas.ingest as ingest
+
+    def boom(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(ingest, "_replace", boom)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk gone"):
+        ingest_csv([str(planted)], str(out), MAPPING)
+    _assert_nothing_written(out)
+
+
+def test_existing_output_needs_overwrite(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        ingest_csv([str(planted)], str(out), MAPPING)
+    assert (out / "old.txt").exists()
+    ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
+    assert not (out / "old.txt").exists() and (out / REJECTS_DIR).is_dir()
+    _assert_nothing_written(tmp_path / "absent")  # no temporary or set-aside dirs left
+
+
+def test_runs_on_a_distributed_cluster(planted: Path, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        on_cluster = ingest_csv([str(planted)], str(tmp_path / "a"), MAPPING)
+    local = ingest_csv([str(planted)], str(tmp_path / "b"), MAPPING)
+    assert dataclasses.replace(on_cluster, out=local.out) == local
+    assert on_cluster.rows_accepted == sum(1 for _, why in PLANTED if not why)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a"), pd.read_parquet(tmp_path / "b"))
+
+
+# --- the real files --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("csv, mapping", [("spotify_songs.csv", "spotify_songs.yaml"),
+                                          ("rolling_stones_spotify.csv", "rolling_stones.yaml")])
+def test_real_file_ingests_every_row(tmp_path: Path, csv: str, mapping: str) -> None:
+    path = REAL / csv
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    out = tmp_path / "out"
+    result = ingest_csv([str(path)], str(out), load_column_mapping(
+        str(REPO / "conf/sources" / mapping)))
+    assert result.rows_read == len(pd.read_csv(path))  # pandas' own count is the reference
+    assert result.rows_accepted + result.rows_rejected == result.rows_read
+    cat = pd.read_parquet(out)
+    assert len(cat) == result.rows_accepted and set(REQUIRED) <= set(cat.columns)
+    dated = cat["release_date"].notna()
+    assert dated.any() and cat.loc[dated, "release_year"].notna().all()

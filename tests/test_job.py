@@ -1,0 +1,183 @@
+"""The cluster-tracks job end to end on a real LocalCluster."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sklearn.cluster import KMeans as SklearnKMeans
+from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.preprocessing import StandardScaler
+
+from conftest import TEST_CLUSTER, blob_tracks, read_table, run_job, write_catalog
+from sonicatlas.cli import main
+from sonicatlas.contract import FEATURES
+
+
+def sklearn_reference(frame: pd.DataFrame, k: int):
+    """Best-of-10 scikit-learn KMeans cost and PCA on the same scaled matrix."""
+    scaled = StandardScaler().fit_transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
+    kmeans = SklearnKMeans(k, n_init=10, random_state=0).fit(scaled)
+    return kmeans.inertia_, SklearnPCA().fit(scaled).explained_variance_ratio_
+
+
+def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_path):
+    summary = run_job(tmp_path / "run", f"input={blob_catalog}", "k=4")
+    run = tmp_path / "run"
+    frame = pd.concat(pd.read_parquet(p) for p in sorted(blob_catalog.glob("*.parquet")))
+    best_cost, ratios = sklearn_reference(frame, 4)
+    assert summary.inertia <= best_cost * 1.01
+    pca = read_table(run / "summary/pca")
+    np.testing.assert_allclose(pca["explained_variance_ratio"], ratios, atol=1e-6)
+
+    assignments = read_table(run / "assignments")
+    assert sorted(assignments["track_id"]) == sorted(frame["track_id"])
+    # the cost the job reports is the one its assignments carry
+    assert (assignments["distance"] ** 2).sum() == pytest.approx(summary.inertia, rel=1e-5)
+    assert {"track_name", "genre", "pc1", "pc2"} <= set(assignments.columns)
+
+    profiles = read_table(run / "summary/cluster_profiles")
+    sizes = assignments["cluster"].value_counts().sort_index()
+    np.testing.assert_array_equal(profiles["size"], sizes.to_numpy())
+    joined = assignments.merge(frame, on="track_id")
+    means = joined.groupby("cluster")["tempo"].mean()
+    np.testing.assert_allclose(profiles["tempo_mean"], means.to_numpy(), rtol=1e-9)
+    assert profiles["name"].is_unique
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["rows"]["rows_read"] == len(frame) and manifest["k"] == 4
+    assert (run / "model/model.json").exists() and (run / "model/centroids.parquet").exists()
+    assert "<html" in (run / "performance.html").read_text()[:2000].lower()
+    with Image.open(run / "maps/clusters.png") as image:
+        assert image.width >= 900
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_same_seed_gives_identical_assignments(blob_catalog, tmp_path):
+    run_job(tmp_path / "a", f"input={blob_catalog}", "k=5", "seed=7")
+    run_job(tmp_path / "b", f"input={blob_catalog}", "k=5", "seed=7")
+    first = read_table(tmp_path / "a/assignments").sort_values("track_id", ignore_index=True)
+    second = read_table(tmp_path / "b/assignments").sort_values("track_id", ignore_index=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_every_row_is_assigned_or_rejected_with_its_reason(tmp_path):
+    frame = blob_tracks(3_000, seed=5)
+    frame.loc[10, "tempo"] = np.nan
+    frame.loc[20, "energy"] = np.inf
+    frame.loc[30, "loudness"] = 9.0
+    frame.loc[40, "duration_ms"] = 0.0
+    frame.loc[50, "track_id"] = None
+    frame.loc[2_500, "track_id"] = frame.loc[60, "track_id"]  # duplicate in another file
+    frame.loc[61, "track_id"] = frame.loc[62, "track_id"]      # duplicate in the same file
+    catalog = write_catalog(frame, tmp_path / "catalog", parts=3)
+    summary = run_job(tmp_path / "run", f"input={catalog}", "k=3")
+
+    assignments = read_table(tmp_path / "run/assignments")
+    rejects = read_table(tmp_path / "run/summary/rejects")
+    assert len(assignments) + len(rejects) == len(frame) == summary.counts["rows_read"]
+    assert sorted(rejects["reason"]) == sorted([
+        "missing tempo", "infinite energy", "loudness outside [-60, 5]",
+        "duration_ms outside (0, inf]", "missing track_id", "duplicate track_id",
+        "duplicate track_id"])
+    duplicate_rows = rejects.loc[rejects["reason"] == "duplicate track_id"]
+    # the later occurrence is the one rejected, and it can be found again in its file
+    located = zip(duplicate_rows["partition"], duplicate_rows["row"], strict=True)
+    assert sorted(located) == [(0, 62), (2, 500)]
+    assert assignments["track_id"].is_unique
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _run_args(out, *overrides):
+    args = ["run", "cluster-tracks", "--out", str(out)]
+    for text in (*TEST_CLUSTER, *overrides):
+        args += ["--set", text]
+    return args
+
+
+def _assert_nothing_written(out):
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.name}.partial-*"))
+
+
+def test_missing_column_names_it_and_the_columns_there(tmp_path):
+    catalog = write_catalog(blob_tracks(200).drop(columns=["tempo"]), tmp_path / "c")
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}"))
+    assert result.exit_code == 2
+    assert "'tempo'" in result.output and "have: track_id" in result.output
+    assert str(catalog) in result.output
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_mapped_column_names_are_used(tmp_path):
+    catalog = write_catalog(blob_tracks(300).rename(columns={"tempo": "bpm"}), tmp_path / "c")
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}", "columns={bpm: tempo}",
+                             "k=2"))
+    assert result.exit_code == 0, result.output
+    assert "rows in 300" in result.output
+
+
+def test_wrong_column_type_is_an_error(tmp_path):
+    frame = blob_tracks(200)
+    frame["energy"] = pd.Timestamp("2020-01-01")
+    catalog = write_catalog(frame, tmp_path / "c")
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}"))
+    assert result.exit_code == 2 and "'energy'" in result.output and "datetime" in result.output
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_empty_input_is_an_error(tmp_path):
+    catalog = write_catalog(blob_tracks(0), tmp_path / "c", parts=1)
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}"))
+    assert result.exit_code == 2 and "empty" in result.output
+    (tmp_path / "none").mkdir()
+    result = _cli(*_run_args(tmp_path / "run", f"input={tmp_path / 'none'}"))
+    assert result.exit_code == 2 and "no Parquet files" in result.output
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_corrupt_parquet_file_is_named(tmp_path):
+    catalog = write_catalog(blob_tracks(300), tmp_path / "c", parts=3)
+    (catalog / "part.1.parquet").write_bytes(b"PAR1 this is not parquet")
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}"))
+    assert result.exit_code == 2 and "part.1.parquet" in result.output
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_more_clusters_than_valid_rows_is_an_error(tmp_path):
+    frame = blob_tracks(8)
+    frame.loc[:3, "tempo"] = np.nan
+    catalog = write_catalog(frame, tmp_path / "c", parts=1)
+    result = _cli(*_run_args(tmp_path / "run", f"input={catalog}", "k=6"))
+    assert result.exit_code == 2 and "k=6" in result.output and "(4 of 8" in result.output
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_unreachable_scheduler_fails_fast_naming_the_address(blob_catalog, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    start = time.monotonic()
+    result = _cli(*_run_args(tmp_path / "run", f"input={blob_catalog}",
+                             "cluster.connect_timeout=3"), "--scheduler", address)
+    assert result.exit_code == 2 and address in result.output
+    assert time.monotonic() - start < 30
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_existing_run_directory_is_not_overwritten(blob_catalog, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    result = _cli(*_run_args(tmp_path / "run", f"input={blob_catalog}"))
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"

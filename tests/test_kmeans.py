@@ -1,0 +1,59 @@
+"""KMeans against scikit-learn and brute force, on numpy and chunked dask input."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SklearnKMeans
+from sklearn.datasets import make_blobs
+
+from sonicatlas.kmeans import KMeans
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=20_000, n_features=6, centers=7, cluster_std=2.5,
+                      random_state=3)
+    return X
+
+
+def brute_force_cost(X, centers):
+    squared = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    return squared.min(axis=1).sum(), squared.argmin(axis=1)
+
+
+def test_cost_within_one_percent_of_sklearn_best_of_ten(blobs):
+    ours = KMeans(7, init_sample_size=2_000, random_state=0).fit(
+        da.from_array(blobs, chunks=(3_000, -1)))
+    reference = SklearnKMeans(7, n_init=10, random_state=0).fit(blobs)
+    assert ours.inertia_ <= reference.inertia_ * 1.01
+
+
+def test_inertia_is_the_exact_squared_cost_of_the_final_centers(blobs):
+    ours = KMeans(7, random_state=1).fit(da.from_array(blobs, chunks=(4_000, -1)))
+    cost, labels = brute_force_cost(blobs, ours.cluster_centers_)
+    assert ours.inertia_ == pytest.approx(cost, rel=1e-9)
+    np.testing.assert_array_equal(ours.cluster_sizes_, np.bincount(labels, minlength=7))
+
+
+def test_predict_is_the_nearest_center(blobs):
+    ours = KMeans(7, random_state=0).fit(blobs)
+    _, labels = brute_force_cost(blobs, ours.cluster_centers_)
+    np.testing.assert_array_equal(ours.predict(blobs), labels)
+    dask_labels = ours.predict(da.from_array(blobs, chunks=(5_000, -1))).compute()
+    np.testing.assert_array_equal(dask_labels, labels)
+    distances = ours.transform(blobs[:50])
+    np.testing.assert_allclose(distances.argmin(axis=1), labels[:50])
+
+
+def test_same_seed_same_centers_and_float32_costs_the_same(blobs):
+    chunked = da.from_array(blobs, chunks=(3_000, -1))
+    first = KMeans(7, random_state=5).fit(chunked)
+    second = KMeans(7, random_state=5).fit(chunked)
+    np.testing.assert_array_equal(first.cluster_centers_, second.cluster_centers_)
+    single = KMeans(7, random_state=5).fit(chunked.astype(np.float32))
+    assert abs(single.inertia_ - first.inertia_) / first.inertia_ < 1e-4
+
+
+def test_more_clusters_than_rows_is_an_error():
+    with pytest.raises(ValueError, match="larger than the number of rows"):
+        KMeans(5).fit(np.zeros((3, 2)))
