@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans as SklearnKMeans
+from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.preprocessing import StandardScaler
 
 from sonicatlas.contract import FEATURES, VALID_RANGES
 
@@ -76,3 +79,10 @@ def run_job(out: Path, *overrides: str, cluster=TEST_CLUSTER):
 
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+def sklearn_reference(frame: pd.DataFrame, k: int):
+    """Best-of-10 scikit-learn KMeans cost and PCA on the same scaled matrix."""
+    scaled = StandardScaler().fit_transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
+    kmeans = SklearnKMeans(k, n_init=10, random_state=0).fit(scaled)
+    return kmeans.inertia_, SklearnPCA().fit(scaled).explained_variance_ratio_

@@ -11,20 +11,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from sklearn.cluster import KMeans as SklearnKMeans
-from sklearn.decomposition import PCA as SklearnPCA
-from sklearn.preprocessing import StandardScaler
 
-from conftest import TEST_CLUSTER, blob_tracks, read_table, run_job, write_catalog
+from conftest import (
+    TEST_CLUSTER,
+    blob_tracks,
+    read_table,
+    run_job,
+    sklearn_reference,
+    write_catalog,
+)
 from sonicatlas.cli import main
-from sonicatlas.contract import FEATURES
-
-
-def sklearn_reference(frame: pd.DataFrame, k: int):
-    """Best-of-10 scikit-learn KMeans cost and PCA on the same scaled matrix."""
-    scaled = StandardScaler().fit_transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
-    kmeans = SklearnKMeans(k, n_init=10, random_state=0).fit(scaled)
-    return kmeans.inertia_, SklearnPCA().fit(scaled).explained_variance_ratio_
 
 
 def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_path):
