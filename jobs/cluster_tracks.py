@@ -19,7 +19,7 @@ from sonicatlas.model import TrackModel
 from sonicatlas.profiles import cluster_profiles, name_clusters
 from sonicatlas.reduce import PCA
 from sonicatlas.runs import default_run_name, open_run
-from sonicatlas.runtime import StageTimer, connect
+from sonicatlas.runtime import StageTimer, connect, show_progress
 from sonicatlas.sample import sample_catalog
 
 NAME = "cluster-tracks"
@@ -53,6 +53,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("read + validate"):
         checked = clean.check_rows(catalog.read_catalog(tracks, carry), config.features)
         checked = checked.persist()
+        show_progress(checked)
         checked = clean.reject_duplicates(checked, clean.find_duplicates(checked)).persist()
         accepted, rejects = clean.split(checked)
         counts = outputs.row_counts(checked, tracks.rows, config.k)
@@ -64,6 +65,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("pca"):
         pca = PCA().fit(scaled)
     with stage("kmeans"):
+        show_progress(scaled)
         kmeans = KMeans(config.k, n_init=config.kmeans.n_init, max_iter=config.kmeans.max_iter,
                         init_sample_size=config.kmeans.init_sample_size, tol=config.kmeans.tol,
                         random_state=config.seed).fit(scaled)

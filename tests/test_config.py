@@ -38,3 +38,11 @@ def test_malformed_override_and_missing_file_are_config_errors(tmp_path):
         load_config(ClusterTracksConfig, None, ["k"])
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(ClusterTracksConfig, tmp_path / "nope.yaml")
+
+
+def test_several_files_merge_sections_and_overrides_win():
+    config = load_config(ClusterTracksConfig,
+                         [CONF / "cluster_tracks.yaml", CONF / "cluster" / "remote.yaml"],
+                         ["cluster.connect_timeout=2"])
+    assert config.cluster.scheduler.startswith("tcp://")
+    assert config.cluster.connect_timeout == 2 and config.k == ClusterTracksConfig().k
