@@ -177,3 +177,13 @@ def test_existing_run_directory_is_not_overwritten(blob_catalog, tmp_path):
     result = _cli(*_run_args(tmp_path / "run", f"input={blob_catalog}"))
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+
+
+def test_hive_partitions_are_read_and_underscore_folders_are_not(tmp_path):
+    frame = blob_tracks(600)
+    frame.to_parquet(tmp_path / "c", partition_cols=["genre"], index=False)
+    write_catalog(blob_tracks(50, seed=9), tmp_path / "c" / "_rejects", parts=1)
+    summary = run_job(tmp_path / "run", f"input={tmp_path / 'c'}", "k=2")
+    assert summary.counts["rows_read"] == 600
+    assignments = read_table(tmp_path / "run/assignments")
+    assert sorted(assignments["genre"].astype(str)) == sorted(frame["genre"].astype(str))

@@ -106,7 +106,7 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
     if rows == 0:
         raise InputError(f"catalog at {url} is empty: {len(files)} file(s) and no rows")
 
-    schema = dd.read_parquet(url, storage_options=storage_options)._meta
+    schema = dd.read_parquet(files, storage_options=storage_options)._meta
     sources = _resolve_columns(url, schema, columns, features)
     fingerprint = hashlib.sha256(
         "\n".join(f"{path}:{n}" for path, n, _ in footers).encode()).hexdigest()[:16]
@@ -138,6 +138,7 @@ def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
 def read_catalog(catalog: Catalog, carry: tuple[str, ...]) -> dd.DataFrame:
     """Lazy DataFrame of the contract columns the job uses, named as in the contract."""
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry]
-    frame = dd.read_parquet(catalog.url, columns=[catalog.sources[c] for c in wanted],
+    # The checked files exactly: dask's own listing would also take `_rejects/*.parquet`.
+    frame = dd.read_parquet(list(catalog.files), columns=[catalog.sources[c] for c in wanted],
                             storage_options=catalog.storage_options)
     return frame.rename(columns={catalog.sources[c]: c for c in wanted})
