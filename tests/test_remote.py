@@ -12,8 +12,9 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import read_table, run_job
 from distributed import Client
+
+from conftest import read_table, run_job
 
 DASK = shutil.which("dask") or pytest.skip("the dask command is not installed",
                                            allow_module_level=True)
