@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from distributed import performance_report
+from distributed import performance_report, wait
 
 from sonicatlas import catalog, clean, features, maps, outputs
 from sonicatlas.config import ClusterTracksConfig
@@ -62,10 +62,11 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         X = features.feature_matrix(accepted, config.features)
         scaler = features.fit_scaler(X)
         scaled = features.scale(X, scaler).persist()
+        show_progress(scaled)
+        wait(scaled)
     with stage("pca"):
         pca = PCA().fit(scaled)
     with stage("kmeans"):
-        show_progress(scaled)
         kmeans = KMeans(config.k, n_init=config.kmeans.n_init, max_iter=config.kmeans.max_iter,
                         init_sample_size=config.kmeans.init_sample_size, tol=config.kmeans.tol,
                         random_state=config.seed).fit(scaled)
@@ -76,6 +77,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("assign"):
         scored = model.score_all(accepted, outputs.scored_columns(config.features, carry))
         scored = scored.persist()
+        wait(scored)
     with stage("write tables"):
         run_dir.write_table("assignments", outputs.assignments(scored, carry))
         run_dir.write_table("summary/rejects", outputs.rejects(rejects))

@@ -13,6 +13,7 @@ from sonicatlas.clean import (
     check_partition,
     check_rows,
     find_duplicates,
+    hash_ids,
     reject_duplicates,
 )
 from sonicatlas.contract import FEATURES, VALID_RANGES
@@ -91,3 +92,18 @@ def test_blank_text_feature_is_missing_not_unparsable(blank):
     frame = blob_tracks(3).astype({"energy": object})
     frame.loc[1, "energy"] = blank
     assert check_partition(frame, FEATURES)[REASON][1] == "missing energy"
+
+
+def fnv1a_reference(text: str) -> int:
+    h = 14695981039346656037
+    for byte in text.encode():
+        h = ((h ^ byte) * 1099511628211) % 2**64
+    return h
+
+
+@pytest.mark.parametrize("dtype", ["string", object])
+def test_id_hash_is_fnv1a_of_the_utf8_bytes_even_for_slices(dtype):
+    ids = pd.Series(["a", "bb", "", "ünï", "a", "x" * 40], dtype=dtype)
+    expected = [fnv1a_reference(t) for t in ids]
+    np.testing.assert_array_equal(hash_ids(ids), np.array(expected, dtype=np.uint64))
+    np.testing.assert_array_equal(hash_ids(ids.iloc[2:]), np.array(expected[2:], np.uint64))

@@ -85,7 +85,10 @@ def _describe_workers(client: Client) -> str:
 
 
 def show_progress(*collections) -> None:
-    """Draw a progress bar for persisted collections, on an interactive terminal only."""
+    """Draw a progress bar for persisted collections, on an interactive terminal only.
+
+    Elsewhere (CI logs, files) the per-stage lines are the progress report.
+    """
     if sys.stdout.isatty():
         progress(*collections)
         print()
