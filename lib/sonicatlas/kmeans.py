@@ -34,15 +34,23 @@ def nearest_centers(block: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray,
     return labels, np.maximum(sq, 0.0)
 
 
-def _lloyd_partial(block: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """k x (d + 2) array: per-cluster feature sums, count and squared distance."""
+def _lloyd_partial(block: np.ndarray, centers: np.ndarray, exact: bool) -> np.ndarray:
+    """k x (d + 2) array: per-cluster feature sums, count, and (``exact``) squared distance.
+
+    Iterations label rows with a float32 product (no float64 copy of the block); the final
+    pass (``exact``) labels and costs in float64, so reported labels and cost are exact.
+    """
     k, d = centers.shape
-    labels, sq = nearest_centers(block, centers)
-    out = np.empty((k, d + 2))
+    out = np.zeros((k, d + 2))
+    if exact:
+        labels, sq = nearest_centers(block, centers)
+        out[:, d + 1] = np.bincount(labels, weights=sq, minlength=k)
+    else:
+        c = centers.astype(block.dtype)
+        labels = ((c * c).sum(axis=1) - 2 * (block @ c.T)).argmin(axis=1)
     for j in range(d):
         out[:, j] = np.bincount(labels, weights=block[:, j], minlength=k)
     out[:, d] = np.bincount(labels, minlength=k)
-    out[:, d + 1] = np.bincount(labels, weights=sq, minlength=k)
     return out
 
 
@@ -116,17 +124,17 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         centers = seeding.cluster_centers_.astype(np.float64)
         blocks = X.to_delayed().ravel()
         for iteration in range(1, self.max_iter + 1):
-            stats = self._pass(blocks, centers)
+            stats = self._pass(blocks, centers, exact=False)
             counts = stats[:, -2]
             moved = np.where(counts[:, None] > 0,
                              stats[:, :-2] / np.maximum(counts, 1)[:, None], centers)
             shift = float(((moved - centers) ** 2).sum())
             centers = moved
-            log.debug("iteration %d: cost %.6g, shift %.3g", iteration, stats[:, -1].sum(), shift)
+            log.debug("iteration %d: center shift %.3g", iteration, shift)
             if shift <= tol:
                 break
         # Labels and cost of the final centers (the last pass used the centers before them).
-        stats = self._pass(blocks, centers)
+        stats = self._pass(blocks, centers, exact=True)
         self.cluster_centers_ = centers
         self.cluster_sizes_ = stats[:, -2].astype(np.int64)
         self.inertia_ = float(stats[:, -1].sum())
@@ -135,8 +143,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _pass(blocks, centers: np.ndarray) -> np.ndarray:
-        partials = dask.compute(*(dask.delayed(_lloyd_partial)(b, centers) for b in blocks))
+    def _pass(blocks, centers: np.ndarray, exact: bool) -> np.ndarray:
+        partials = dask.compute(*(dask.delayed(_lloyd_partial)(b, centers, exact)
+                                  for b in blocks))
         # Summed in chunk order on the client, so the result never depends on the scheduler.
         return np.sum(partials, axis=0)
 
@@ -161,4 +170,4 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def score(self, X, y=None):
         """Negative exact cost of ``X`` under the fitted centers, as scikit-learn reports it."""
         blocks = _as_dask(X).to_delayed().ravel()
-        return -float(self._pass(blocks, self.cluster_centers_)[:, -1].sum())
+        return -float(self._pass(blocks, self.cluster_centers_, exact=True)[:, -1].sum())
