@@ -187,3 +187,16 @@ def test_hive_partitions_are_read_and_underscore_folders_are_not(tmp_path):
     assert summary.counts["rows_read"] == 600
     assignments = read_table(tmp_path / "run/assignments")
     assert sorted(assignments["genre"].astype(str)) == sorted(frame["genre"].astype(str))
+
+
+def test_generated_catalog_matches_sklearn(tmp_path):
+    from sonicatlas.synth import generate_tracks
+
+    generate_tracks(str(tmp_path / "c"), rows=30_000, seed=3, rows_per_partition=10_000)
+    summary = run_job(tmp_path / "run", f"input={tmp_path / 'c'}", "k=6")
+    frame = pd.read_parquet(tmp_path / "c")
+    best_cost, ratios = sklearn_reference(frame, 6)
+    assert summary.counts["rows_accepted"] == len(frame)
+    assert summary.inertia <= best_cost * 1.01
+    pca = read_table(tmp_path / "run/summary/pca")
+    np.testing.assert_allclose(pca["explained_variance_ratio"], ratios, atol=1e-6)
