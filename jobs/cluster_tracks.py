@@ -16,11 +16,12 @@ from sonicatlas import catalog, clean, features, maps, outputs
 from sonicatlas.config import ClusterTracksConfig
 from sonicatlas.kmeans import KMeans
 from sonicatlas.model import TrackModel
-from sonicatlas.profiles import cluster_profiles, name_clusters
+from sonicatlas.profiles import name_clusters
 from sonicatlas.reduce import PCA
 from sonicatlas.runs import default_run_name, open_run
 from sonicatlas.runtime import StageTimer, connect, show_progress
 from sonicatlas.sample import sample_catalog
+from sonicatlas.summaries import build_summaries
 
 NAME = "cluster-tracks"
 Config = ClusterTracksConfig
@@ -72,7 +73,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                         random_state=config.seed).fit(scaled)
         del scaled
     model = TrackModel.from_estimators(config.features, scaler, pca, kmeans, config.seed)
-    names = name_clusters(model.centers, config.features)
+    names = name_clusters(model.centers, config.features, overrides=config.names)
 
     with stage("assign"):
         scored = model.score_all(accepted, outputs.scored_columns(config.features, carry))
@@ -81,10 +82,14 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("write tables"):
         run_dir.write_table("assignments", outputs.assignments(scored, carry))
         run_dir.write_table("summary/rejects", outputs.rejects(rejects))
-        profiles = cluster_profiles(scored, config.features, names)
-        run_dir.write_table("summary/cluster_profiles", profiles)
         run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
         model.save(f"{run_dir.path}/model", names, config.storage_options)
+    with stage("summaries"):
+        summaries = build_summaries(scored, model, pca, names, carry,
+                                    counts["rows_accepted"], config.summary)
+        for name, table in summaries.items():
+            run_dir.write_table(f"summary/{name}", table)
+        profiles = summaries["cluster_profiles"]
     with stage("map"):
         maps.save_png(outputs.cluster_map(scored, names, profiles, config.map),
                       f"{run_dir.path}/maps/clusters.png", config.storage_options)

@@ -33,7 +33,12 @@ def blob_tracks(rows: int, groups: int = 4, seed: int = 0, spread: float = 0.06)
     frame = pd.DataFrame({
         "track_id": [f"trk{seed:02d}{i:09d}" for i in range(rows)],
         "track_name": [f"song {i}" for i in range(rows)],
+        "artist_name": [f"artist {a}" for a in rng.zipf(1.6, rows) % 400],
+        "album_name": [f"album {a}" for a in rng.integers(0, max(1, rows // 6), rows)],
         "genre": pd.array([f"g{g}" for g in group], dtype="string"),
+        "popularity": rng.integers(0, 101, rows),
+        "release_year": rng.integers(1960, 2024, rows),
+        "explicit": rng.random(rows) < 0.2,
     })
     for j, name in enumerate(FEATURES):
         low, high = _SPAN[name]

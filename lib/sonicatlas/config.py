@@ -50,6 +50,18 @@ class KMeansConfig(_Strict):
     init_sample_size: int = Field(100_000, ge=100)
 
 
+class SummaryConfig(_Strict):
+    """What goes under ``summary/`` besides the cluster profiles."""
+
+    sample_rows: int = Field(20_000, ge=100, description="Tracks in summary/track_sample; "
+                             "profile quartiles come from it.")
+    representative_tracks: int = Field(5, ge=1, description="Tracks nearest each centroid.")
+    artist_clusters: bool = Field(True, description="summary/artist_clusters: one row per "
+                                  "artist (needs artist_name).")
+    album_popularity: bool = Field(True, description="summary/album_popularity (needs "
+                                   "album_name and popularity).")
+
+
 class MapConfig(_Strict):
     width: int = Field(900, ge=100)
     height: int = Field(700, ge=100)
@@ -69,7 +81,10 @@ class ClusterTracksConfig(_Strict):
                                           "column present.")
     k: int = Field(6, ge=1)
     seed: int = 0
+    names: dict[int, str] = Field(default_factory=dict, description="Cluster names that "
+                                  "replace the generated ones: {cluster id: name}.")
     kmeans: KMeansConfig = KMeansConfig()
+    summary: SummaryConfig = SummaryConfig()
     map: MapConfig = MapConfig()
     cluster: ClusterConfig = ClusterConfig()
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "

@@ -1,4 +1,4 @@
-"""Per-cluster statistics and readable cluster names."""
+"""Per-cluster statistics, readable cluster names, representative tracks, a track sample."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from .model import CLUSTER
+from .contract import TRACK_ID
+from .model import CLUSTER, DISTANCE
 
 # (feature, direction) -> words. A cluster is named by its most distinctive features.
 _WORDS = {
@@ -23,7 +24,8 @@ _WORDS = {
 }
 
 
-def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int = 2) -> list[str]:
+def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int = 2,
+                  overrides: dict[int, str] | None = None) -> list[str]:
     """A unique name per cluster from the features whose centroid z-scores stand out most.
 
     Parameters
@@ -33,6 +35,8 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
     features : tuple of str
     words : int
         Features named per cluster; more are added until names are unique.
+    overrides : dict, optional
+        ``{cluster id: name}`` from the config; they win, and the others stay unique.
 
     Returns
     -------
@@ -40,8 +44,11 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
     """
     centers_z = np.asarray(centers_z, dtype=float)
     ranked = np.argsort(-np.abs(centers_z), axis=1, kind="stable")
+    overrides = overrides or {}
 
     def label(i: int, count: int) -> str:
+        if i in overrides:
+            return overrides[i]
         parts = [_WORDS[(features[j], 1 if centers_z[i, j] >= 0 else -1)]
                  for j in ranked[i, :count]]
         return " · ".join(parts)
@@ -61,9 +68,10 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
     return names
 
 
-def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: list[str]
-                     ) -> pd.DataFrame:
-    """Size, share, and mean and std of every feature per cluster, in the features' units.
+def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: list[str],
+                     catalog_mean: np.ndarray, catalog_std: np.ndarray,
+                     sample: pd.DataFrame) -> pd.DataFrame:
+    """Per cluster: size, share, and each feature's mean, std, quartiles and z-score.
 
     Parameters
     ----------
@@ -72,14 +80,75 @@ def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: lis
     features : tuple of str
     names : list of str
         Cluster names, indexed by cluster id; every cluster gets a row, empty ones too.
+    catalog_mean, catalog_std : ndarray
+        Each feature's mean and standard deviation over the whole catalog (the scaler's).
+    sample : pandas.DataFrame
+        :func:`track_sample`; quartiles come from it (exact when it holds every track).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``f_mean``, ``f_std``, ``f_z`` exact over all tracks; ``f_q25``, ``f_median``,
+        ``f_q75`` from the sample; ``popularity_mean`` and ``explicit_share`` when present.
     """
-    stats = scored.groupby(CLUSTER)[list(features)].agg(["count", "mean", "std"]).compute()
+    extra = [c for c in ("popularity", "explicit") if c in scored.columns]
+    numeric = scored[[CLUSTER, *features, *extra]]
+    if "explicit" in extra:
+        numeric = numeric.assign(explicit=numeric["explicit"].astype("float64"))
+    stats = numeric.groupby(CLUSTER).agg(["count", "mean", "std"]).compute()
     stats = stats.reindex(range(len(names)))
     table = pd.DataFrame({CLUSTER: np.arange(len(names), dtype=np.int32), "name": names})
     size = stats[(features[0], "count")].fillna(0).to_numpy(dtype=np.int64)
     table["size"] = size
     table["share"] = size / max(size.sum(), 1)
-    for name in features:
-        table[f"{name}_mean"] = stats[(name, "mean")].to_numpy(dtype=float)
+    quartiles = sample.groupby(CLUSTER)[list(features)].quantile([0.25, 0.5, 0.75])
+    for j, name in enumerate(features):
+        mean = stats[(name, "mean")].to_numpy(dtype=float)
+        table[f"{name}_mean"] = mean
         table[f"{name}_std"] = stats[(name, "std")].to_numpy(dtype=float)
+        table[f"{name}_z"] = (mean - catalog_mean[j]) / catalog_std[j]
+        for q, label in ((0.25, "q25"), (0.5, "median"), (0.75, "q75")):
+            values = quartiles[name].xs(q, level=1) if len(quartiles) else pd.Series()
+            table[f"{name}_{label}"] = values.reindex(range(len(names))).to_numpy(dtype=float)
+    if "popularity" in extra:
+        table["popularity_mean"] = stats[("popularity", "mean")].to_numpy(dtype=float)
+    if "explicit" in extra:
+        table["explicit_share"] = stats[("explicit", "mean")].to_numpy(dtype=float)
+    return table
+
+
+def _sample_partition(frame: pd.DataFrame, fraction: float, seed: int,
+                      partition_info: dict | None = None) -> pd.DataFrame:
+    number = partition_info["number"] if partition_info else 0
+    keep = np.random.default_rng([seed, number]).random(len(frame)) < fraction
+    return frame[keep]
+
+
+def track_sample(scored: dd.DataFrame, rows: int, total: int, seed: int) -> pd.DataFrame:
+    """About ``rows`` accepted tracks drawn uniformly and reproducibly (all when fewer)."""
+    fraction = min(1.0, rows / max(total, 1))
+    return scored.map_partitions(_sample_partition, fraction, seed).compute()
+
+
+def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
+    ordered = frame.sort_values([CLUSTER, DISTANCE, TRACK_ID], kind="stable")
+    return ordered.groupby(CLUSTER, sort=False).head(per_cluster)
+
+
+def representative_tracks(scored: dd.DataFrame, per_cluster: int, carry: tuple[str, ...]
+                          ) -> pd.DataFrame:
+    """The ``per_cluster`` tracks nearest each centroid: each partition sends only its own."""
+    columns = [TRACK_ID, CLUSTER, DISTANCE,
+               *(c for c in ("track_name", "artist_name", "genre") if c in carry)]
+    candidates = scored[columns].map_partitions(_nearest_per_cluster, per_cluster).compute()
+    nearest = _nearest_per_cluster(candidates, per_cluster).reset_index(drop=True)
+    nearest.insert(1, "rank", nearest.groupby(CLUSTER).cumcount() + 1)
+    return nearest
+
+
+def feature_correlation(covariance: np.ndarray, features: tuple[str, ...]) -> pd.DataFrame:
+    """Pearson correlation of the features over all tracks, from a covariance matrix."""
+    scale = np.sqrt(np.diag(covariance))
+    table = pd.DataFrame(covariance / np.outer(scale, scale), columns=list(features))
+    table.insert(0, "feature", list(features))
     return table

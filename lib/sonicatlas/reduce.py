@@ -34,6 +34,8 @@ class PCA(TransformerMixin, BaseEstimator):
         Unit loadings, signed as scikit-learn signs them (largest loading positive).
     explained_variance_ : ndarray of shape (n_components,)
     explained_variance_ratio_ : ndarray of shape (n_components,)
+    covariance_ : ndarray of shape (n_features, n_features)
+        Sample covariance of the input (the correlation matrix when the input is standardised).
     n_samples_ : int
     """
 
@@ -51,11 +53,13 @@ class PCA(TransformerMixin, BaseEstimator):
         mean = X.astype(np.float64).mean(axis=0).compute()
         gram = X.map_blocks(_gram, mean, chunks=((1,) * X.numblocks[0], (d,), (d,)),
                             new_axis=2, dtype=np.float64).sum(axis=0).compute()
-        eigenvalues, eigenvectors = np.linalg.eigh(gram / (n - 1))
+        covariance = gram / (n - 1)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         order = np.argsort(eigenvalues)[::-1]
         variances = np.maximum(eigenvalues[order], 0.0)
         _, components = svd_flip(None, eigenvectors[:, order].T.copy(), u_based_decision=False)
         self.mean_ = mean
+        self.covariance_ = covariance
         self.components_ = components[:k]
         self.explained_variance_ = variances[:k]
         self.explained_variance_ratio_ = variances[:k] / variances.sum()

@@ -1,0 +1,93 @@
+"""How metadata spreads over clusters: genre and decade mix, artists, albums.
+
+Mixes by genre or decade are small (clusters x categories) and computed exactly. Artist and
+album tables have one row per artist or album, which at catalog scale is millions of rows:
+they stay distributed and are written by the workers.
+"""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from .model import CLUSTER
+
+POPULAR = 70  # popularity (0..100) from which a track counts as popular
+
+
+def category_mix(scored: dd.DataFrame, column: str, k: int) -> pd.DataFrame:
+    """Tracks per (cluster, category) with the category's share of its cluster.
+
+    Parameters
+    ----------
+    scored : dask.dataframe.DataFrame
+        Tracks with ``cluster`` and ``column``.
+    column : str
+        A low-cardinality column: ``genre``, ``decade``.
+    k : int
+        Number of clusters.
+
+    Returns
+    -------
+    pandas.DataFrame with columns cluster, <column>, tracks, share; sorted by cluster and
+    descending share. Missing values are counted as ``"unknown"``.
+    """
+    pairs = scored[[CLUSTER, column]]
+    pairs = pairs.assign(**{column: pairs[column].astype("string").fillna("unknown")})
+    counts = pairs.groupby([CLUSTER, column]).size().compute().rename("tracks").reset_index()
+    totals = counts.groupby(CLUSTER)["tracks"].transform("sum")
+    counts["share"] = counts["tracks"] / totals
+    counts = counts[counts[CLUSTER].between(0, k - 1)]
+    return counts.sort_values([CLUSTER, "share", column], ascending=[True, False, True],
+                              ignore_index=True)
+
+
+def with_decade(scored: dd.DataFrame) -> dd.DataFrame:
+    """Add ``decade`` ("1990s") from ``release_year``."""
+    def decade(frame: pd.DataFrame) -> pd.DataFrame:
+        years = pd.to_numeric(frame["release_year"], errors="coerce")
+        text = ((years // 10) * 10).astype("Int64").astype("string") + "s"
+        return frame.assign(decade=text)
+    return scored.map_partitions(decade)
+
+
+def artist_clusters(scored: dd.DataFrame, features: tuple[str, ...], k: int,
+                    artist: str = "artist_name") -> dd.DataFrame:
+    """Lazy table, one row per artist: tracks, share of tracks per cluster, mean features,
+    and the dominant cluster."""
+    def one_hot(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame[[artist, *features]].copy()
+        labels = frame[CLUSTER].to_numpy()
+        for c in range(k):
+            out[f"share_cluster_{c}"] = (labels == c).astype(np.float64)
+        out["tracks"] = 1
+        return out
+
+    wide = scored.map_partitions(one_hot)
+    means = [*(f"share_cluster_{c}" for c in range(k)), *features]
+    table = wide.groupby(artist).agg({**{c: "mean" for c in means}, "tracks": "sum"},
+                                     split_out=max(1, scored.npartitions // 4))
+
+    def dominant(frame: pd.DataFrame) -> pd.DataFrame:
+        shares = frame[[f"share_cluster_{c}" for c in range(k)]].to_numpy()
+        frame = frame.assign(dominant_cluster=shares.argmax(axis=1).astype(np.int32))
+        return frame.reset_index()
+    return table.map_partitions(dominant)
+
+
+def album_popularity(scored: dd.DataFrame, min_tracks: int = 3, top: int = 1000
+                     ) -> pd.DataFrame:
+    """Albums with the highest share of popular tracks (popularity >= 70), at least
+    ``min_tracks`` tracks each, best first."""
+    albums = scored[["album_name", "popularity"]].dropna()
+    albums = albums.assign(popular=(albums["popularity"] >= POPULAR).astype(np.int64))
+    per_album = albums.groupby("album_name").agg(
+        {"popularity": ["count", "mean"], "popular": "sum"},
+        split_out=max(1, scored.npartitions // 4))
+    per_album.columns = ["tracks", "popularity_mean", "popular_tracks"]
+    per_album = per_album[per_album["tracks"] >= min_tracks]
+    per_album = per_album.assign(
+        popular_density=per_album["popular_tracks"] / per_album["tracks"])
+    best = per_album.nlargest(top, ["popular_density", "popularity_mean"]).compute()
+    return best.reset_index()

@@ -1,0 +1,47 @@
+"""Every ``summary/`` table of a cluster-tracks run, built from the scored tracks."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from . import mixes, profiles
+from .config import SummaryConfig
+from .contract import FEATURES
+from .model import CLUSTER, PC1, PC2, TrackModel
+
+
+def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[str],
+                    carry: tuple[str, ...], accepted_rows: int, config: SummaryConfig
+                    ) -> dict[str, pd.DataFrame | dd.DataFrame]:
+    """Name -> table for everything under ``summary/`` except rejects.
+
+    Small tables come back as pandas; per-artist tables stay dask DataFrames, to be written
+    by the workers.
+    """
+    features = model.features
+    sample = profiles.track_sample(
+        scored[[c for c in scored.columns if c in (CLUSTER, PC1, PC2, "track_id",
+                                                   "track_name", "artist_name", *FEATURES)]],
+        config.sample_rows, accepted_rows, model.seed)
+    tables: dict[str, pd.DataFrame | dd.DataFrame] = {
+        "cluster_profiles": profiles.cluster_profiles(
+            scored, features, names, np.asarray(model.scale_mean),
+            np.asarray(model.scale_std), sample),
+        "track_sample": sample.reset_index(drop=True),
+        "representative_tracks": profiles.representative_tracks(
+            scored, config.representative_tracks, carry),
+        "feature_correlation": profiles.feature_correlation(pca.covariance_, features),
+    }
+    tables["representative_tracks"].insert(
+        2, "name", [names[c] for c in tables["representative_tracks"][CLUSTER]])
+    if "genre" in carry:
+        tables["genre_mix"] = mixes.category_mix(scored, "genre", model.k)
+    if "release_year" in carry:
+        tables["decade_mix"] = mixes.category_mix(mixes.with_decade(scored), "decade", model.k)
+    if config.artist_clusters and "artist_name" in carry:
+        tables["artist_clusters"] = mixes.artist_clusters(scored, features, model.k)
+    if config.album_popularity and {"album_name", "popularity"} <= set(carry):
+        tables["album_popularity"] = mixes.album_popularity(scored)
+    return tables

@@ -1,0 +1,100 @@
+"""Every summary table against a plain pandas computation on the same run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import blob_tracks, read_table, run_job, write_catalog
+from sonicatlas.contract import FEATURES
+from sonicatlas.profiles import name_clusters
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One run on 4,000 tracks, and the accepted tracks joined with their assignments."""
+    root = tmp_path_factory.mktemp("summaries")
+    frame = blob_tracks(4_000, seed=11)
+    catalog = write_catalog(frame, root / "catalog", parts=4)
+    run_job(root / "run", f"input={catalog}", "k=4", "names={2: Workout}")
+    assignments = read_table(root / "run/assignments")
+    joined = assignments[["track_id", "cluster", "distance"]].merge(frame, on="track_id")
+    return root / "run", joined
+
+
+def test_profiles_match_pandas_groupby(run):
+    path, joined = run
+    profiles = read_table(path / "summary/cluster_profiles").set_index("cluster")
+    groups = joined.groupby("cluster")
+    for name in FEATURES:
+        np.testing.assert_allclose(profiles[f"{name}_mean"], groups[name].mean(), rtol=1e-9)
+        np.testing.assert_allclose(profiles[f"{name}_std"], groups[name].std(), rtol=1e-9)
+        # the sample holds every track here, so quartiles are exact
+        np.testing.assert_allclose(profiles[f"{name}_median"], groups[name].median(), rtol=1e-9)
+        np.testing.assert_allclose(profiles[f"{name}_q25"], groups[name].quantile(0.25),
+                                   rtol=1e-9)
+        z = (groups[name].mean() - joined[name].mean()) / joined[name].std(ddof=0)
+        np.testing.assert_allclose(profiles[f"{name}_z"], z, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(profiles["popularity_mean"], groups["popularity"].mean())
+    np.testing.assert_allclose(profiles["explicit_share"], groups["explicit"].mean())
+    assert profiles.loc[2, "name"] == "Workout" and profiles["name"].is_unique
+
+
+def test_representative_tracks_are_the_nearest_to_each_centroid(run):
+    path, joined = run
+    table = read_table(path / "summary/representative_tracks")
+    expected = joined.sort_values(["cluster", "distance", "track_id"]).groupby("cluster").head(5)
+    assert list(table["track_id"]) == list(expected["track_id"])
+    assert list(table["rank"]) == [1, 2, 3, 4, 5] * 4
+
+
+def test_feature_correlation_is_pearson_over_all_tracks(run):
+    path, joined = run
+    table = read_table(path / "summary/feature_correlation").set_index("feature")
+    expected = joined[list(FEATURES)].corr()
+    np.testing.assert_allclose(table.loc[list(FEATURES), list(FEATURES)], expected, atol=1e-6)
+
+
+def test_genre_and_decade_mix_match_crosstabs(run):
+    path, joined = run
+    genre = read_table(path / "summary/genre_mix")
+    expected = pd.crosstab(joined["cluster"], joined["genre"]).stack()
+    got = genre.set_index(["cluster", "genre"])["tracks"]
+    pd.testing.assert_series_equal(got.sort_index(), expected[expected > 0].sort_index(),
+                                   check_names=False, check_dtype=False, check_index_type=False)
+    assert np.allclose(genre.groupby("cluster")["share"].sum(), 1.0)
+    decade = read_table(path / "summary/decade_mix")
+    decades = (joined["release_year"] // 10 * 10).astype(str) + "s"
+    expected = pd.crosstab(joined["cluster"], decades).stack()
+    got = decade.set_index(["cluster", "decade"])["tracks"]
+    pd.testing.assert_series_equal(got.sort_index(), expected[expected > 0].sort_index(),
+                                   check_names=False, check_dtype=False, check_index_type=False)
+
+
+def test_artist_clusters_match_pandas(run):
+    path, joined = run
+    table = read_table(path / "summary/artist_clusters").set_index("artist_name").sort_index()
+    groups = joined.groupby("artist_name")
+    np.testing.assert_array_equal(table["tracks"], groups.size().sort_index())
+    shares = pd.crosstab(joined["artist_name"], joined["cluster"], normalize="index")
+    for c in range(4):
+        np.testing.assert_allclose(table[f"share_cluster_{c}"], shares[c].sort_index())
+    np.testing.assert_allclose(table["energy"], groups["energy"].mean().sort_index())
+    np.testing.assert_array_equal(table["dominant_cluster"], shares.to_numpy().argmax(axis=1))
+
+
+def test_album_popularity_ranks_albums_by_share_of_popular_tracks(run):
+    path, joined = run
+    table = read_table(path / "summary/album_popularity")
+    per_album = joined.groupby("album_name").agg(
+        tracks=("popularity", "size"), popular=("popularity", lambda p: (p >= 70).mean()),
+        mean=("popularity", "mean"))
+    per_album = per_album[per_album["tracks"] >= 3]
+    best = per_album.sort_values(["popular", "mean"], ascending=False)
+    assert len(table) == min(1000, len(per_album))
+    np.testing.assert_allclose(table["popular_density"], best["popular"].to_numpy())
+
+
+def test_names_stay_unique_when_centroids_coincide():
+    centers = np.array([[2.0, 0, 0], [2.0, 0, 0], [0, -1.5, 0.2]])
+    names = name_clusters(centers, ("energy", "tempo", "valence"))
+    assert len(set(names)) == 3 and names[2].startswith("Slow")
