@@ -20,7 +20,8 @@ from sklearn.cluster import KMeans as SklearnKMeans
 log = logging.getLogger(__name__)
 
 
-def _as_dask(X) -> da.Array:
+def as_dask_array(X) -> da.Array:
+    """``X`` unchanged if it is a dask array, else wrapped in chunks of 1M rows."""
     return X if isinstance(X, da.Array) else da.from_array(np.asarray(X), chunks=(1_000_000, -1))
 
 
@@ -108,7 +109,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        X = _as_dask(X)
+        X = as_dask_array(X)
         n = X.shape[0]
         if self.n_clusters > n:
             raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of "
@@ -169,5 +170,5 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def score(self, X, y=None):
         """Negative exact cost of ``X`` under the fitted centers, as scikit-learn reports it."""
-        blocks = _as_dask(X).to_delayed().ravel()
+        blocks = as_dask_array(X).to_delayed().ravel()
         return -float(self._pass(blocks, self.cluster_centers_, exact=True)[:, -1].sum())

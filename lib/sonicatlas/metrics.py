@@ -16,7 +16,7 @@ import dask.array as da
 import numpy as np
 from sklearn.metrics import silhouette_score
 
-from sonicatlas.kmeans import _as_dask, sample_rows
+from sonicatlas.kmeans import as_dask_array, sample_rows
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class SilhouetteSummary:
 
 def _aligned(X, labels) -> tuple[da.Array, da.Array]:
     """``X`` as dask with all columns in one block, and ``labels`` in the same row chunks."""
-    X = _as_dask(X)
+    X = as_dask_array(X)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
     if not isinstance(labels, da.Array):
