@@ -22,6 +22,7 @@ from sonicatlas.runs import default_run_name, open_run
 from sonicatlas.runtime import StageTimer, connect, show_progress
 from sonicatlas.sample import sample_catalog
 from sonicatlas.summaries import build_summaries
+from sonicatlas.sweep import sweep_k
 
 NAME = "cluster-tracks"
 Config = ClusterTracksConfig
@@ -57,7 +58,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         show_progress(checked)
         checked = clean.reject_duplicates(checked, clean.find_duplicates(checked)).persist()
         accepted, rejects = clean.split(checked)
-        counts = outputs.row_counts(checked, tracks.rows, config.k)
+        counts = outputs.row_counts(checked, tracks.rows, config.largest_k)
 
     with stage("scale"):
         X = features.feature_matrix(accepted, config.features)
@@ -67,11 +68,20 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         wait(scaled)
     with stage("pca"):
         pca = PCA().fit(scaled)
-    with stage("kmeans"):
-        kmeans = KMeans(config.k, n_init=config.kmeans.n_init, max_iter=config.kmeans.max_iter,
-                        init_sample_size=config.kmeans.init_sample_size, tol=config.kmeans.tol,
-                        random_state=config.seed).fit(scaled)
-        del scaled
+    if config.k == "auto":
+        with stage("choose k"):
+            sweep = sweep_k(scaled, config.sweep, config.kmeans, config.seed, echo)
+            kmeans = sweep.models[sweep.k]
+            echo(f"Chose k={sweep.k} (highest silhouette among stable k; elbow at "
+                 f"k={sweep.elbow_k})")
+            run_dir.write_table("summary/k_sweep", sweep.table)
+    else:
+        with stage("kmeans"):
+            kmeans = KMeans(config.k, n_init=config.kmeans.n_init,
+                            max_iter=config.kmeans.max_iter,
+                            init_sample_size=config.kmeans.init_sample_size,
+                            tol=config.kmeans.tol, random_state=config.seed).fit(scaled)
+    del scaled
     model = TrackModel.from_estimators(config.features, scaler, pca, kmeans, config.seed)
     names = name_clusters(model.centers, config.features, overrides=config.names)
 

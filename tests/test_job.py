@@ -200,3 +200,18 @@ def test_generated_catalog_matches_sklearn(tmp_path):
     assert summary.inertia <= best_cost * 1.01
     pca = read_table(tmp_path / "run/summary/pca")
     np.testing.assert_allclose(pca["explained_variance_ratio"], ratios, atol=1e-6)
+
+
+def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
+    catalog = write_catalog(blob_tracks(4_000, groups=5, seed=21), tmp_path / "c")
+    summary = run_job(tmp_path / "run", f"input={catalog}", "k=auto", "sweep.k_max=8",
+                      "sweep.silhouette_sample_size=1500", "sweep.stability_sample_size=1500",
+                      "sweep.null_sample_size=1000")
+    sweep = read_table(tmp_path / "run/summary/k_sweep")
+    assert list(sweep["k"]) == list(range(2, 9))
+    assert summary.k == 5 and sweep.loc[sweep["chosen"], "k"].item() == 5
+    chosen = sweep.set_index("k").loc[5]
+    assert chosen["silhouette_mean"] > chosen["null_silhouette"] + 0.2
+    assert chosen["stable"]
+    agreement = read_table(tmp_path / "run/summary/genre_agreement")
+    assert agreement["adjusted_rand"].item() > 0.9  # the planted groups are the genres

@@ -7,10 +7,17 @@ the same defaults and is what users copy and edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .contract import FEATURES, METADATA, REQUIRED
 from .errors import ConfigError
@@ -50,6 +57,29 @@ class KMeansConfig(_Strict):
     init_sample_size: int = Field(100_000, ge=100)
 
 
+class SweepConfig(_Strict):
+    """``k: auto``: the range of k tried and how each k is scored (see sonicatlas.sweep)."""
+
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(12, ge=2)
+    silhouette_sample_size: int = Field(10_000, ge=100, description="Rows per silhouette "
+                                        "sample (the silhouette is quadratic in them).")
+    silhouette_samples: int = Field(3, ge=1, description="Samples per k: mean and spread.")
+    stability_runs: int = Field(3, ge=2, description="Bootstrap refits per k compared with "
+                                "adjusted Rand.")
+    stability_sample_size: int = Field(10_000, ge=100)
+    stability_threshold: float = Field(0.8, ge=0, le=1, description="Mean adjusted Rand "
+                                       "below which a k is flagged unstable.")
+    null_sample_size: int = Field(5_000, ge=100, description="Rows of the shuffled-feature "
+                                  "null reference.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SweepConfig:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) is below k_min ({self.k_min})")
+        return self
+
+
 class SummaryConfig(_Strict):
     """What goes under ``summary/`` besides the cluster profiles."""
 
@@ -79,16 +109,30 @@ class ClusterTracksConfig(_Strict):
     carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
                                           "assignments; None carries every contract metadata "
                                           "column present.")
-    k: int = Field(6, ge=1)
+    k: int | Literal["auto"] = Field(6, description="Number of clusters, or auto to choose "
+                                     "it with a sweep (see sweep).")
     seed: int = 0
     names: dict[int, str] = Field(default_factory=dict, description="Cluster names that "
                                   "replace the generated ones: {cluster id: name}.")
     kmeans: KMeansConfig = KMeansConfig()
+    sweep: SweepConfig = SweepConfig()
     summary: SummaryConfig = SummaryConfig()
     map: MapConfig = MapConfig()
     cluster: ClusterConfig = ClusterConfig()
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
                              "on first use.")
+
+    @field_validator("k")
+    @classmethod
+    def _positive_k(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("k must be at least 1, or auto")
+        return value
+
+    @property
+    def largest_k(self) -> int:
+        """The most clusters this run may fit: k, or the top of the sweep."""
+        return self.sweep.k_max if self.k == "auto" else self.k
 
     @field_validator("features")
     @classmethod

@@ -105,7 +105,7 @@ class RunSummary:
     @classmethod
     def build(cls, config, source, counts, kmeans, pca, profiles, seconds, client):
         clusters = profiles[[CLUSTER, "name", "size", "share"]].to_dict("records")
-        return cls("", source, counts, config.k, clusters, kmeans.inertia_, kmeans.n_iter_,
+        return cls("", source, counts, len(clusters), clusters, kmeans.inertia_, kmeans.n_iter_,
                    pca.explained_variance_ratio_.tolist(), dict(seconds),
                    client.scheduler.address, client.dashboard_link)
 

@@ -6,7 +6,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from . import mixes, profiles
+from . import mixes, profiles, structure
 from .config import SummaryConfig
 from .contract import FEATURES
 from .model import CLUSTER, PC1, PC2, TrackModel
@@ -38,6 +38,9 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
         2, "name", [names[c] for c in tables["representative_tracks"][CLUSTER]])
     if "genre" in carry:
         tables["genre_mix"] = mixes.category_mix(scored, "genre", model.k)
+        table = tables["genre_mix"].pivot(index=CLUSTER, columns="genre", values="tracks")
+        tables["genre_agreement"] = pd.DataFrame(
+            [structure.agreement(table.fillna(0).to_numpy(dtype=np.int64))])
     if "release_year" in carry:
         tables["decade_mix"] = mixes.category_mix(mixes.with_decade(scored), "decade", model.k)
     if config.artist_clusters and "artist_name" in carry:
