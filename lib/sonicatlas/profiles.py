@@ -131,7 +131,21 @@ def track_sample(scored: dd.DataFrame, rows: int, total: int, seed: int) -> pd.D
 
 
 def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
-    ordered = frame.sort_values([CLUSTER, DISTANCE, TRACK_ID], kind="stable")
+    """The ``per_cluster`` rows nearest each centroid, ties broken by track_id.
+
+    Sorting a whole partition by (cluster, distance, id) took 18 s at 10M rows; selecting
+    with argpartition first (keeping every row tied at the threshold) sorts only a few rows.
+    """
+    labels, distance = frame[CLUSTER].to_numpy(), frame[DISTANCE].to_numpy()
+    keep = []
+    for cluster in np.unique(labels):
+        rows = np.flatnonzero(labels == cluster)
+        if len(rows) > per_cluster:
+            threshold = np.partition(distance[rows], per_cluster - 1)[per_cluster - 1]
+            rows = rows[distance[rows] <= threshold]
+        keep.append(rows)
+    few = frame.iloc[np.concatenate(keep)] if keep else frame.iloc[:0]
+    ordered = few.sort_values([CLUSTER, DISTANCE, TRACK_ID], kind="stable")
     return ordered.groupby(CLUSTER, sort=False).head(per_cluster)
 
 
