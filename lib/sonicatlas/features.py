@@ -14,7 +14,10 @@ def feature_matrix(accepted: dd.DataFrame, features: tuple[str, ...]) -> da.Arra
     ``accepted`` must not come straight from ``read_parquet`` with a column subset
     (dask/dask#12411); the checked frame is a ``map_partitions`` result, which is safe.
     """
-    return accepted[list(features)].to_dask_array(lengths=True).astype(np.float64)
+    # Lengths from their own small graph: `lengths=True` re-submits the values graph under the
+    # same keys with another shape, which the scheduler warns can deadlock.
+    lengths = tuple(int(n) for n in accepted.map_partitions(len).compute())
+    return accepted[list(features)].to_dask_array(lengths=lengths).astype(np.float64)
 
 
 def fit_scaler(X: da.Array) -> StandardScaler:
