@@ -18,6 +18,7 @@ from sonicatlas.kmeans import KMeans
 from sonicatlas.model import TrackModel
 from sonicatlas.profiles import name_clusters
 from sonicatlas.reduce import PCA
+from sonicatlas.report import write_report
 from sonicatlas.runs import default_run_name, open_run
 from sonicatlas.runtime import StageTimer, connect, show_progress
 from sonicatlas.sample import sample_catalog
@@ -107,4 +108,9 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     summary = outputs.RunSummary.build(config, source, counts, kmeans, pca, profiles,
                                        stage.seconds, client)
     run_dir.write_json("manifest.json", summary.manifest(tracks, config))
+    if run_dir.is_local:
+        with stage("report"):
+            write_report(run_dir.partial)
+    else:
+        echo("report.html skipped: the report is built from a local run directory")
     return summary

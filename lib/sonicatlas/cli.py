@@ -21,6 +21,7 @@ Examples:
   sonicatlas run cluster-tracks -c conf/cluster_tracks.yaml --set input=data/catalog/mine \\
       --set k=6 --out runs/mine-k6
   sonicatlas run cluster-tracks --scheduler tcp://10.0.0.5:8786 --set input=s3://bucket/cat
+  sonicatlas export runs/mine-k6 --cluster "calm acoustic" --out calm.csv
 """
 
 
@@ -155,6 +156,50 @@ def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> N
                f"{result.rows_rejected:,} to {result.out}/_rejects")
     for reason, n in result.reject_reasons.items():
         click.echo(f"  {n:>10,}  {reason}")
+
+
+@main.command("export")
+@click.argument("run_dir", metavar="RUN")
+@click.option("--cluster", metavar="NAME_OR_ID",
+              help="Only this cluster: its id or its name (any case; punctuation optional). "
+                   "Default: every cluster.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
+              help="json is JSON Lines. Default: from --out's suffix (.csv; .json, .jsonl, "
+                   ".ndjson; anything else parquet).")
+@click.option("--out", metavar="PATH",
+              help="File (csv, json) or directory (parquet) to write; with --summary, the "
+                   "markdown file (default: print it).")
+@click.option("--summary", is_flag=True,
+              help="Write the run's one-page markdown summary instead of tracks.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@_user_errors
+def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
+    """Export a run's tracks (one cluster or all, with the cluster name) or its summary.
+
+    \b
+    Examples:
+      sonicatlas export runs/mine-k6 --cluster "calm acoustic" --out calm.csv
+      sonicatlas export runs/mine-k6 --cluster 2 --format json --out cluster2.jsonl
+      sonicatlas export runs/mine-k6 --out all-tracks.parquet
+      sonicatlas export runs/mine-k6 --summary --out mine-k6.md
+    """
+    from .export import export_tracks, infer_format, run_summary_markdown, write_run_summary
+
+    if summary:
+        if cluster is not None or fmt is not None:
+            raise click.UsageError("--summary takes no --cluster or --format")
+        if out is None:
+            click.echo(run_summary_markdown(run_dir))
+        else:
+            click.echo(f"Wrote {write_run_summary(run_dir, out, overwrite=overwrite)}")
+        return
+    if out is None:
+        raise click.UsageError("--out is required (or pass --summary)")
+    result = export_tracks(run_dir, out, cluster=cluster, format=fmt or infer_format(out),
+                           overwrite=overwrite)
+    which = ("all clusters" if result.cluster is None
+             else f"cluster {result.cluster} ({result.cluster_name})")
+    click.echo(f"Wrote {result.rows:,} tracks of {which} to {result.out} ({result.format})")
 
 
 if __name__ == "__main__":

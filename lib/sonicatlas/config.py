@@ -122,12 +122,15 @@ class ClusterTracksConfig(_Strict):
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
                              "on first use.")
 
-    @field_validator("k")
+    @field_validator("k", mode="before")
     @classmethod
-    def _positive_k(cls, value):
-        if value != "auto" and value < 1:
-            raise ValueError("k must be at least 1, or auto")
-        return value
+    def _k_or_auto(cls, value):
+        # One plain message instead of one per member of the int | "auto" union.
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                               and value >= 1):
+            return value
+        raise ValueError(f"k must be a whole number of clusters (1 or more) or auto, "
+                         f"got {value!r}")
 
     @property
     def largest_k(self) -> int:
@@ -225,7 +228,8 @@ def load_config(model: type[BaseModel], paths: str | Path | list | tuple | None 
         return model.model_validate(tree)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors())
         where = f" in {', '.join(map(str, paths))}" if paths else ""
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc

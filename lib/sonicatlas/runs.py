@@ -17,6 +17,7 @@ from importlib import metadata
 import dask.dataframe as dd
 import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
 from .errors import OutputExistsError
 
@@ -42,6 +43,11 @@ class RunDirectory:
         self.partial = f"{parent}/.{name}.partial-{uuid.uuid4().hex[:8]}" if parent else \
             f".{name}.partial-{uuid.uuid4().hex[:8]}"
         self.url = final
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the run is written to this machine's file system."""
+        return isinstance(self.fs, LocalFileSystem)
 
     @property
     def path(self) -> str:
@@ -97,7 +103,7 @@ def open_run(final: str, storage_options: dict | None = None, overwrite: bool = 
         raise
     if run.fs.exists(run.final):
         run.fs.rm(run.final, recursive=True)
-    if getattr(run.fs, "local_file", False) or run.fs.protocol in ("file", ("file", "local")):
+    if run.is_local:
         os.replace(run.partial, run.final)  # atomic on one file system
     else:
         run.fs.mv(run.partial, run.final, recursive=True)

@@ -1,0 +1,249 @@
+"""cluster-tracks against a single-process pandas + scikit-learn pipeline, same data, same run.
+
+    python bench/run_bench.py --rows 1_000_000 10_000_000 --k 6 --repeat 1 \
+        --data-dir /tmp/sonicatlas-bench
+
+For each N: generate the synthetic catalog once (cached in --data-dir), then run the job (Python
+API, LocalCluster included) and the reference pipeline side by side, ``--repeat`` times
+(alternating which goes first), print medians and write bench/results/<date>-<N>.json.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pds
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from jobs.cluster_tracks import Config, run
+from sonicatlas.config import load_config
+from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
+from sonicatlas.kmeans import nearest_centers
+
+RESULTS = Path(__file__).parent / "results"
+COMPARED = ("read + validate", "scale", "pca", "kmeans")  # job stages the reference also has
+LIBS = ("numpy", "pandas", "scikit-learn", "dask", "distributed", "dask-ml", "pyarrow")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram, 1),
+            "python": platform.python_version(), **{lib: version(lib) for lib in LIBS}}
+
+
+def code_version() -> dict:
+    """HEAD and a digest of the job's sources: other people edit them while benchmarks run."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted([*root.glob("lib/sonicatlas/*.py"), *root.glob("jobs/*.py")])
+    digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    return {"commit": head, "source_sha1": digest}
+
+
+class PeakRSS:
+    """Peak summed RSS of this process and all its descendants (LocalCluster workers), sampled."""
+
+    def __init__(self, interval: float = 0.1):
+        import psutil  # a dependency of distributed
+
+        self.me, self.interval, self.peak = psutil.Process(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.is_set():
+            total = 0
+            for proc in [self.me, *self.me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except Exception:  # a worker that just exited
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def gib(self) -> float:
+        return round(self.peak / 2**30, 2)
+
+
+def ensure_catalog(data_dir: Path, rows: int) -> Path:
+    path = data_dir / f"tracks-{rows}"
+    if path.exists():
+        try:
+            if pds.dataset(path, format="parquet").count_rows() == rows:
+                print(f"catalog: reusing {path}")
+                return path
+        except Exception as exc:  # unreadable or partial: generate again
+            print(f"catalog: {path} unusable ({exc}); regenerating")
+    from sonicatlas.synth import generate_tracks
+
+    start = time.perf_counter()
+    generate_tracks(str(path), rows=rows, seed=0, rows_per_partition=1_000_000, overwrite=True)
+    print(f"catalog: generated {rows:,} rows in {time.perf_counter() - start:.1f} s -> {path}")
+    return path
+
+
+def run_job(path: Path, k: int, work: Path) -> dict:
+    cfg = load_config(Config, None, [f"input={path}", f"k={k}"])
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        summary = run(cfg, out=str(work / "run"), overwrite=True, echo=lambda *a: None)
+        total = time.perf_counter() - start
+    return {"seconds": {**summary.seconds, "total": round(total, 3)},
+            "inertia": summary.inertia, "n_iter": summary.n_iter, "peak_rss_gib": rss.gib}
+
+
+def run_reference(path: Path, k: int, with_dask_ml: bool) -> dict:
+    seconds, t = {}, time.perf_counter()
+
+    def lap(name):
+        nonlocal t
+        now = time.perf_counter()
+        seconds[name], t = round(now - t, 3), now
+
+    with PeakRSS() as rss:
+        start = t
+        frame = pd.read_parquet(path, columns=[TRACK_ID, *FEATURES])
+        X = frame[list(FEATURES)].to_numpy(dtype=np.float64)
+        ok = np.isfinite(X).all(axis=1) & frame[TRACK_ID].notna().to_numpy()
+        for j, name in enumerate(FEATURES):
+            ok &= VALID_RANGES[name].contains(X[:, j])
+        ok &= ~frame[TRACK_ID].duplicated().to_numpy()
+        X = X[ok]
+        del frame
+        lap("read + validate")
+        Xs = StandardScaler().fit_transform(X)
+        del X
+        lap("scale")
+        try:
+            PCA(svd_solver="covariance_eigh").fit(Xs)
+        except ValueError:  # scikit-learn < 1.5
+            PCA(svd_solver="full").fit(Xs)
+        lap("pca")
+        km = KMeans(n_clusters=k, n_init=1, random_state=0).fit(Xs)
+        lap("kmeans")
+        seconds["total"] = round(time.perf_counter() - start, 3)
+    out = {"seconds": seconds, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_),
+           "rows": int(ok.sum()), "peak_rss_gib": rss.gib}
+    if with_dask_ml:
+        out["dask_ml"] = run_dask_ml(Xs, k)
+    return out
+
+
+def run_dask_ml(Xs: np.ndarray, k: int) -> dict:
+    """dask-ml's KMeans (default k-means|| init, threaded scheduler) on the reference matrix."""
+    import dask.array as da
+    from dask_ml.cluster import KMeans as DaskKMeans
+
+    start = time.perf_counter()
+    km = DaskKMeans(n_clusters=k, random_state=0).fit(da.from_array(Xs, chunks=(1_000_000, -1)))
+    seconds = time.perf_counter() - start
+    centers = np.asarray(km.cluster_centers_, dtype=np.float64)
+    cost = sum(float(nearest_centers(Xs[i:i + 1_000_000], centers)[1].sum())
+               for i in range(0, len(Xs), 1_000_000))  # its inertia_ is not the squared cost
+    return {"seconds": round(seconds, 3), "inertia": cost, "n_iter": int(km.n_iter_)}
+
+
+def median(values):
+    return statistics.median(values) if values else None  # None: the reference has no such stage
+
+
+def report(rows: int, k: int, trials: list[dict], info: dict) -> dict:
+    jobs, refs = [t["job"] for t in trials], [t["reference"] for t in trials]
+    for run_ in (*jobs, *refs):
+        run_["seconds"]["(4 compared)"] = round(sum(run_["seconds"][s] for s in COMPARED), 3)
+    stages = list(dict.fromkeys(s for j in jobs for s in j["seconds"]))
+    print(f"\n== {rows:,} rows, k={k}, {len(trials)} repeat(s), medians ==")
+    print(f"{'stage':<16}{'job s':>9}{'ref s':>9}{'job/ref':>9}{'paired':>9}")
+    med = {}
+    for stage in stages:
+        job_s = median([j["seconds"][stage] for j in jobs])
+        ref_s = median([r["seconds"][stage] for r in refs if stage in r["seconds"]])
+        paired = median([j["seconds"][stage] / r["seconds"][stage]  # per-repeat ratios
+                         for j, r in zip(jobs, refs, strict=True) if r["seconds"].get(stage)])
+        med[stage] = {"job": job_s, "reference": ref_s, "paired_ratio": paired}
+        cells = [f"{job_s:9.2f}", f"{ref_s:9.2f}" if ref_s is not None else f"{'-':>9}",
+                 f"{job_s / ref_s:9.2f}" if ref_s else " " * 9,
+                 f"{paired:9.2f}" if paired is not None else ""]
+        print(f"{stage:<16}" + "".join(cells))
+    job_cost, ref_cost = median([j["inertia"] for j in jobs]), median([r["inertia"] for r in refs])
+    rel = (job_cost - ref_cost) / ref_cost
+    print(f"cost: job {job_cost:,.1f} ({jobs[0]['n_iter']} it), sklearn {ref_cost:,.1f} "
+          f"({refs[0]['n_iter']} it); relative difference {rel:+.2e}")
+    if "dask_ml" in refs[0]:
+        d = refs[0]["dask_ml"]
+        print(f"dask-ml KMeans: {d['seconds']:.2f} s, cost {d['inertia']:,.1f} ({d['n_iter']} it)")
+    print(f"peak RSS (process tree, median): job {median([j['peak_rss_gib'] for j in jobs])} GiB, "
+          f"reference {median([r['peak_rss_gib'] for r in refs])} GiB")
+    print("machine: " + ", ".join(f"{key} {val}" for key, val in info.items()))
+    return {"medians": med, "cost": {"job": job_cost, "reference": ref_cost, "relative": rel}}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--dask-ml", action="store_true", help="also time dask-ml's KMeans")
+    args = parser.parse_args(argv)
+    info, code = machine(), code_version()
+    print(f"code: {code}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for rows in args.rows:
+        path = ensure_catalog(args.data_dir, rows)
+        trials = []
+        for i in range(args.repeat):
+            with tempfile.TemporaryDirectory(dir=args.data_dir) as work:
+                job_first = i % 2 == 0
+                trial = {"job_first": job_first, "code": code_version()}
+                if trial["code"] != code:  # workers would import the new code, the client not
+                    print(f"WARNING: sources changed since start: {trial['code']}")
+                for which in ("job", "reference") if job_first else ("reference", "job"):
+                    trial[which] = (run_job(path, args.k, Path(work)) if which == "job" else
+                                    run_reference(path, args.k, args.dask_ml and i == 0))
+                    print(f"repeat {i + 1} {which}: {trial[which]['seconds']}", flush=True)
+                trials.append(trial)
+        summary = report(rows, args.k, trials, info)
+        rusage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss / 2**20
+                  for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}  # KiB -> GiB, largest process
+        result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "rows": rows,
+                  "k": args.k, "command": " ".join([sys.executable, *sys.argv]),
+                  "machine": info, "code": code, "trials": trials, "maxrss_gib": rusage, **summary}
+        out = RESULTS / f"{dt.date.today().isoformat()}-{rows}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
