@@ -13,8 +13,8 @@ import contextlib
 from distributed import performance_report, wait
 
 from sonicatlas import catalog, clean, features, maps, outputs
+from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import ClusterTracksConfig
-from sonicatlas.kmeans import KMeans
 from sonicatlas.model import TrackModel
 from sonicatlas.profiles import name_clusters
 from sonicatlas.reduce import PCA
@@ -23,7 +23,6 @@ from sonicatlas.runs import default_run_name, open_run
 from sonicatlas.runtime import StageTimer, connect, show_progress
 from sonicatlas.sample import sample_catalog
 from sonicatlas.summaries import build_summaries
-from sonicatlas.sweep import sweep_k
 
 NAME = "cluster-tracks"
 Config = ClusterTracksConfig
@@ -67,27 +66,20 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         scaled = features.scale(X, scaler).persist()
         show_progress(scaled)
         wait(scaled)
+        del X
     with stage("pca"):
         pca = PCA().fit(scaled)
-    if config.k == "auto":
-        with stage("choose k"):
-            sweep = sweep_k(scaled, config.sweep, config.kmeans, config.seed, echo)
-            kmeans = sweep.models[sweep.k]
-            echo(f"Chose k={sweep.k} (highest silhouette among stable k; elbow at "
-                 f"k={sweep.elbow_k})")
-            run_dir.write_table("summary/k_sweep", sweep.table)
-    else:
-        with stage("kmeans"):
-            kmeans = KMeans(config.k, n_init=config.kmeans.n_init,
-                            max_iter=config.kmeans.max_iter,
-                            init_sample_size=config.kmeans.init_sample_size,
-                            tol=config.kmeans.tol, random_state=config.seed).fit(scaled)
+    clusters = fit_clusters(scaled, config, stage, echo)
     del scaled
-    model = TrackModel.from_estimators(config.features, scaler, pca, kmeans, config.seed)
+    for name, table in clusters.tables.items():
+        run_dir.write_table(f"summary/{name}", table)
+    model = TrackModel.from_estimators(config.features, scaler, pca, clusters.centers,
+                                       config.seed)
     names = name_clusters(model.centers, config.features, overrides=config.names)
 
     with stage("assign"):
-        scored = model.score_all(accepted, outputs.scored_columns(config.features, carry))
+        scored = model.score_all(accepted, outputs.scored_columns(config.features, carry),
+                                 clusters.labeler)
         scored = scored.persist()
         wait(scored)
     with stage("write tables"):
@@ -105,7 +97,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         maps.save_png(outputs.cluster_map(scored, names, profiles, config.map),
                       f"{run_dir.path}/maps/clusters.png", config.storage_options)
 
-    summary = outputs.RunSummary.build(config, source, counts, kmeans, pca, profiles,
+    summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)
     run_dir.write_json("manifest.json", summary.manifest(tracks, config))
     if run_dir.is_local:

@@ -215,3 +215,40 @@ def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
     assert chosen["stable"]
     agreement = read_table(tmp_path / "run/summary/genre_agreement")
     assert agreement["adjusted_rand"].item() > 0.9  # the planted groups are the genres
+
+
+ALL_METHODS = ("compare=[minibatch, gmm, agglomerative, dbscan, hdbscan, meanshift]",
+               "compare_params={hdbscan: {min_cluster_size: 50}, dbscan: {min_samples: 20},"
+               " meanshift: {sample_size: 500, bin_seeding: true}}")
+
+
+def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_path):
+    catalog = write_catalog(blob_tracks(3_000, groups=4, seed=8), tmp_path / "c")
+    summary = run_job(tmp_path / "run", f"input={catalog}", "k=4", "algorithm=gmm",
+                      *ALL_METHODS)
+    table = read_table(tmp_path / "run/summary/method_comparison").set_index("method")
+    assert list(table.index) == ["kmeans", "minibatch", "gmm", "agglomerative", "dbscan",
+                                 "hdbscan", "meanshift"]
+    # well-separated blobs: every method finds the same four groups; the density methods
+    # call the sparse edges noise, which counts as a group of its own in the adjusted Rand
+    agreement = table["adjusted_rand_vs_kmeans"]
+    assert (agreement.drop(["dbscan", "hdbscan"]) > 0.95).all(), agreement
+    assert (agreement[["dbscan", "hdbscan"]] > 0.6).all(), agreement
+    assert table.loc["hdbscan", "n_clusters"] == 4
+    assert 3 <= table.loc["dbscan", "n_clusters"] <= 5  # an automatic eps may join two blobs
+    assert (table.loc[["dbscan", "hdbscan"], "noise_share"] < 0.35).all()
+    assert table.loc["kmeans", "adjusted_rand_vs_kmeans"] == 1.0
+    # 3,000 rows fit in agglomerative's 10,000-row sample: it saw every row, and says so
+    assert not table.loc["agglomerative", "fitted_on_sample"]
+    assert table.loc["agglomerative", "sample_size"] == 3_000
+    assert "eps=" in table.loc["dbscan", "params"]
+    manifest = json.loads((tmp_path / "run/manifest.json").read_text())
+    assert manifest["clustering"]["algorithm"] == "gmm"
+    assert manifest["clustering"]["methods"]["meanshift"] == {
+        "fitted_on_sample": True, "sample_size": table.loc["meanshift", "sample_size"],
+        "params": table.loc["meanshift", "params"]}
+    # the run's clusters are the GMM's: they match its row in the comparison
+    assignments = read_table(tmp_path / "run/assignments")
+    sizes = sorted(int(s) for s in table.loc["gmm", "cluster_sizes"].split(", "))
+    assert sorted(assignments["cluster"].value_counts()) == sizes
+    assert summary.k == 4

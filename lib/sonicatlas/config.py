@@ -114,6 +114,14 @@ class ClusterTracksConfig(_Strict):
     seed: int = 0
     names: dict[int, str] = Field(default_factory=dict, description="Cluster names that "
                                   "replace the generated ones: {cluster id: name}.")
+    algorithm: str = Field("kmeans", description="Method whose clusters the run writes: "
+                           "kmeans, minibatch, gmm, agglomerative, dbscan, hdbscan, meanshift.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Settings of the "
+                                   "algorithm, e.g. {eps: 0.8} for dbscan.")
+    compare: tuple[str, ...] = Field((), description="Methods also fitted on the same matrix "
+                                     "and scored in summary/method_comparison.")
+    compare_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description=""
+                                                      "Settings per compared method.")
     kmeans: KMeansConfig = KMeansConfig()
     sweep: SweepConfig = SweepConfig()
     summary: SummaryConfig = SummaryConfig()
@@ -136,6 +144,25 @@ class ClusterTracksConfig(_Strict):
     def largest_k(self) -> int:
         """The most clusters this run may fit: k, or the top of the sweep."""
         return self.sweep.k_max if self.k == "auto" else self.k
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        from .methods import METHOD_NAMES  # scikit-learn imports: only when validating
+
+        if value not in METHOD_NAMES:
+            raise ValueError(f"unknown algorithm {value!r}; choose from {list(METHOD_NAMES)}")
+        return value
+
+    @field_validator("compare")
+    @classmethod
+    def _known_methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .methods import METHOD_NAMES
+
+        unknown = [m for m in value if m not in METHOD_NAMES]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_NAMES)}")
+        return value
 
     @field_validator("features")
     @classmethod

@@ -9,25 +9,27 @@ from dask_ml.preprocessing import StandardScaler
 
 
 def feature_matrix(accepted: dd.DataFrame, features: tuple[str, ...]) -> da.Array:
-    """Lazy float64 array of the features, one chunk per partition, with known chunk sizes.
+    """The features as a persisted float32 array, one chunk per partition, sizes known.
 
-    ``accepted`` must not come straight from ``read_parquet`` with a column subset
-    (dask/dask#12411); the checked frame is a ``map_partitions`` result, which is safe.
+    Persist first, then ``compute_chunk_sizes`` on the persisted chunks: asking dask for the
+    lengths up front (``lengths=True`` or a separate ``len`` pass) planned the same array
+    keys twice, once fused back to ``read_parquet`` (dask/dask#12411, #12488), which re-reads
+    the input and makes the scheduler warn of deadlocks. float32 keeps 7 significant digits,
+    far finer than the features are measured.
     """
-    # Lengths from their own small graph: `lengths=True` re-submits the values graph under the
-    # same keys with another shape, which the scheduler warns can deadlock.
-    lengths = tuple(int(n) for n in accepted.map_partitions(len).compute())
-    return accepted[list(features)].to_dask_array(lengths=lengths).astype(np.float64)
+    X = accepted[list(features)].to_dask_array().astype(np.float32).persist()
+    X.compute_chunk_sizes()
+    return X
 
 
 def fit_scaler(X: da.Array) -> StandardScaler:
-    """dask-ml's StandardScaler fitted in one pass over ``X`` (float64 statistics)."""
-    return StandardScaler().fit(X)
+    """dask-ml's StandardScaler fitted in one pass over ``X``, with float64 statistics."""
+    return StandardScaler().fit(X.astype(np.float64))
 
 
 def scale(X: da.Array, scaler: StandardScaler) -> da.Array:
     """Lazy scaled matrix in float32: half the memory, and costs agree to ~1e-7 relative."""
-    return scaler.transform(X).astype(np.float32)
+    return scaler.transform(X.astype(np.float64)).astype(np.float32)
 
 
 def scaler_parameters(scaler: StandardScaler, features: tuple[str, ...]) -> dict:

@@ -35,14 +35,14 @@ class TrackModel:
     seed: int
 
     @classmethod
-    def from_estimators(cls, features, scaler, pca, kmeans, seed: int) -> TrackModel:
-        """Collect the learned numbers from fitted scaler, PCA and KMeans estimators."""
+    def from_estimators(cls, features, scaler, pca, centers, seed: int) -> TrackModel:
+        """Collect the learned numbers from a fitted scaler and PCA, and cluster centers."""
         def rows(a):
             return tuple(tuple(map(float, r)) for r in np.asarray(a))
         return cls(tuple(features), tuple(map(float, scaler.mean_)),
                    tuple(map(float, scaler.scale_)), tuple(map(float, pca.mean_)),
                    rows(pca.components_), tuple(map(float, pca.explained_variance_ratio_)),
-                   rows(kmeans.cluster_centers_), seed)
+                   rows(centers), seed)
 
     @property
     def k(self) -> int:
@@ -53,10 +53,20 @@ class TrackModel:
         X = frame[list(self.features)].to_numpy(dtype=np.float64)
         return (X - np.asarray(self.scale_mean)) / np.asarray(self.scale_std)
 
-    def score(self, frame: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
-        """``frame[keep]`` with cluster, distance to its centroid, pc1 and pc2 added."""
+    def score(self, frame: pd.DataFrame, keep: list[str], labeler=None) -> pd.DataFrame:
+        """``frame[keep]`` with cluster, distance to its centroid, pc1 and pc2 added.
+
+        ``labeler`` (a fitted method with ``predict`` on z-scores) gives the clusters instead
+        of the nearest centroid; its noise label -1 gets a missing distance.
+        """
         Z = self.scaled(frame)
-        labels, squared = nearest_centers(Z, np.asarray(self.centers))
+        centers = np.asarray(self.centers)
+        if labeler is None:
+            labels, squared = nearest_centers(Z, centers)
+        else:
+            labels = np.asarray(labeler.predict(Z.astype(np.float32)))
+            safe = np.clip(labels, 0, None)
+            squared = np.where(labels >= 0, ((Z - centers[safe]) ** 2).sum(axis=1), np.nan)
         pcs = (Z - np.asarray(self.pca_mean)) @ np.asarray(self.pca_components)[:2].T
         out = frame[keep].copy()
         out[CLUSTER] = labels.astype(np.int32)
@@ -65,9 +75,10 @@ class TrackModel:
         out[PC2] = pcs[:, 1].astype(np.float32)
         return out
 
-    def score_all(self, accepted: dd.DataFrame, keep: list[str]) -> dd.DataFrame:
+    def score_all(self, accepted: dd.DataFrame, keep: list[str], labeler=None
+                  ) -> dd.DataFrame:
         """Lazy :meth:`score` over every partition."""
-        return accepted.map_partitions(self.score, keep)
+        return accepted.map_partitions(self.score, keep, labeler)
 
     def save(self, directory: str, names: list[str], storage_options: dict | None = None):
         """Write ``model.json`` (all parameters) and ``centroids.parquet`` (readable units)."""

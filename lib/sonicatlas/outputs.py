@@ -100,14 +100,18 @@ class RunSummary:
     seconds: dict[str, float]
     scheduler: str
     dashboard: str | None
+    #: algorithm, k sweep choice, compared methods and how each was fitted
+    clustering: dict = field(default_factory=dict)
     finished: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     @classmethod
-    def build(cls, config, source, counts, kmeans, pca, profiles, seconds, client):
+    def build(cls, config, source, counts, clustering, pca, profiles, seconds, client):
         clusters = profiles[[CLUSTER, "name", "size", "share"]].to_dict("records")
+        kmeans = clustering.kmeans
         return cls("", source, counts, len(clusters), clusters, kmeans.inertia_, kmeans.n_iter_,
                    pca.explained_variance_ratio_.tolist(), dict(seconds),
-                   client.scheduler.address, client.dashboard_link)
+                   client.scheduler.address, client.dashboard_link,
+                   clustering=clustering.manifest)
 
     def moved_to(self, out: str) -> RunSummary:
         return replace(self, out=out)
@@ -123,6 +127,7 @@ class RunSummary:
                       "fingerprint": catalog.fingerprint, "columns": catalog.sources},
             "rows": self.counts,
             "k": self.k,
+            "clustering": self.clustering,
             "clusters": self.clusters,
             "metrics": {"inertia": self.inertia, "kmeans_iterations": self.n_iter,
                         "pca_explained_variance_ratio": self.explained_variance_ratio},
@@ -138,7 +143,9 @@ class RunSummary:
                  f"rejected {c['rows_rejected']:,}"]
         for reason, n in list(c["reject_reasons"].items())[:5]:
             lines.append(f"    {n:>10,}  {reason}")
-        lines.append(f"  k={self.k}, cost {self.inertia:,.1f} after {self.n_iter} iterations")
+        algorithm = self.clustering.get("algorithm", "kmeans")
+        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f} after "
+                     f"{self.n_iter} iterations")
         for row in self.clusters:
             lines.append(f"    {row[CLUSTER]:>3}  {row['size']:>10,}  {row['share']:6.1%}  "
                          f"{row['name']}")
