@@ -93,9 +93,10 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         for name, table in summaries.items():
             run_dir.write_table(f"summary/{name}", table)
         profiles = summaries["cluster_profiles"]
-    with stage("map"):
-        maps.save_png(outputs.cluster_map(scored, names, profiles, config.map),
-                      f"{run_dir.path}/maps/clusters.png", config.storage_options)
+    with stage("maps"):
+        for name, image in outputs.render_maps(scored, names, profiles, config.map,
+                                               config.features).items():
+            maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)

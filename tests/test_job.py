@@ -21,6 +21,7 @@ from conftest import (
     write_catalog,
 )
 from sonicatlas.cli import main
+from sonicatlas.contract import FEATURES
 
 
 def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_path):
@@ -52,6 +53,9 @@ def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_p
     assert "<html" in (run / "performance.html").read_text()[:2000].lower()
     with Image.open(run / "maps/clusters.png") as image:
         assert image.width >= 900
+    assert (run / "maps/density.png").exists()
+    assert sorted(p.stem for p in (run / "maps/features").glob("*.png")) == sorted(FEATURES)
+    assert "Sonic fingerprints" in (run / "report.html").read_text()
     assert not list(tmp_path.glob(".run.partial-*"))
 
 

@@ -176,3 +176,25 @@ def test_save_png_round_trips(tmp_path):
     save_png(image, "memory://maps/map.png")
     with fsspec.open("memory://maps/map.png", "rb") as f, Image.open(f) as saved:
         assert saved.format == "PNG" and saved.size == (37, 23)
+
+
+def test_feature_means_per_pixel_match_a_pandas_binning():
+    from sonicatlas.maps import aggregate_feature_means, render_feature_maps
+
+    rng = np.random.default_rng(3)
+    points = pd.DataFrame({"pc1": rng.uniform(0, 1, 5_000).astype(np.float32),
+                           "pc2": rng.uniform(0, 1, 5_000).astype(np.float32),
+                           "energy": rng.random(5_000), "tempo": rng.uniform(60, 200, 5_000)})
+    agg = aggregate_feature_means(points, ["energy", "tempo"], x_range=(0, 1), y_range=(0, 1),
+                                  width=4, height=2)
+    # reference: the same 4 x 2 grid by hand
+    col = np.minimum((points["pc1"] * 4).astype(int), 3)
+    row = np.minimum((points["pc2"] * 2).astype(int), 1)
+    expected = points.groupby([row, col])[["energy", "tempo"]].mean()
+    for (r, c), values in expected.iterrows():
+        assert float(agg["energy"][r, c]) == pytest.approx(values["energy"], rel=1e-6)
+        assert float(agg["tempo"][r, c]) == pytest.approx(values["tempo"], rel=1e-6)
+    assert int(agg["count"].sum()) == len(points)
+    images = render_feature_maps(points, ["energy", "tempo"], x_range=(0, 1), y_range=(0, 1),
+                                 width=200, height=150)
+    assert set(images) == {"energy", "tempo"} and images["tempo"].width > 200

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import datashader as ds
 import datashader.transfer_functions as tf
 import fsspec
+import numpy as np
 import pandas as pd
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
@@ -171,6 +172,39 @@ def render_density_map(
         points[["pc1", "pc2"]], "pc1", "pc2", agg=ds.count()
     )
     return _compose(_shade(agg, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
+
+
+def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 900,
+                            height: int = 700) -> xr.Dataset:
+    """Per-pixel mean of every feature (and the count), in one pass over ``points``."""
+    reductions = {name: ds.mean(name) for name in features}
+    return _canvas(x_range, y_range, width, height).points(
+        points[["pc1", "pc2", *features]], "pc1", "pc2",
+        agg=ds.summary(count=ds.count(), **reductions))
+
+
+def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
+                        height: int = 700) -> dict[str, Image.Image]:
+    """One map per feature: the mean of the feature in each pixel, on PC1 x PC2.
+
+    Colors run linearly from the feature's lowest to its highest pixel mean (not histogram
+    equalised: a mean is a value to read, not a density); the legend gives five values.
+    """
+    agg = aggregate_feature_means(points, features, x_range=x_range, y_range=y_range,
+                                  width=width, height=height)
+    images = {}
+    for name in features:
+        means = agg[name]
+        low, high = float(means.min()), float(means.max())
+        if not np.isfinite(low):  # no points at all
+            low, high = 0.0, 1.0
+        plot = tf.shade(means, cmap=list(DENSITY_CMAP), how="linear", span=(low, high))
+        plot = tf.set_background(tf.dynspread(plot, threshold=0.5, max_px=3), BACKGROUND)
+        steps = np.linspace(low, high, 5)
+        colors = [DENSITY_CMAP[round(i * (len(DENSITY_CMAP) - 1) / 4)] for i in range(5)]
+        images[name] = _compose(plot.to_pil().convert("RGB"), x_range, y_range,
+                                f"Mean {name} per pixel", [f"{v:.3g}" for v in steps], colors)
+    return images
 
 
 def _shade(agg: xr.DataArray, **colors) -> Image.Image:

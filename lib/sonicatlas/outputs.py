@@ -72,17 +72,29 @@ def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
-def cluster_map(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
-                config: MapConfig):
-    """Datashader image of every accepted track on PC1 x PC2, colored by cluster."""
-    points = scored[[PC1, PC2, CLUSTER]]
+def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
+                config: MapConfig, features: tuple[str, ...]) -> dict:
+    """Every map of a run by file name: clusters, density, and one per feature.
+
+    The bounds come from one min/max pass and are given to every render, so datashader
+    makes no bounds pass of its own; all feature means come from one aggregation.
+    """
+    points = scored[[PC1, PC2, CLUSTER, *features]]
     low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
     pad = 0.02 * (high - low).replace(0, 1.0)
-    return maps.render_cluster_map(
-        points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
-        x_range=(float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
-        y_range=(float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
-        width=config.width, height=config.height, title="Tracks by cluster, PC1 x PC2")
+    frame = {"x_range": (float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
+             "y_range": (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
+             "width": config.width, "height": config.height}
+    images = {
+        "clusters.png": maps.render_cluster_map(
+            points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
+            title="Tracks by cluster, PC1 x PC2", **frame),
+        "density.png": maps.render_density_map(points, title="Tracks per pixel, PC1 x PC2",
+                                               **frame),
+    }
+    for name, image in maps.render_feature_maps(points, features, **frame).items():
+        images[f"features/{name}.png"] = image
+    return images
 
 
 @dataclass(frozen=True)
