@@ -67,6 +67,11 @@ def spotify_csv() -> Path:
     return path
 
 
+#: every clustering method besides kmeans, with settings small enough for tests
+ALL_METHODS = ("compare=[minibatch, gmm, agglomerative, dbscan, hdbscan, meanshift]",
+               "compare_params={hdbscan: {min_cluster_size: 50}, dbscan: {min_samples: 20},"
+               " meanshift: {sample_size: 500, bin_seeding: true}}")
+
 TEST_CLUSTER = ["cluster.n_workers=2", "cluster.processes=false",
                 "cluster.dashboard_address=127.0.0.1:0"]
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import (
+    ALL_METHODS,
     TEST_CLUSTER,
     blob_tracks,
     read_table,
@@ -219,11 +220,6 @@ def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
     assert chosen["stable"]
     agreement = read_table(tmp_path / "run/summary/genre_agreement")
     assert agreement["adjusted_rand"].item() > 0.9  # the planted groups are the genres
-
-
-ALL_METHODS = ("compare=[minibatch, gmm, agglomerative, dbscan, hdbscan, meanshift]",
-               "compare_params={hdbscan: {min_cluster_size: 50}, dbscan: {min_samples: 20},"
-               " meanshift: {sample_size: 500, bin_seeding: true}}")
 
 
 def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_path):

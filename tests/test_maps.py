@@ -197,4 +197,4 @@ def test_feature_means_per_pixel_match_a_pandas_binning():
     assert int(agg["count"].sum()) == len(points)
     images = render_feature_maps(points, ["energy", "tempo"], x_range=(0, 1), y_range=(0, 1),
                                  width=200, height=150)
-    assert set(images) == {"energy", "tempo"} and images["tempo"].width > 200
+    assert set(images) == {"density", "energy", "tempo"} and images["tempo"].width > 200

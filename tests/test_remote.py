@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from distributed import Client
 
-from conftest import read_table, run_job
+from conftest import ALL_METHODS, read_table, run_job
 
 DASK = shutil.which("dask") or pytest.skip("the dask command is not installed",
                                            allow_module_level=True)
@@ -60,16 +60,24 @@ def remote_cluster(tmp_path):
 
 def test_remote_scheduler_gives_the_same_assignments_as_a_local_cluster(
         remote_cluster, blob_catalog, tmp_path):
+    # every method, so that each fitted labeler has to travel to separate worker processes
+    settings = ["k=4", *ALL_METHODS]
     remote_out = tmp_path / "remote"
     command = [sys.executable, "-m", "sonicatlas.cli", "run", "cluster-tracks",
                "--scheduler", remote_cluster, "--set", f"input={blob_catalog}",
-               "--set", "k=4", "--out", str(remote_out)]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+               "--out", str(remote_out)]
+    for text in settings:
+        command += ["--set", text]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=400)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert remote_cluster in finished.stdout  # the run says where it ran
 
-    run_job(tmp_path / "local", f"input={blob_catalog}", "k=4",
+    run_job(tmp_path / "local", f"input={blob_catalog}", *settings,
             cluster=["cluster.n_workers=2", "cluster.dashboard_address=127.0.0.1:0"])
     remote = read_table(remote_out / "assignments").sort_values("track_id", ignore_index=True)
     local = read_table(tmp_path / "local/assignments").sort_values("track_id", ignore_index=True)
     pd.testing.assert_frame_equal(remote, local)
+    timing = ["fit_seconds"]
+    pd.testing.assert_frame_equal(
+        read_table(remote_out / "summary/method_comparison").drop(columns=timing),
+        read_table(tmp_path / "local/summary/method_comparison").drop(columns=timing))

@@ -98,3 +98,21 @@ def test_names_stay_unique_when_centroids_coincide():
     centers = np.array([[2.0, 0, 0], [2.0, 0, 0], [0, -1.5, 0.2]])
     names = name_clusters(centers, ("energy", "tempo", "valence"))
     assert len(set(names)) == 3 and names[2].startswith("Slow")
+
+
+def test_top_artists_are_those_with_most_tracks_in_each_cluster(run):
+    path, joined = run
+    table = read_table(path / "summary/top_artists")
+    counts = joined.groupby(["cluster", "artist_name"]).size().rename("tracks").reset_index()
+    expected = counts.sort_values(["cluster", "tracks", "artist_name"],
+                                  ascending=[True, False, True]).groupby("cluster").head(10)
+    assert list(table["artist_name"]) == list(expected["artist_name"])
+    assert list(table["tracks"]) == list(expected["tracks"])
+
+
+def test_every_small_table_names_its_clusters(run):
+    path, _ = run
+    names = read_table(path / "summary/cluster_profiles").set_index("cluster")["name"]
+    for table in ("genre_mix", "decade_mix", "representative_tracks", "top_artists"):
+        frame = read_table(path / f"summary/{table}")
+        assert (frame["name"] == names.loc[frame["cluster"]].to_numpy()).all(), table

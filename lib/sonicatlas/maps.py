@@ -171,7 +171,13 @@ def render_density_map(
     agg = _canvas(x_range, y_range, width, height).points(
         points[["pc1", "pc2"]], "pc1", "pc2", agg=ds.count()
     )
-    return _compose(_shade(agg, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
+    return density_image(agg, x_range=x_range, y_range=y_range, title=title)
+
+
+def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
+                  ) -> Image.Image:
+    """The density map from an aggregate of counts (e.g. the ``count`` of a summary)."""
+    return _compose(_shade(counts, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
 
 
 def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 900,
@@ -185,14 +191,16 @@ def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 
 
 def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
                         height: int = 700) -> dict[str, Image.Image]:
-    """One map per feature: the mean of the feature in each pixel, on PC1 x PC2.
+    """One map per feature: the mean of the feature in each pixel, on PC1 x PC2; and the
+    density map (key ``"density"``) from the same aggregation's counts.
 
     Colors run linearly from the feature's lowest to its highest pixel mean (not histogram
     equalised: a mean is a value to read, not a density); the legend gives five values.
     """
     agg = aggregate_feature_means(points, features, x_range=x_range, y_range=y_range,
                                   width=width, height=height)
-    images = {}
+    images = {"density": density_image(agg["count"], x_range=x_range, y_range=y_range,
+                                       title="Tracks per pixel, PC1 x PC2")}
     for name in features:
         means = agg[name]
         low, high = float(means.min()), float(means.max())

@@ -91,3 +91,37 @@ def album_popularity(scored: dd.DataFrame, min_tracks: int = 3, top: int = 1000
         popular_density=per_album["popular_tracks"] / per_album["tracks"])
     best = per_album.nlargest(top, ["popular_density", "popularity_mean"]).compute()
     return best.reset_index()
+
+
+def _top_per_cluster(frame: pd.DataFrame, k: int, top: int, artist: str) -> pd.DataFrame:
+    """Per cluster, the ``top`` artists with most tracks in it (ties by name)."""
+    rows = []
+    for c in range(k):
+        tracks = (frame["tracks"] * frame[f"share_cluster_{c}"]).round().astype(np.int64)
+        best = pd.DataFrame({artist: frame[artist], "tracks": tracks})
+        best = best[best["tracks"] > 0].sort_values(["tracks", artist],
+                                                    ascending=[False, True]).head(top)
+        rows.append(best.assign(**{CLUSTER: c}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def top_artists(artists: dd.DataFrame, k: int, top: int = 10, artist: str = "artist_name"
+                ) -> pd.DataFrame:
+    """The artists with most tracks in each cluster, from :func:`artist_clusters`' table.
+
+    Each partition of the (distributed) artist table sends its own top ``top`` per cluster;
+    the best of those are the overall best, so the client sees at most
+    ``partitions x k x top`` rows.
+    """
+    candidates = artists.map_partitions(_top_per_cluster, k, top, artist).compute()
+    best = _top_per_cluster_from_candidates(candidates, top, artist)
+    best.insert(1, "rank", best.groupby(CLUSTER).cumcount() + 1)
+    return best
+
+
+def _top_per_cluster_from_candidates(candidates: pd.DataFrame, top: int, artist: str
+                                     ) -> pd.DataFrame:
+    ordered = candidates.sort_values([CLUSTER, "tracks", artist],
+                                     ascending=[True, False, True])
+    return ordered.groupby(CLUSTER).head(top)[[CLUSTER, artist, "tracks"]].reset_index(
+        drop=True)

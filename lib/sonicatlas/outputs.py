@@ -77,7 +77,8 @@ def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
     """Every map of a run by file name: clusters, density, and one per feature.
 
     The bounds come from one min/max pass and are given to every render, so datashader
-    makes no bounds pass of its own; all feature means come from one aggregation.
+    makes no bounds pass of its own; the feature means and the density come from one
+    aggregation.
     """
     points = scored[[PC1, PC2, CLUSTER, *features]]
     low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
@@ -85,15 +86,12 @@ def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
     frame = {"x_range": (float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
              "y_range": (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
              "width": config.width, "height": config.height}
-    images = {
-        "clusters.png": maps.render_cluster_map(
-            points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
-            title="Tracks by cluster, PC1 x PC2", **frame),
-        "density.png": maps.render_density_map(points, title="Tracks per pixel, PC1 x PC2",
-                                               **frame),
-    }
+    images = {"clusters.png": maps.render_cluster_map(
+        points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
+        title="Tracks by cluster, PC1 x PC2", **frame)}
+    # one more aggregation gives every feature map and the density map (its counts)
     for name, image in maps.render_feature_maps(points, features, **frame).items():
-        images[f"features/{name}.png"] = image
+        images["density.png" if name == "density" else f"features/{name}.png"] = image
     return images
 
 

@@ -34,8 +34,6 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
             scored, config.representative_tracks, carry),
         "feature_correlation": profiles.feature_correlation(pca.covariance_, features),
     }
-    tables["representative_tracks"].insert(
-        2, "name", [names[c] for c in tables["representative_tracks"][CLUSTER]])
     if "genre" in carry:
         tables["genre_mix"] = mixes.category_mix(scored, "genre", model.k)
         table = tables["genre_mix"].pivot(index=CLUSTER, columns="genre", values="tracks")
@@ -44,7 +42,13 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
     if "release_year" in carry:
         tables["decade_mix"] = mixes.category_mix(mixes.with_decade(scored), "decade", model.k)
     if config.artist_clusters and "artist_name" in carry:
-        tables["artist_clusters"] = mixes.artist_clusters(scored, features, model.k)
+        artists = mixes.artist_clusters(scored, features, model.k).persist()
+        tables["artist_clusters"] = artists
+        tables["top_artists"] = mixes.top_artists(artists, model.k)
     if config.album_popularity and {"album_name", "popularity"} <= set(carry):
         tables["album_popularity"] = mixes.album_popularity(scored)
+    for table in tables.values():  # names next to ids, in every small table
+        if isinstance(table, pd.DataFrame) and CLUSTER in table and "name" not in table:
+            table.insert(table.columns.get_loc(CLUSTER) + 1, "name",
+                         [names[c] if 0 <= c < len(names) else "noise" for c in table[CLUSTER]])
     return tables
