@@ -217,7 +217,7 @@ def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
     assert summary.k == 5 and sweep.loc[sweep["chosen"], "k"].item() == 5
     chosen = sweep.set_index("k").loc[5]
     assert chosen["silhouette_mean"] > chosen["null_silhouette"] + 0.2
-    assert chosen["stable"]
+    assert chosen["stable"] and chosen["supported"]
     agreement = read_table(tmp_path / "run/summary/genre_agreement")
     assert agreement["adjusted_rand"].item() > 0.9  # the planted groups are the genres
 

@@ -35,11 +35,13 @@ def fit_clusters(scaled: da.Array, config: ClusterTracksConfig, stage, echo) -> 
         with stage("choose k"):
             sweep = sweep_k(scaled, config.sweep, config.kmeans, seed, echo)
             kmeans = sweep.models[sweep.k]
-            echo(f"Chose k={sweep.k} (highest silhouette among stable k; elbow at "
-                 f"k={sweep.elbow_k})")
+            why = ("highest silhouette among stable k clearly above the null" if sweep.supported
+                   else "largest silhouette gain over the null; no k was supported")
+            echo(f"Chose k={sweep.k} ({why}; elbow at k={sweep.elbow_k})")
         result = Clustering(kmeans, sweep.k, kmeans.cluster_centers_,
                             tables={"k_sweep": sweep.table},
-                            manifest={"k_sweep": {"chosen": sweep.k, "elbow": sweep.elbow_k}})
+                            manifest={"k_sweep": {"chosen": sweep.k, "elbow": sweep.elbow_k,
+                                                  "supported": sweep.supported}})
     else:
         with stage("kmeans"):
             kmeans = KMeans(config.k, n_init=config.kmeans.n_init,

@@ -5,9 +5,12 @@ For each k: the exact within-cluster cost, Calinski-Harabasz and Davies-Bouldin 
 (mean adjusted Rand between refits on bootstrap samples with other seeds) and a null reference
 (the same scores with every feature shuffled on its own, which destroys any structure).
 
-The rule: the k with the highest mean silhouette among the stable ones (all, if none is
-stable). The elbow of the cost curve (the point farthest from the chord between its ends,
-on normalised axes) is reported next to it.
+The rule: a k is *supported* when its clusters are stable (mean adjusted Rand of the refits
+at least ``stability_threshold``) and its mean silhouette beats the shuffled null by at least
+``min_silhouette_gain``. The chosen k is the supported one with the highest mean silhouette;
+when no k is supported, the one whose silhouette gains most over the null, and the sweep says
+that the structure is weak. The elbow of the cost curve (the point farthest from the chord
+between its ends, on normalised axes) is reported next to it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class SweepResult:
     k: int
     elbow_k: int
     models: dict[int, KMeans]
+    #: whether the chosen k is stable and clearly above the null
+    supported: bool = True
 
 
 def elbow(ks: np.ndarray, costs: np.ndarray) -> int:
@@ -116,10 +121,24 @@ def sweep_k(X, config: SweepConfig, kmeans: KMeansConfig, seed: int, echo=print
              f"(null {row['null_silhouette']:.3f}), stability {row['stability_ari']:.2f}, "
              f"{row['seconds']:.1f} s")
     table = pd.DataFrame(rows)
-    table["stable"] = table["stability_ari"] >= config.stability_threshold
-    candidates = table[table["stable"]] if table["stable"].any() else table
-    chosen = int(candidates.loc[candidates["silhouette_mean"].idxmax(), "k"])
+    chosen, supported = choose_k(table, config)
+    if not supported:
+        echo("    no k is both stable and clearly above the shuffled null: the structure is "
+             f"weak; k={chosen} gains most over the null")
     elbow_k = elbow(table["k"].to_numpy(), table["sse"].to_numpy())
     table["chosen"] = table["k"] == chosen
     table["elbow"] = table["k"] == elbow_k
-    return SweepResult(table, chosen, elbow_k, models)
+    return SweepResult(table, chosen, elbow_k, models, supported)
+
+
+def choose_k(table: pd.DataFrame, config: SweepConfig) -> tuple[int, bool]:
+    """The rule (module docstring): adds ``stable``, ``silhouette_gain`` and ``supported`` to
+    ``table`` and returns the chosen k and whether it is supported."""
+    table["stable"] = table["stability_ari"] >= config.stability_threshold
+    table["silhouette_gain"] = table["silhouette_mean"] - table["null_silhouette"]
+    table["supported"] = table["stable"] & (table["silhouette_gain"]
+                                            >= config.min_silhouette_gain)
+    if table["supported"].any():
+        supported = table[table["supported"]]
+        return int(supported.loc[supported["silhouette_mean"].idxmax(), "k"]), True
+    return int(table.loc[table["silhouette_gain"].idxmax(), "k"]), False

@@ -1,0 +1,77 @@
+"""Time the pieces of the job's KMeans on a scaled catalog persisted on a LocalCluster.
+
+    python bench/kmeans_pieces.py --catalog /tmp/sonicatlas-bench/tracks-10000000
+
+Prints seconds for: the k-means++ restarts on the sample, costing them on a ~1M-row second
+sample, one float32 Lloyd pass (twice), the exact float64 pass, one plain pass (the floor), and
+the whole fit. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import dask
+import numpy as np
+from distributed import Client, LocalCluster, wait
+from sklearn.cluster import KMeans as SklearnKMeans
+
+from sonicatlas import catalog, clean, features
+from sonicatlas.contract import FEATURES
+from sonicatlas.kmeans import KMeans, _lloyd_partial, _sampled_candidate_costs, sample_rows
+
+
+def timed(name: str, work):
+    start = time.perf_counter()
+    result = work()
+    print(f"{name:34s} {time.perf_counter() - start:6.2f}", flush=True)
+    return result
+
+
+def scaled_matrix(path: str, client: Client):
+    """The job's own read, validation and scaling of the catalog, persisted."""
+    tracks = catalog.open_catalog(path, {}, FEATURES, client)
+    checked = clean.check_rows(catalog.read_catalog(tracks, ()), FEATURES).persist()
+    accepted, _ = clean.split(checked)
+    X = features.feature_matrix(accepted, FEATURES)
+    scaled = features.scale(X, features.fit_scaler(X)).persist()
+    wait(scaled)
+    return scaled
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", default="/tmp/sonicatlas-bench/tracks-10000000")
+    parser.add_argument("--k", type=int, default=6)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lc, \
+            Client(lc) as client:
+        S = scaled_matrix(args.catalog, client)
+        blocks = S.to_delayed().ravel()
+        sample = timed("sample (100k rows)", lambda: sample_rows(S, 100_000, 0))
+        candidates = timed("10 k-means++ restarts on sample", lambda: np.stack([
+            SklearnKMeans(args.k, n_init=1, random_state=i).fit(sample).cluster_centers_
+            for i in range(10)]))
+        fraction = min(1.0, 1_000_000 / S.shape[0])
+        timed("cost restarts on ~1M rows", lambda: dask.compute(*(
+            dask.delayed(_sampled_candidate_costs)(b, candidates, 1, i, fraction)
+            for i, b in enumerate(blocks))))
+        centers = candidates[0]
+
+        def lloyd(exact: bool):
+            return dask.compute(*(dask.delayed(_lloyd_partial)(b, centers, exact)
+                                  for b in blocks))
+
+        timed("Lloyd pass, float32", lambda: lloyd(False))
+        timed("Lloyd pass, float32, again", lambda: lloyd(False))
+        timed("exact pass, float64", lambda: lloyd(True))
+        timed("plain pass (sum)", lambda: S.sum().compute())
+        fit = timed("whole fit", lambda: KMeans(args.k, random_state=0).fit(S))
+        print(f"iterations {fit.n_iter_}, cost {fit.inertia_:,.1f}")
+
+
+if __name__ == "__main__":
+    main()
