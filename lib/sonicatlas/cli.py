@@ -47,7 +47,8 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*reset_index.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    # The performance report's own bookkeeping logs a harmless sizeof failure at the end.
+    # distributed's size estimate of deeply nested messages (the performance report's
+    # profiles) hits sizeof's recursion limit and logs a harmless warning; workers: runtime.py
     logging.getLogger("distributed.sizeof").setLevel(logging.ERROR)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from distributed import Client, LocalCluster, progress
+from distributed import Client, LocalCluster, WorkerPlugin, progress
 
 from .config import ClusterConfig
 from .errors import SchedulerUnreachableError
@@ -65,6 +65,7 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
             **({"host": "127.0.0.1"} if config.processes else {}),
         )
         client = Client(cluster, set_as_default=True)
+    client.register_plugin(QuietSizeof())
     where = config.scheduler or "a LocalCluster of " + _describe_workers(client)
     echo(f"Dask: {where}; dashboard {client.dashboard_link}")
     try:
@@ -76,6 +77,20 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class QuietSizeof(WorkerPlugin):
+    """Silence distributed's harmless size-estimate warning on deeply nested messages.
+
+    Before sending a message a worker estimates its size; for the performance report's deep
+    profile trees ``sizeof`` reaches its recursion limit and logs a warning, although the
+    message is then sent as usual. Memory and other warnings stay on.
+    """
+
+    name = "sonicatlas-quiet-sizeof"
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.sizeof").setLevel(logging.ERROR)
 
 
 def _describe_workers(client: Client) -> str:
