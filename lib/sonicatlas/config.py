@@ -99,18 +99,9 @@ class MapConfig(_Strict):
     height: int = Field(700, ge=100)
 
 
-class ClusterTracksConfig(_Strict):
-    """Configuration of the cluster-tracks job."""
+class ClusteringConfig(_Strict):
+    """How a job clusters its scaled matrix: k (or a sweep), the method, comparisons."""
 
-    input: str | None = Field(None, description="Parquet catalog: a directory, glob or fsspec "
-                              "URL. None uses the built-in sample.")
-    storage_options: dict[str, Any] = Field(default_factory=dict)
-    columns: dict[str, str] = Field(default_factory=dict, description="The input's column "
-                                    "names mapped onto the contract: {their_name: contract_name}.")
-    features: tuple[str, ...] = FEATURES
-    carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
-                                          "assignments; None carries every contract metadata "
-                                          "column present.")
     k: int | Literal["auto"] = Field(6, description="Number of clusters, or auto to choose "
                                      "it with a sweep (see sweep).")
     seed: int = 0
@@ -126,11 +117,8 @@ class ClusterTracksConfig(_Strict):
                                                       "Settings per compared method.")
     kmeans: KMeansConfig = KMeansConfig()
     sweep: SweepConfig = SweepConfig()
-    summary: SummaryConfig = SummaryConfig()
     map: MapConfig = MapConfig()
     cluster: ClusterConfig = ClusterConfig()
-    sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
-                             "on first use.")
 
     @field_validator("k", mode="before")
     @classmethod
@@ -166,6 +154,24 @@ class ClusterTracksConfig(_Strict):
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_NAMES)}")
         return value
 
+
+
+class ClusterTracksConfig(ClusteringConfig):
+    """Configuration of the cluster-tracks job."""
+
+    input: str | None = Field(None, description="Parquet catalog: a directory, glob or fsspec "
+                              "URL. None uses the built-in sample.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict, description="The input's column "
+                                    "names mapped onto the contract: {their_name: contract_name}.")
+    features: tuple[str, ...] = FEATURES
+    carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
+                                          "assignments; None carries every contract metadata "
+                                          "column present.")
+    summary: SummaryConfig = SummaryConfig()
+    sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
+                             "on first use.")
+
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -185,6 +191,21 @@ class ClusterTracksConfig(_Strict):
             raise ValueError(f"columns maps onto {unknown}, which the contract does not have; "
                              f"targets are {sorted(contract)}")
         return value
+
+
+class SegmentListenersConfig(ClusteringConfig):
+    """Configuration of the segment-listeners job."""
+
+    listens: str = Field(..., description="Parquet listening log: user_id, track_id, ts and "
+                         "ms_played or play_count.")
+    users: str | None = Field(None, description="Optional Parquet users table (user_id and "
+                              "attributes such as country, subscription) carried into "
+                              "assignments.")
+    tracks_run: str = Field(..., description="A cluster-tracks run directory: its tracks' "
+                            "clusters and its input catalog's features are joined in.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    now: str | None = Field(None, description="Reference time for recency and future "
+                            "timestamps (ISO 8601); default: the log's latest listen.")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -10,7 +10,7 @@ from .contract import TRACK_ID
 from .model import CLUSTER, DISTANCE
 
 # (feature, direction) -> words. A cluster is named by its most distinctive features.
-_WORDS = {
+FEATURE_WORDS = {
     ("danceability", 1): "Danceable", ("danceability", -1): "Undanceable",
     ("energy", 1): "High Energy", ("energy", -1): "Calm",
     ("loudness", 1): "Loud", ("loudness", -1): "Quiet",
@@ -49,7 +49,7 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
     def label(i: int, count: int) -> str:
         if i in overrides:
             return overrides[i]
-        parts = [_WORDS[(features[j], 1 if centers_z[i, j] >= 0 else -1)]
+        parts = [FEATURE_WORDS[(features[j], 1 if centers_z[i, j] >= 0 else -1)]
                  for j in ranked[i, :count]]
         return " · ".join(parts)
 

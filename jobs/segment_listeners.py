@@ -1,0 +1,116 @@
+"""segment-listeners: group listeners by what they play.
+
+Read a listening log, check every listen (bad ones go to a rejects table with a reason), join it
+with the tracks of a cluster-tracks run, build one row per user (audio profile, share of each
+track cluster, diversity, volume, recency, hour and weekday rhythm), scale it, project it with
+PCA, cluster it across the workers, name the segments, and write a run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import dask.dataframe as dd
+import pandas as pd
+from distributed import performance_report, wait
+
+from sonicatlas import features, maps, outputs, segments, structure
+from sonicatlas.clean import REASON, split
+from sonicatlas.clustering import fit_clusters
+from sonicatlas.config import SegmentListenersConfig
+from sonicatlas.listeners import check_listens, user_features
+from sonicatlas.model import CLUSTER, TrackModel
+from sonicatlas.reduce import PCA
+from sonicatlas.runs import default_run_name, open_run, versions
+from sonicatlas.runtime import StageTimer, connect
+
+NAME = "segment-listeners"
+Config = SegmentListenersConfig
+
+
+def run(config: SegmentListenersConfig, out: str | None = None, overwrite: bool = False,
+        echo=print) -> outputs.RunSummary:
+    """Run the job; return a summary of what was written to ``out``."""
+    stage = StageTimer(echo)
+    out = out or default_run_name(NAME)
+    with contextlib.ExitStack() as stack:
+        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
+        with stage("start cluster"):
+            client = stack.enter_context(connect(config.cluster, echo))
+        stack.enter_context(performance_report(f"{run_dir.path}/performance.html",
+                                               mode="inline",
+                                               storage_options=config.storage_options))
+        summary = _segment(config, client, run_dir, stage, echo)
+    return summary.moved_to(out)
+
+
+def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
+    options = config.storage_options
+    with stage("read tracks run"):
+        tracks, track_names = segments.run_tracks(config.tracks_run, options)
+        tracks = tracks.persist()
+    with stage("read + validate"):
+        listens = dd.read_parquet(config.listens, storage_options=options)
+        checked = check_listens(listens, tracks[["track_id"]], now=config.now).persist()
+        accepted, rejects = split(checked)
+        counts = outputs.row_counts(checked, len(listens), config.largest_k)
+    with stage("user features"):
+        users = segments.user_matrix_frame(
+            user_features(accepted, tracks, len(track_names), now=config.now)).persist()
+        wait(users)
+    columns = segments.clustering_columns(len(track_names))
+    with stage("scale"):
+        X = features.feature_matrix(users, tuple(columns))
+        scaler = features.fit_scaler(X)
+        scaled = features.scale(X, scaler).persist()
+        wait(scaled)
+        del X
+    with stage("pca"):
+        pca = PCA().fit(scaled)
+    clusters = fit_clusters(scaled, config, stage, echo)
+    del scaled
+    for name, table in clusters.tables.items():
+        run_dir.write_table(f"summary/{name}", table)
+    model = TrackModel.from_estimators(columns, scaler, pca, clusters.centers, config.seed)
+    names = segments.name_segments(model.centers, columns, track_names, config.names)
+
+    with stage("assign"):
+        attributes = (dd.read_parquet(config.users, storage_options=options)
+                      if config.users else None)
+        scored = model.score_all(users, [segments.USER_ID, *columns], clusters.labeler)
+        if attributes is not None:
+            scored = scored.merge(attributes, on=segments.USER_ID, how="left")
+        scored = scored.persist()
+        wait(scored)
+    with stage("write tables"):
+        extra = [c for c in (attributes.columns if attributes is not None else [])
+                 if c != segments.USER_ID]
+        run_dir.write_table("assignments", scored[[segments.USER_ID, CLUSTER, "distance",
+                                                   "pc1", "pc2", *extra]])
+        run_dir.write_table("summary/rejects", outputs.rejects(rejects))
+        profiles = segments.segment_profiles(scored, columns, names)
+        run_dir.write_table("summary/segment_profiles", profiles)
+        run_dir.write_table("summary/pca", outputs.pca_table(pca, tuple(columns)))
+        model.save(f"{run_dir.path}/model", names, options)
+        agreement = None
+        if "taste_group" in extra:  # planted ground truth of generated logs
+            table = scored.groupby([CLUSTER, "taste_group"]).size().compute()
+            agreement = structure.agreement(table.unstack(fill_value=0).to_numpy())
+            run_dir.write_table("summary/taste_agreement", pd.DataFrame([agreement]))
+    with stage("maps"):
+        images = outputs.render_maps(scored, names, profiles, config.map, ())
+        maps.save_png(images["clusters.png"], f"{run_dir.path}/maps/segments.png", options)
+        maps.save_png(images["density.png"], f"{run_dir.path}/maps/density.png", options)
+
+    summary = outputs.RunSummary.build(config, config.listens, counts, clusters, pca,
+                                       profiles, stage.seconds, client)
+    manifest = {"job": NAME, "finished": summary.finished,
+                "config": config.model_dump(mode="json"), "versions": versions(),
+                "input": {"listens": config.listens, "users": config.users,
+                          "tracks_run": config.tracks_run, "users_clustered": len(users)},
+                "rows": counts, "k": summary.k, "clustering": summary.clustering,
+                "segments": summary.clusters, "taste_agreement": agreement,
+                "seconds": summary.seconds, "scheduler": summary.scheduler,
+                "reject_column": REASON}
+    run_dir.write_json("manifest.json", manifest)
+    return summary
