@@ -22,6 +22,10 @@ Examples:
       --set k=6 --out runs/mine-k6
   sonicatlas run cluster-tracks --scheduler tcp://10.0.0.5:8786 --set input=s3://bucket/cat
   sonicatlas export runs/mine-k6 --cluster "calm acoustic" --out calm.csv
+  sonicatlas generate listens --tracks data/catalog/tracks --users 1_000_000 \\
+      --listens 100_000_000 --out data/catalog/listens
+  sonicatlas run segment-listeners --set listens=data/catalog/listens/listens \\
+      --set tracks_run=runs/mine-k6
 """
 
 
@@ -128,6 +132,38 @@ def generate_tracks_command(rows, out, seed, rows_per_partition, scheduler, over
         made = generate_tracks(out, rows=int(rows.replace("_", "")), seed=seed,
                                rows_per_partition=rows_per_partition, overwrite=overwrite)
     click.echo(f"Wrote {made.rows:,} tracks in {made.npartitions} partitions to {made.out}")
+
+
+@generate.command("listens")
+@click.option("--tracks", required=True, metavar="DIR",
+              help="Track catalog, e.g. from `sonicatlas generate tracks`.")
+@click.option("--out", required=True, metavar="DIR",
+              help="Directory to write: OUT/listens and OUT/users.")
+@click.option("--users", required=True, type=str, help="Listeners, e.g. 1_000_000.")
+@click.option("--listens", required=True, type=str, help="Listens, e.g. 100_000_000.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--tastes", default=6, show_default=True, type=int,
+              help="Planted taste groups (the ground truth in OUT/users).")
+@click.option("--rows-per-partition", default=2_000_000, show_default=True, type=int)
+@click.option("--scheduler", metavar="ADDRESS", help="Generate on this Dask scheduler.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@_user_errors
+def generate_listens_command(tracks, out, users, listens, seed, tastes, rows_per_partition,
+                             scheduler, overwrite) -> None:
+    """Listening logs over a catalog: users in planted taste groups (genre mix, daily
+    rhythm), sessions of popularity-weighted tracks over 90 days. Each partition is made on a
+    worker from (seed, partition)."""
+    from .runtime import connect
+    from .synth_listens import generate_listens
+
+    with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
+                 click.echo):
+        made = generate_listens(tracks, out, users=int(users.replace("_", "")),
+                                listens=int(listens.replace("_", "")), seed=seed,
+                                rows_per_partition=rows_per_partition, tastes=tastes,
+                                overwrite=overwrite)
+    click.echo(f"Wrote {made.listens:,} listens of {made.users:,} users in "
+               f"{made.npartitions} partitions to {made.out}")
 
 
 @main.command("ingest")

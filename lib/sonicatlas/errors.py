@@ -32,7 +32,7 @@ class ConfigError(SonicatlasError, ValueError):
     """The configuration file or an override is invalid; the message names the key."""
 
 
-class OutputExistsError(SonicatlasError):
+class OutputExistsError(SonicatlasError, FileExistsError):
     """The output directory exists and overwriting was not asked for."""
 
 

@@ -28,6 +28,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from sonicatlas.contract import FEATURES, TRACK_ID
+from sonicatlas.errors import OutputExistsError
 from sonicatlas.synth_params import (
     PARAMS_FILE,
     CopulaSampler,
@@ -285,7 +286,8 @@ def generate_tracks(
     fs, path = url_to_fs(out, **(storage_options or {}))
     path = path.rstrip("/")
     if _occupied(fs, path) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{out} exists and is not empty; pass --overwrite "
+                                "(overwrite=True) to replace it")
     npartitions = math.ceil(rows / rows_per_partition)
     sizes = [min(rows_per_partition, rows - i * rows_per_partition) for i in range(npartitions)]
     meta = generate_tracks_partition(0, 0, seed, params, n_artists)
