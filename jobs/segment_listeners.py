@@ -21,6 +21,7 @@ from sonicatlas.config import SegmentListenersConfig
 from sonicatlas.listeners import check_listens, user_features
 from sonicatlas.model import CLUSTER, TrackModel
 from sonicatlas.reduce import PCA
+from sonicatlas.report_segments import write_segment_report
 from sonicatlas.runs import default_run_name, open_run, versions
 from sonicatlas.runtime import StageTimer, connect
 
@@ -113,4 +114,7 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                 "seconds": summary.seconds, "scheduler": summary.scheduler,
                 "reject_column": REASON}
     run_dir.write_json("manifest.json", manifest)
+    if run_dir.is_local:
+        with stage("report"):
+            write_segment_report(run_dir.partial)
     return summary

@@ -67,3 +67,7 @@ def test_segments_recover_the_planted_tastes_and_every_listen_is_accounted(world
     assert manifest["taste_agreement"]["adjusted_rand"] == pytest.approx(
         agreement["adjusted_rand"].item())
     assert np.isclose(profiles["share"].sum(), 1.0)
+    page = (tmp_path / "run/report.html").read_text()
+    assert all(name in page for name in profiles["name"])
+    assert "https://" not in page.split("<main>")[0].split("<script>")[0]  # nothing fetched
+    assert 'data-chart="hours"' in page and 'src="data:image/png' in page

@@ -78,7 +78,7 @@ def write_report(run_dir: str) -> Path:
 
     sections = [{"html": _header(run, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
-                         "two principal components, coloured by cluster.</p>" + _map_image(run)}]
+                         "two principal components, coloured by cluster.</p>" + map_image(run)}]
     models = []
 
     def add(heading: str, model, note: str = "", missing: str = "") -> None:
@@ -113,11 +113,11 @@ def write_report(run_dir: str) -> Path:
                                                colors)})
 
     out = run / "report.html"
-    out.write_text(_page(f"sonicatlas report: {run.name}", sections, models), encoding="utf-8")
+    out.write_text(page(f"sonicatlas report: {run.name}", sections, models), encoding="utf-8")
     return out
 
 
-def _page(title: str, sections: list[dict], models: list) -> str:
+def page(title: str, sections: list[dict], models: list) -> str:
     """The whole page: BokehJS inlined, then the sections, each chart in its place."""
     script, divs = components(models)
     placed = dict(zip((m.name for m in models), divs, strict=True))
@@ -191,12 +191,14 @@ def _correlation(run, sample, features):
     return None, "", "Skipped: the run stored neither a correlation matrix nor a track sample."
 
 
-def _map_image(run: Path) -> str:
-    png = run / "maps" / "clusters.png"
+def map_image(run: Path, name: str = "clusters.png",
+              alt: str = "Tracks by cluster on PC1 x PC2") -> str:
+    """A map of the run as an inline ``<img>`` (a data URI: the page stays offline)."""
+    png = run / "maps" / name
     if not png.exists():
-        return '<p class="note">Skipped: the run has no maps/clusters.png.</p>'
+        return f'<p class="note">Skipped: the run has no maps/{html.escape(name)}.</p>'
     data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f'<img class="map" id="cluster-map" alt="Tracks by cluster on PC1 x PC2" '
+    return (f'<img class="map" id="cluster-map" alt="{html.escape(alt)}" '
             f'src="data:image/png;base64,{data}">')
 
 
@@ -204,7 +206,7 @@ def _swatch(color: str) -> str:
     return f'<span class="swatch" style="background:{color}"></span>'
 
 
-def _kv_table(rows: list[tuple[str, str]]) -> str:
+def kv_table(rows: list[tuple[str, str]]) -> str:
     # Values are pre-escaped HTML; keys are ours.
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="kv">{body}</table>'
@@ -230,7 +232,7 @@ def _header(run: Path, manifest: dict, profiles: pd.DataFrame) -> str:
     stages = ", ".join(f"{e(s)} {t:.1f}" for s, t in seconds.items())
     versions = ", ".join(f"{e(p)} {e(str(v))}" for p, v in manifest.get("versions", {}).items())
     cost = metrics.get("inertia")
-    table = _kv_table([
+    table = kv_table([
         ("Input", f"{e(str(source.get('url', '?')))} ({source.get('files', '?')} files, "
                   f"{source.get('rows', 0):,} rows, fingerprint "
                   f"<code>{e(str(source.get('fingerprint', '?')))}</code>)"),
