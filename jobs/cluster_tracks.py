@@ -8,9 +8,7 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
-import contextlib
-
-from distributed import performance_report, wait
+from distributed import wait
 
 from sonicatlas import catalog, clean, features, maps, outputs
 from sonicatlas.clustering import fit_clusters
@@ -19,8 +17,8 @@ from sonicatlas.model import TrackModel
 from sonicatlas.profiles import name_clusters
 from sonicatlas.reduce import PCA
 from sonicatlas.report import write_report
-from sonicatlas.runs import default_run_name, open_run
-from sonicatlas.runtime import StageTimer, connect, show_progress
+from sonicatlas.runs import default_run_name, job_session
+from sonicatlas.runtime import StageTimer, show_progress
 from sonicatlas.sample import sample_catalog
 from sonicatlas.summaries import build_summaries
 
@@ -33,13 +31,7 @@ def run(config: ClusterTracksConfig, out: str | None = None, overwrite: bool = F
     """Run the job; return a summary of what was written to ``out``."""
     stage = StageTimer(echo)
     out = out or default_run_name(NAME)
-    with contextlib.ExitStack() as stack:
-        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
-        with stage("start cluster"):
-            client = stack.enter_context(connect(config.cluster, echo))
-        stack.enter_context(performance_report(f"{run_dir.path}/performance.html",
-                                               mode="inline",
-                                               storage_options=config.storage_options))
+    with job_session(config, out, overwrite, stage, echo) as (run_dir, client):
         summary = _cluster(config, client, run_dir, stage, echo)
     return summary.moved_to(out)
 

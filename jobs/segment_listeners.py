@@ -8,11 +8,9 @@ PCA, cluster it across the workers, name the segments, and write a run directory
 
 from __future__ import annotations
 
-import contextlib
-
 import dask.dataframe as dd
 import pandas as pd
-from distributed import performance_report, wait
+from distributed import wait
 
 from sonicatlas import features, maps, outputs, segments, structure
 from sonicatlas.clean import REASON, split
@@ -22,8 +20,8 @@ from sonicatlas.listeners import check_listens, user_features
 from sonicatlas.model import CLUSTER, TrackModel
 from sonicatlas.reduce import PCA
 from sonicatlas.report_segments import write_segment_report
-from sonicatlas.runs import default_run_name, open_run, versions
-from sonicatlas.runtime import StageTimer, connect
+from sonicatlas.runs import default_run_name, job_session, versions
+from sonicatlas.runtime import StageTimer
 
 NAME = "segment-listeners"
 Config = SegmentListenersConfig
@@ -34,13 +32,7 @@ def run(config: SegmentListenersConfig, out: str | None = None, overwrite: bool 
     """Run the job; return a summary of what was written to ``out``."""
     stage = StageTimer(echo)
     out = out or default_run_name(NAME)
-    with contextlib.ExitStack() as stack:
-        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
-        with stage("start cluster"):
-            client = stack.enter_context(connect(config.cluster, echo))
-        stack.enter_context(performance_report(f"{run_dir.path}/performance.html",
-                                               mode="inline",
-                                               storage_options=config.storage_options))
+    with job_session(config, out, overwrite, stage, echo) as (run_dir, client):
         summary = _segment(config, client, run_dir, stage, echo)
     return summary.moved_to(out)
 

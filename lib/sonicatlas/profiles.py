@@ -59,13 +59,20 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
         if not clashes:
             break
         names = [label(i, count) if n in clashes else n for i, n in enumerate(names)]
-    repeated = {n for n in names if names.count(n) > 1}  # identical centroids: number them
+    return number_duplicates(names)  # identical centroids: number them
+
+
+def number_duplicates(names: list[str]) -> list[str]:
+    """``names`` with every repeated name numbered: "Calm", "Calm" -> "Calm (1)", "Calm (2)"."""
+    repeated = {n for n in names if names.count(n) > 1}
     seen: dict[str, int] = {}
-    for i, n in enumerate(names):
+    numbered = []
+    for n in names:
         if n in repeated:
             seen[n] = seen.get(n, 0) + 1
-            names[i] = f"{n} ({seen[n]})"
-    return names
+            n = f"{n} ({seen[n]})"
+        numbered.append(n)
+    return numbered
 
 
 def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: list[str],

@@ -116,3 +116,25 @@ def versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
     return found
+
+
+@contextlib.contextmanager
+def job_session(config, out: str, overwrite: bool, stage, echo
+                ) -> Iterator[tuple[RunDirectory, object]]:
+    """Everything around a job's work: its run directory, a Dask client, a performance report.
+
+    Yields ``(run_directory, client)``; on leaving, the report is written, the client closed
+    and the run moved into place (or removed, when the block raised).
+    """
+    from distributed import performance_report
+
+    from .runtime import connect
+
+    with contextlib.ExitStack() as stack:
+        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
+        with stage("start cluster"):
+            client = stack.enter_context(connect(config.cluster, echo))
+        stack.enter_context(performance_report(f"{run_dir.path}/performance.html",
+                                               mode="inline",
+                                               storage_options=config.storage_options))
+        yield run_dir, client

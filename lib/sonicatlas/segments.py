@@ -17,7 +17,7 @@ import pandas as pd
 from .contract import FEATURES, TRACK_ID
 from .errors import InputError
 from .model import CLUSTER
-from .profiles import FEATURE_WORDS
+from .profiles import FEATURE_WORDS, number_duplicates
 
 USER_ID = "user_id"
 DAYPARTS = {"late-night": range(0, 6), "morning": range(6, 12), "afternoon": range(12, 18),
@@ -99,13 +99,7 @@ def name_segments(centers_z: np.ndarray, columns: list[str], track_names: list[s
                    "loyalists" if row["cluster_entropy"] < -0.5 else "listeners")
         heavy = "heavy " if row["log_plays"] > 1.0 else ""
         names.append(f"{daypart} {sound} {heavy}{breadth}")
-    repeated = {n for n in names if names.count(n) > 1}
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):
-        if n in repeated:
-            seen[n] = seen.get(n, 0) + 1
-            names[i] = f"{n} ({seen[n]})"
-    return names
+    return number_duplicates(names)
 
 
 def segment_profiles(scored: dd.DataFrame, columns: list[str], names: list[str]
