@@ -11,15 +11,8 @@ import pytest
 
 from conftest import blob_tracks, run_job, write_catalog
 from sonicatlas.errors import InputError, OutputExistsError
-from sonicatlas.export import (
-    distinctive_features,
-    export_tracks,
-    find_run,
-    infer_format,
-    resolve_cluster,
-    run_summary_markdown,
-    write_run_summary,
-)
+from sonicatlas.export import export_tracks, find_run, infer_format, resolve_cluster
+from sonicatlas.run_summary import distinctive_features, run_summary_markdown, write_run_summary
 
 
 @pytest.fixture(scope="module")

@@ -220,7 +220,8 @@ def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
       sonicatlas export runs/mine-k6 --out all-tracks.parquet
       sonicatlas export runs/mine-k6 --summary --out mine-k6.md
     """
-    from .export import export_tracks, infer_format, run_summary_markdown, write_run_summary
+    from .export import export_tracks, infer_format
+    from .run_summary import run_summary_markdown, write_run_summary
 
     if summary:
         if cluster is not None or fmt is not None:
