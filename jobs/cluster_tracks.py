@@ -17,8 +17,8 @@ from sonicatlas.model import TrackModel
 from sonicatlas.profiles import name_clusters
 from sonicatlas.reduce import PCA
 from sonicatlas.report import write_report
-from sonicatlas.runs import default_run_name, job_session
-from sonicatlas.runtime import StageTimer, show_progress
+from sonicatlas.runs import run_job
+from sonicatlas.runtime import show_progress
 from sonicatlas.sample import sample_catalog
 from sonicatlas.summaries import build_summaries
 
@@ -29,11 +29,7 @@ Config = ClusterTracksConfig
 def run(config: ClusterTracksConfig, out: str | None = None, overwrite: bool = False,
         echo=print) -> outputs.RunSummary:
     """Run the job; return a summary of what was written to ``out``."""
-    stage = StageTimer(echo)
-    out = out or default_run_name(NAME)
-    with job_session(config, out, overwrite, stage, echo) as (run_dir, client):
-        summary = _cluster(config, client, run_dir, stage, echo)
-    return summary.moved_to(out)
+    return run_job(NAME, _cluster, config, out, overwrite, echo)
 
 
 def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:

@@ -20,8 +20,7 @@ from sonicatlas.listeners import check_listens, user_features
 from sonicatlas.model import CLUSTER, TrackModel
 from sonicatlas.reduce import PCA
 from sonicatlas.report_segments import write_segment_report
-from sonicatlas.runs import default_run_name, job_session, versions
-from sonicatlas.runtime import StageTimer
+from sonicatlas.runs import run_job, versions
 
 NAME = "segment-listeners"
 Config = SegmentListenersConfig
@@ -30,11 +29,7 @@ Config = SegmentListenersConfig
 def run(config: SegmentListenersConfig, out: str | None = None, overwrite: bool = False,
         echo=print) -> outputs.RunSummary:
     """Run the job; return a summary of what was written to ``out``."""
-    stage = StageTimer(echo)
-    out = out or default_run_name(NAME)
-    with job_session(config, out, overwrite, stage, echo) as (run_dir, client):
-        summary = _segment(config, client, run_dir, stage, echo)
-    return summary.moved_to(out)
+    return run_job(NAME, _segment, config, out, overwrite, echo)
 
 
 def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:

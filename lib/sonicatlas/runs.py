@@ -138,3 +138,17 @@ def job_session(config, out: str, overwrite: bool, stage, echo
                                                mode="inline",
                                                storage_options=config.storage_options))
         yield run_dir, client
+
+
+def run_job(name: str, work, config, out: str | None, overwrite: bool, echo):
+    """Run a job's ``work(config, client, run_dir, stage, echo)`` inside a :func:`job_session`.
+
+    Returns the summary ``work`` returns, pointing at where the run was moved.
+    """
+    from .runtime import StageTimer
+
+    stage = StageTimer(echo)
+    out = out or default_run_name(name)
+    with job_session(config, out, overwrite, stage, echo) as (run_dir, client):
+        summary = work(config, client, run_dir, stage, echo)
+    return summary.moved_to(out)
