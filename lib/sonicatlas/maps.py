@@ -10,13 +10,13 @@ import math
 import os
 from dataclasses import dataclass
 
-import datashader as ds
 import datashader.transfer_functions as tf
 import fsspec
 import numpy as np
-import pandas as pd
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
+
+from sonicatlas.raster import PixelGrid, bin_points
 
 #: Okabe-Ito first (safe under all common colour-vision deficiencies for up to 7 clusters),
 #: then Paul Tol's muted scheme and well-separated extras (no pair closer than ~14 CIELAB dE);
@@ -54,30 +54,6 @@ def cluster_colors(n_clusters: int) -> list[str]:
     return [CLUSTER_COLORS[i % len(CLUSTER_COLORS)] for i in range(n_clusters)]
 
 
-def _canvas(x_range, y_range, width: int, height: int) -> ds.Canvas:
-    # Explicit ranges: without them datashader makes an extra pass over the data for bounds.
-    return ds.Canvas(plot_width=width, plot_height=height, x_range=x_range, y_range=y_range)
-
-
-def _categorical_clusters(points, n_clusters: int):
-    dtype = pd.CategoricalDtype(range(n_clusters))
-
-    def convert(part: pd.DataFrame) -> pd.DataFrame:
-        # The labels are the codes already, so from_codes skips hashing. Out-of-range labels
-        # (e.g. noise, -1) are dropped: datashader would count missing codes as the last cluster.
-        codes = part["cluster"].to_numpy(dtype="int64", na_value=-1)
-        valid = (codes >= 0) & (codes < n_clusters)
-        if not valid.all():
-            part, codes = part[valid], codes[valid]
-        return part[["pc1", "pc2"]].assign(cluster=pd.Categorical.from_codes(codes, dtype=dtype))
-
-    if isinstance(points, pd.DataFrame):
-        return convert(points)
-    # A fixed dtype in meta makes the categories known without a pass over the data.
-    meta = pd.DataFrame({c: pd.Series(dtype=points.dtypes[c]) for c in ("pc1", "pc2")})
-    return points.map_partitions(convert, meta=meta.assign(cluster=pd.Categorical([], dtype=dtype)))
-
-
 def aggregate_clusters(
     points, *, n_clusters: int, x_range, y_range, width: int = 900, height: int = 700
 ) -> xr.DataArray:
@@ -98,11 +74,17 @@ def aggregate_clusters(
     Returns
     -------
     xarray.DataArray
-        Counts with dims ``(pc2, pc1, cluster)`` and ``cluster`` coordinate ``0..n_clusters-1``.
+        Counts with dims ``(pc2, pc1, cluster)`` and ``cluster`` coordinate ``0..n_clusters-1``,
+        as Datashader's ``Canvas.points(..., agg=ds.by("cluster", ds.count()))`` gives them.
     """
-    return _canvas(x_range, y_range, width, height).points(
-        _categorical_clusters(points, n_clusters), "pc1", "pc2", agg=ds.by("cluster", ds.count())
-    )
+    grid = PixelGrid(x_range, y_range, width, height)
+    return bin_points(points, grid, n_clusters=n_clusters)["clusters"]
+
+
+def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 900,
+                            height: int = 700) -> xr.Dataset:
+    """Per-pixel mean of every feature (and the count), in one pass over ``points``."""
+    return bin_points(points, PixelGrid(x_range, y_range, width, height), features=features)
 
 
 def render_cluster_map(
@@ -141,6 +123,20 @@ def render_cluster_map(
     PIL.Image.Image
         RGB image laid out as :func:`map_layout` says.
     """
+    agg = aggregate_clusters(
+        points, n_clusters=n_clusters, x_range=x_range, y_range=y_range, width=width, height=height
+    )
+    return cluster_image(agg, x_range=x_range, y_range=y_range, names=names, sizes=sizes,
+                         title=title)
+
+
+def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | None = None,
+                  sizes: list[int] | None = None, title: str | None = None) -> Image.Image:
+    """The cluster map from counts per pixel and cluster (:func:`aggregate_clusters`).
+
+    Parameters are as for :func:`render_cluster_map`; the plot area is the size of ``counts``.
+    """
+    n_clusters = counts.sizes["cluster"]
     labels = list(names) if names is not None else [f"cluster {i}" for i in range(n_clusters)]
     if len(labels) != n_clusters or (sizes is not None and len(sizes) != n_clusters):
         raise ValueError(f"names and sizes need one entry per cluster ({n_clusters})")
@@ -149,11 +145,8 @@ def render_cluster_map(
         labels = [
             f"{n} · {s:,} ({100 * s / total:.1f}%)" for n, s in zip(labels, sizes, strict=True)
         ]
-    agg = aggregate_clusters(
-        points, n_clusters=n_clusters, x_range=x_range, y_range=y_range, width=width, height=height
-    )
     colors = cluster_colors(n_clusters)
-    return _compose(_shade(agg, color_key=colors), x_range, y_range, title, labels, colors)
+    return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors)
 
 
 def render_density_map(
@@ -168,25 +161,14 @@ def render_density_map(
     PIL.Image.Image
         RGB image with title and axis labels, without a legend.
     """
-    agg = _canvas(x_range, y_range, width, height).points(
-        points[["pc1", "pc2"]], "pc1", "pc2", agg=ds.count()
-    )
-    return density_image(agg, x_range=x_range, y_range=y_range, title=title)
+    agg = bin_points(points, PixelGrid(x_range, y_range, width, height))
+    return density_image(agg["count"], x_range=x_range, y_range=y_range, title=title)
 
 
 def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
                   ) -> Image.Image:
     """The density map from an aggregate of counts (e.g. the ``count`` of a summary)."""
     return _compose(_shade(counts, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
-
-
-def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 900,
-                            height: int = 700) -> xr.Dataset:
-    """Per-pixel mean of every feature (and the count), in one pass over ``points``."""
-    reductions = {name: ds.mean(name) for name in features}
-    return _canvas(x_range, y_range, width, height).points(
-        points[["pc1", "pc2", *features]], "pc1", "pc2",
-        agg=ds.summary(count=ds.count(), **reductions))
 
 
 def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
@@ -199,6 +181,11 @@ def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
     """
     agg = aggregate_feature_means(points, features, x_range=x_range, y_range=y_range,
                                   width=width, height=height)
+    return feature_images(agg, features, x_range=x_range, y_range=y_range)
+
+
+def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, Image.Image]:
+    """:func:`render_feature_maps` from an aggregate that has ``count`` and the feature means."""
     images = {"density": density_image(agg["count"], x_range=x_range, y_range=y_range,
                                        title="Tracks per pixel, PC1 x PC2")}
     for name in features:
@@ -207,11 +194,11 @@ def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
         if not np.isfinite(low):  # no points at all
             low, high = 0.0, 1.0
         plot = tf.shade(means, cmap=list(DENSITY_CMAP), how="linear", span=(low, high))
-        plot = tf.set_background(tf.dynspread(plot, threshold=0.5, max_px=3), BACKGROUND)
+        plot = _on_background(tf.dynspread(plot, threshold=0.5, max_px=3))
         steps = np.linspace(low, high, 5)
         colors = [DENSITY_CMAP[round(i * (len(DENSITY_CMAP) - 1) / 4)] for i in range(5)]
-        images[name] = _compose(plot.to_pil().convert("RGB"), x_range, y_range,
-                                f"Mean {name} per pixel", [f"{v:.3g}" for v in steps], colors)
+        images[name] = _compose(plot, x_range, y_range, f"Mean {name} per pixel",
+                                [f"{v:.3g}" for v in steps], colors)
     return images
 
 
@@ -220,8 +207,14 @@ def _shade(agg: xr.DataArray, **colors) -> Image.Image:
     # 3 px) only while the canvas is sparse; min_alpha and rescaled discrete levels keep the
     # single-track pixels of a small catalog from fading into the background.
     img = tf.shade(agg, how="eq_hist", min_alpha=100, rescale_discrete_levels=True, **colors)
-    img = tf.dynspread(img, threshold=0.5, max_px=3)
-    return tf.set_background(img, BACKGROUND).to_pil().convert("RGB")
+    return _on_background(tf.dynspread(img, threshold=0.5, max_px=3))
+
+
+def _on_background(img) -> Image.Image:
+    # Pillow's "over" rather than tf.set_background: importing datashader.composite compiles
+    # twenty numba ufuncs (~4 s in every new process).
+    rgba = img.to_pil()
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
 
 
 @dataclass(frozen=True)

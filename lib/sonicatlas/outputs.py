@@ -9,7 +9,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from . import maps
+from . import maps, raster
 from .clean import POSITION, REASON
 from .config import MapConfig
 from .contract import TRACK_ID
@@ -76,21 +76,21 @@ def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
                 config: MapConfig, features: tuple[str, ...]) -> dict:
     """Every map of a run by file name: clusters, density, and one per feature.
 
-    The bounds come from one min/max pass and are given to every render, so datashader
-    makes no bounds pass of its own; the feature means and the density come from one
-    aggregation.
+    One min/max pass gives the bounds, and one binning pass gives every map: counts per
+    cluster, the density (their total) and the feature means.
     """
     points = scored[[PC1, PC2, CLUSTER, *features]]
     low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
     pad = 0.02 * (high - low).replace(0, 1.0)
     frame = {"x_range": (float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
-             "y_range": (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
-             "width": config.width, "height": config.height}
-    images = {"clusters.png": maps.render_cluster_map(
-        points, n_clusters=len(names), names=names, sizes=profiles["size"].tolist(),
+             "y_range": (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2]))}
+    agg = raster.bin_points(points, raster.PixelGrid(**frame, width=config.width,
+                                                     height=config.height),
+                            n_clusters=len(names), features=features)
+    images = {"clusters.png": maps.cluster_image(
+        agg["clusters"], names=names, sizes=profiles["size"].tolist(),
         title="Tracks by cluster, PC1 x PC2", **frame)}
-    # one more aggregation gives every feature map and the density map (its counts)
-    for name, image in maps.render_feature_maps(points, features, **frame).items():
+    for name, image in maps.feature_images(agg, features, **frame).items():
         images["density.png" if name == "density" else f"features/{name}.png"] = image
     return images
 

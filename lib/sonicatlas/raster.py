@@ -1,0 +1,151 @@
+"""Points binned onto a pixel grid: counts per cluster and feature means, in one pass.
+
+The bins are exactly those of Datashader's ``Canvas.points`` (same scale, translate,
+truncation and edge rules, same coordinates), and the result is the same xarray, so
+Datashader's transfer functions shade it. The binning is numpy's ``bincount`` rather than
+Datashader's aggregation because Datashader compiles its aggregation with numba from
+generated source in every new process, which numba cannot cache: that cost ~4 s a run on
+each worker and in the client, longer than binning 10M points (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+
+import dask
+import datashader as ds
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+X, Y, CLUSTER = "pc1", "pc2", "cluster"
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """A ``width`` x ``height`` canvas over ``x_range`` x ``y_range`` (both ends inclusive)."""
+
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    width: int = 900
+    height: int = 700
+
+    def _scales(self):
+        canvas = ds.Canvas(plot_width=self.width, plot_height=self.height,
+                           x_range=self.x_range, y_range=self.y_range)
+        return (canvas.x_axis.compute_scale_and_translate(self.x_range, self.width),
+                canvas.y_axis.compute_scale_and_translate(self.y_range, self.height), canvas)
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """Pixel-centre coordinates, as Datashader gives them."""
+        x_st, y_st, canvas = self._scales()
+        return {Y: canvas.y_axis.compute_index(y_st, self.height),
+                X: canvas.x_axis.compute_index(x_st, self.width)}
+
+    def pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat pixel index (row-major, ``y`` first) of each point and whether it is on the grid.
+
+        Parameters
+        ----------
+        x, y : numpy.ndarray
+            Point coordinates (any float dtype; NaN is off the grid).
+
+        Returns
+        -------
+        index : numpy.ndarray of int64
+            ``iy * width + ix`` for points on the grid (meaningless elsewhere).
+        inside : numpy.ndarray of bool
+        """
+        (sx, tx), (sy, ty), _ = self._scales()
+        # float64 as numba promotes float32 * float64; points on the top edge go to the last
+        # pixel; NaN fails both comparisons, so it is off the grid
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        inside = ((x >= self.x_range[0]) & (x <= self.x_range[1])
+                  & (y >= self.y_range[0]) & (y <= self.y_range[1]))
+        ix = np.minimum(np.where(inside, x * sx + tx, 0).astype(np.int64), self.width - 1)
+        iy = np.minimum(np.where(inside, y * sy + ty, 0).astype(np.int64), self.height - 1)
+        return iy * self.width + ix, inside
+
+
+def _bin_partition(part: pd.DataFrame, grid: PixelGrid, n_clusters: int | None,
+                   features: tuple[str, ...]) -> dict[str, np.ndarray]:
+    index, inside = grid.pixels(part[X].to_numpy(), part[Y].to_numpy())
+    size = grid.width * grid.height
+    sums = {"count": np.bincount(index[inside], minlength=size)}
+    if n_clusters is not None:
+        codes = part[CLUSTER].to_numpy(dtype=np.int64, na_value=-1)
+        keep = inside & (codes >= 0) & (codes < n_clusters)  # noise (-1) is not drawn
+        sums["clusters"] = np.bincount(index[keep] * n_clusters + codes[keep],
+                                       minlength=size * n_clusters)
+    index = index[inside]
+    for name in features:
+        values = part[name].to_numpy(dtype=np.float64, na_value=np.nan)[inside]
+        missing = np.isnan(values)
+        if missing.any():  # a mean skips missing values, as Datashader's does
+            sums[f"n:{name}"] = np.bincount(index[~missing], minlength=size)
+            values = np.where(missing, 0.0, values)
+        sums[f"sum:{name}"] = np.bincount(index, weights=values, minlength=size)
+    return sums
+
+
+def _add(a: dict, b: dict) -> dict:
+    out = {key: a[key] + b[key] for key in a.keys() & b.keys()}
+    # a per-feature count is kept only where values were missing; elsewhere it is "count"
+    for key in a.keys() ^ b.keys():
+        has, other = (a, b) if key in a else (b, a)
+        out[key] = has[key] + other["count"]
+    return out
+
+
+def _tree_sum(parts: list, split_every: int = 8):
+    while len(parts) > 1:
+        parts = [dask.delayed(reduce)(_add, parts[i:i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def bin_points(points, grid: PixelGrid, *, n_clusters: int | None = None,
+               features: tuple[str, ...] | list[str] = ()) -> xr.Dataset:
+    """Count points per pixel (and per cluster) and average features per pixel, in one pass.
+
+    Parameters
+    ----------
+    points : pandas.DataFrame or dask.dataframe.DataFrame
+        Float columns ``pc1`` and ``pc2``; integer ``cluster`` when ``n_clusters`` is given;
+        the ``features``.
+    grid : PixelGrid
+        The canvas; points outside it are not counted.
+    n_clusters : int, optional
+        Count per cluster ``0..n_clusters-1`` too (other labels, e.g. noise, are left out).
+    features : sequence of str
+        Columns to average per pixel (missing values skipped; NaN where a pixel has none).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``count`` (uint32, dims ``(pc2, pc1)``), ``clusters`` (uint32, dims
+        ``(pc2, pc1, cluster)``) when ``n_clusters`` is given, and one float64 mean per
+        feature: the arrays Datashader's ``Canvas.points`` gives for ``ds.count()``,
+        ``ds.by("cluster", ds.count())`` and ``ds.mean(name)``.
+    """
+    features = tuple(features)
+    if isinstance(points, pd.DataFrame):
+        sums = _bin_partition(points, grid, n_clusters, features)
+    else:
+        parts = [dask.delayed(_bin_partition)(part, grid, n_clusters, features)
+                 for part in points[[X, Y, *([CLUSTER] if n_clusters else []), *features]]
+                 .to_delayed()]
+        sums = dask.compute(_tree_sum(parts))[0]
+    shape, coords = (grid.height, grid.width), grid.coords()
+    count = sums["count"].reshape(shape)
+    data = {"count": ((Y, X), count.astype(np.uint32))}
+    if n_clusters is not None:
+        data["clusters"] = ((Y, X, CLUSTER),
+                            sums["clusters"].reshape(*shape, n_clusters).astype(np.uint32))
+        coords[CLUSTER] = np.arange(n_clusters)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in features:
+            n = sums.get(f"n:{name}", sums["count"]).reshape(shape)
+            data[name] = ((Y, X), np.where(n > 0, sums[f"sum:{name}"].reshape(shape) / n, np.nan))
+    return xr.Dataset(data, coords=coords)
