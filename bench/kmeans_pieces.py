@@ -15,7 +15,7 @@ import warnings
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, wait
+from distributed import Client, LocalCluster
 from sklearn.cluster import KMeans as SklearnKMeans
 
 from sonicatlas import catalog, clean, features
@@ -35,10 +35,7 @@ def scaled_matrix(path: str, client: Client):
     tracks = catalog.open_catalog(path, {}, FEATURES, client)
     checked = clean.check_rows(catalog.read_catalog(tracks, ()), FEATURES).persist()
     accepted, _ = clean.split(checked)
-    X = features.feature_matrix(accepted, FEATURES)
-    scaled = features.scale(X, features.fit_scaler(X)).persist()
-    wait(scaled)
-    return scaled
+    return features.standardize(accepted, FEATURES)[1]
 
 
 def main() -> None:

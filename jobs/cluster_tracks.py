@@ -15,7 +15,6 @@ from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import ClusterTracksConfig
 from sonicatlas.model import TrackModel
 from sonicatlas.profiles import name_clusters
-from sonicatlas.reduce import PCA
 from sonicatlas.report import write_report
 from sonicatlas.runs import run_job
 from sonicatlas.runtime import show_progress
@@ -49,14 +48,9 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         counts = outputs.row_counts(checked, tracks.rows, config.largest_k)
 
     with stage("scale"):
-        X = features.feature_matrix(accepted, config.features)
-        scaler = features.fit_scaler(X)
-        scaled = features.scale(X, scaler).persist()
-        show_progress(scaled)
-        wait(scaled)
-        del X
+        scaler, scaled = features.standardize(accepted, config.features)
     with stage("pca"):
-        pca = PCA().fit(scaled)
+        pca = features.pca_of_scaled(scaler)
     clusters = fit_clusters(scaled, config, stage, echo)
     del scaled
     for name, table in clusters.tables.items():

@@ -18,7 +18,6 @@ from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import SegmentListenersConfig
 from sonicatlas.listeners import check_listens, user_features
 from sonicatlas.model import CLUSTER, TrackModel
-from sonicatlas.reduce import PCA
 from sonicatlas.report_segments import write_segment_report
 from sonicatlas.runs import run_job, versions
 
@@ -48,13 +47,9 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         wait(users)
     columns = segments.clustering_columns(len(track_names))
     with stage("scale"):
-        X = features.feature_matrix(users, tuple(columns))
-        scaler = features.fit_scaler(X)
-        scaled = features.scale(X, scaler).persist()
-        wait(scaled)
-        del X
+        scaler, scaled = features.standardize(users, tuple(columns))
     with stage("pca"):
-        pca = PCA().fit(scaled)
+        pca = features.pca_of_scaled(scaler)
     clusters = fit_clusters(scaled, config, stage, echo)
     del scaled
     for name, table in clusters.tables.items():

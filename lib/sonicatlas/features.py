@@ -1,35 +1,46 @@
-"""The feature matrix: accepted rows as a chunked array, scaled, float32, persisted once."""
+"""The feature matrix: accepted rows standardised in two passes, float32, persisted once."""
 
 from __future__ import annotations
 
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
-from dask_ml.preprocessing import StandardScaler
+
+from .reduce import PCA
+from .runtime import show_progress
+from .scaling import StandardScaler
 
 
-def feature_matrix(accepted: dd.DataFrame, features: tuple[str, ...]) -> da.Array:
-    """The features as a persisted float32 array, one chunk per partition, sizes known.
+def standardize(frame: dd.DataFrame, features: tuple[str, ...]
+                ) -> tuple[StandardScaler, da.Array]:
+    """Fit the scaler and persist the scaled matrix: two passes over ``frame``.
 
-    Persist first, then ``compute_chunk_sizes`` on the persisted chunks: asking dask for the
-    lengths up front (``lengths=True`` or a separate ``len`` pass) planned the same array
-    keys twice, once fused back to ``read_parquet`` (dask/dask#12411, #12488), which re-reads
-    the input and makes the scheduler warn of deadlocks. float32 keeps 7 significant digits,
-    far finer than the features are measured.
+    The first pass gathers the moments (:class:`sonicatlas.scaling.StandardScaler`), the
+    second writes the scaled float32 matrix, one chunk per partition. float32 keeps 7
+    significant digits, far finer than the features are measured. The chunk sizes are read
+    from the persisted chunks: asking dask for them up front (``lengths=True`` or a separate
+    ``len`` pass) planned the same array keys twice, once fused back to ``read_parquet``
+    (dask/dask#12411, #12488), which re-reads the input and makes the scheduler warn of
+    deadlocks.
+
+    Returns
+    -------
+    scaler : StandardScaler
+    scaled : dask.array.Array
+        Persisted, chunk sizes known.
     """
-    X = accepted[list(features)].to_dask_array().astype(np.float32).persist()
-    X.compute_chunk_sizes()
-    return X
+    X = frame[list(features)].to_dask_array().astype(np.float32)
+    scaler = StandardScaler().fit(X)
+    scaled = scaler.transform(X).persist()
+    show_progress(scaled)
+    scaled.compute_chunk_sizes()
+    return scaler, scaled
 
 
-def fit_scaler(X: da.Array) -> StandardScaler:
-    """dask-ml's StandardScaler fitted in one pass over ``X``, with float64 statistics."""
-    return StandardScaler().fit(X.astype(np.float64))
-
-
-def scale(X: da.Array, scaler: StandardScaler) -> da.Array:
-    """Lazy scaled matrix in float32: half the memory, and costs agree to ~1e-7 relative."""
-    return scaler.transform(X.astype(np.float64)).astype(np.float32)
+def pca_of_scaled(scaler: StandardScaler) -> PCA:
+    """The PCA of the scaled matrix, from the scaler's moments: no pass over the data."""
+    return PCA().fit_covariance(scaler.scaled_covariance_, np.zeros(scaler.n_features_in_),
+                                scaler.n_samples_seen_)
 
 
 def scaler_parameters(scaler: StandardScaler, features: tuple[str, ...]) -> dict:

@@ -1,8 +1,9 @@
 """PCA of a tall, narrow feature matrix from its d x d covariance.
 
-scikit-learn's ``covariance_eigh`` solver, distributed: one pass for the mean, one for the
-centred Gram matrix (each chunk returns d x d numbers), then an eigendecomposition on the
-client. ``dask_ml.decomposition.PCA`` needs ~5x longer at 10M rows with ``tsqr`` and its
+scikit-learn's ``covariance_eigh`` solver, distributed: one pass of
+:mod:`sonicatlas.moments` (each chunk returns d x d numbers), then an eigendecomposition on
+the client; or no pass at all, from a covariance already known (:meth:`PCA.fit_covariance`,
+e.g. the scaler's). ``dask_ml.decomposition.PCA`` needs ~5x longer at 10M rows with ``tsqr`` and its
 ``randomized`` solver fails on scikit-learn >= 1.8 (ARCHITECTURE.md).
 """
 
@@ -13,10 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.extmath import svd_flip
 
-
-def _gram(block: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    centred = block.astype(np.float64) - mean
-    return (centred.T @ centred)[None]
+from .moments import moments
 
 
 class PCA(TransformerMixin, BaseEstimator):
@@ -50,20 +48,37 @@ class PCA(TransformerMixin, BaseEstimator):
         k = d if self.n_components is None else self.n_components
         if not 1 <= k <= d:
             raise ValueError(f"n_components={k} must be between 1 and {d}")
-        mean = X.astype(np.float64).mean(axis=0).compute()
-        gram = X.map_blocks(_gram, mean, chunks=((1,) * X.numblocks[0], (d,), (d,)),
-                            new_axis=2, dtype=np.float64).sum(axis=0).compute()
-        covariance = gram / (n - 1)
+        stats = moments(X)
+        return self.fit_covariance(stats.cross / (n - 1), stats.mean, n)
+
+    def fit_covariance(self, covariance, mean, n_samples: int):
+        """Fit from the sample covariance and mean of the data, with no pass over it.
+
+        Parameters
+        ----------
+        covariance : ndarray of shape (n_features, n_features)
+            Sample covariance (``n - 1``), e.g. a scaler's ``scaled_covariance_``.
+        mean : ndarray of shape (n_features,)
+        n_samples : int
+
+        Returns
+        -------
+        self
+        """
+        d = len(mean)
+        k = d if self.n_components is None else self.n_components
+        if not 1 <= k <= d:
+            raise ValueError(f"n_components={k} must be between 1 and {d}")
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         order = np.argsort(eigenvalues)[::-1]
         variances = np.maximum(eigenvalues[order], 0.0)
         _, components = svd_flip(None, eigenvectors[:, order].T.copy(), u_based_decision=False)
-        self.mean_ = mean
+        self.mean_ = np.asarray(mean, dtype=np.float64)
         self.covariance_ = covariance
         self.components_ = components[:k]
         self.explained_variance_ = variances[:k]
         self.explained_variance_ratio_ = variances[:k] / variances.sum()
-        self.n_samples_ = n
+        self.n_samples_ = n_samples
         self.n_features_in_ = d
         return self
 

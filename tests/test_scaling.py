@@ -1,0 +1,68 @@
+"""One pass of moments: the scaler and the PCA it implies, against numpy and scikit-learn."""
+
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.preprocessing import StandardScaler as SklearnScaler
+
+from sonicatlas.features import pca_of_scaled, standardize
+from sonicatlas.moments import moments
+from sonicatlas.scaling import StandardScaler
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(4)
+    # offsets and scales like the audio features' (duration ~2e5 ms, tempo ~120), where
+    # E[x^2] - E[x]^2 would lose digits
+    X = rng.normal(size=(20_000, 5)) @ rng.normal(size=(5, 5))
+    X = X * [6e4, 30, 0.2, 5, 1] + [2.3e5, 120, 0.5, -7, 0]
+    X[:, 4] = 3.0  # a constant feature
+    return X
+
+
+def test_moments_equal_numpys_with_empty_and_uneven_blocks(rows):
+    chunks = ((0, 3_000, 1, 9_999, 0, 7_000), (5,))
+    stats = moments(da.from_array(rows, chunks=chunks))
+    assert stats.n == len(rows)
+    np.testing.assert_allclose(stats.mean, rows.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(stats.cross / (len(rows) - 1), np.cov(rows, rowvar=False),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_scaler_matches_scikit_learns(rows):
+    ours = StandardScaler().fit(da.from_array(rows, chunks=(4_000, -1)))
+    reference = SklearnScaler().fit(rows)
+    np.testing.assert_allclose(ours.mean_, reference.mean_, rtol=1e-13)
+    np.testing.assert_allclose(ours.var_, reference.var_, rtol=1e-10)
+    np.testing.assert_array_equal(ours.scale_[4], 1.0)  # constant: scale 1, as scikit-learn
+    np.testing.assert_allclose(ours.scale_, reference.scale_, rtol=1e-10)
+    scaled = ours.transform(da.from_array(rows, chunks=(4_000, -1)))
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled.compute(), reference.transform(rows), rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_pca_from_the_scalers_moments_matches_scikit_learns_on_scaled_rows(rows):
+    scaler = StandardScaler().fit(da.from_array(rows, chunks=(4_000, -1)))
+    ours = pca_of_scaled(scaler)
+    reference = SklearnPCA().fit(SklearnScaler().fit_transform(rows))
+    np.testing.assert_allclose(ours.explained_variance_, reference.explained_variance_,
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.explained_variance_ratio_,
+                               reference.explained_variance_ratio_, atol=1e-10)
+    # the constant feature leaves a zero-variance direction whose sign is arbitrary
+    np.testing.assert_allclose(ours.components_[:4], reference.components_[:4], atol=1e-8)
+
+
+def test_standardize_persists_the_scaled_float32_matrix_with_known_chunks(rows):
+    frame = dd.from_pandas(pd.DataFrame(rows, columns=list("abcde")), npartitions=3)
+    scaler, scaled = standardize(frame, ("a", "b", "c", "d", "e"))
+    assert not np.isnan(scaled.shape[0]) and scaled.chunks[0] == tuple(
+        frame.map_partitions(len).compute())
+    expected = SklearnScaler().fit_transform(rows.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(scaled.compute(), expected, rtol=1e-5, atol=1e-5)
+    assert scaler.n_samples_seen_ == len(rows)
