@@ -1,12 +1,13 @@
 """cluster-tracks against a single-process pandas + scikit-learn pipeline, same data, same run.
 
     python bench/run_bench.py --rows 1_000_000 10_000_000 --k 6 --repeat 1 \
-        --data-dir /tmp/sonicatlas-bench
+        --data-dir /tmp/sonicatlas-bench [--peers dask-ml spark]
 
 For each N: generate the synthetic catalog once (cached in --data-dir), then run the job (Python
 API, LocalCluster included) and the reference pipeline side by side, ``--repeat`` times
 (alternating which goes first), print medians and write bench/results/<date>-<N>.json.
-See docs/benchmarks.md.
+``--peers`` also runs dask-ml and/or Spark MLlib pipelines (bench/peers.py) in the first repeat,
+after the job and the reference. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as pds
+from peers import PEER_STAGES, PEERS  # bench/peers.py: this script's directory is on sys.path
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
@@ -37,7 +39,6 @@ from sklearn.preprocessing import StandardScaler
 from jobs.cluster_tracks import Config, run
 from sonicatlas.config import load_config
 from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
-from sonicatlas.kmeans import nearest_centers
 
 RESULTS = Path(__file__).parent / "results"
 COMPARED = ("read + validate", "scale", "pca", "kmeans")  # job stages the reference also has
@@ -123,7 +124,7 @@ def run_job(path: Path, k: int, work: Path) -> dict:
             "inertia": summary.inertia, "n_iter": summary.n_iter, "peak_rss_gib": rss.gib}
 
 
-def run_reference(path: Path, k: int, with_dask_ml: bool) -> dict:
+def run_reference(path: Path, k: int) -> dict:
     seconds, t = {}, time.perf_counter()
 
     def lap(name):
@@ -153,25 +154,20 @@ def run_reference(path: Path, k: int, with_dask_ml: bool) -> dict:
         km = KMeans(n_clusters=k, n_init=1, random_state=0).fit(Xs)
         lap("kmeans")
         seconds["total"] = round(time.perf_counter() - start, 3)
-    out = {"seconds": seconds, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_),
-           "rows": int(ok.sum()), "peak_rss_gib": rss.gib}
-    if with_dask_ml:
-        out["dask_ml"] = run_dask_ml(Xs, k)
+    return {"seconds": seconds, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_),
+            "rows": int(ok.sum()), "peak_rss_gib": rss.gib}
+
+
+def run_peers(names: list[str], path: Path, k: int) -> dict:
+    """Each named peer once; a failure is recorded, not raised, so the job's numbers survive."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = PEERS[name](path, k, PeakRSS)
+        except Exception as exc:  # any failure: record it, keep the rest of the run
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"peer {name}: {out[name].get('seconds', out[name])}", flush=True)
     return out
-
-
-def run_dask_ml(Xs: np.ndarray, k: int) -> dict:
-    """dask-ml's KMeans (default k-means|| init, threaded scheduler) on the reference matrix."""
-    import dask.array as da
-    from dask_ml.cluster import KMeans as DaskKMeans
-
-    start = time.perf_counter()
-    km = DaskKMeans(n_clusters=k, random_state=0).fit(da.from_array(Xs, chunks=(1_000_000, -1)))
-    seconds = time.perf_counter() - start
-    centers = np.asarray(km.cluster_centers_, dtype=np.float64)
-    cost = sum(float(nearest_centers(Xs[i:i + 1_000_000], centers)[1].sum())
-               for i in range(0, len(Xs), 1_000_000))  # its inertia_ is not the squared cost
-    return {"seconds": round(seconds, 3), "inertia": cost, "n_iter": int(km.n_iter_)}
 
 
 def median(values):
@@ -200,13 +196,48 @@ def report(rows: int, k: int, trials: list[dict], info: dict) -> dict:
     rel = (job_cost - ref_cost) / ref_cost
     print(f"cost: job {job_cost:,.1f} ({jobs[0]['n_iter']} it), sklearn {ref_cost:,.1f} "
           f"({refs[0]['n_iter']} it); relative difference {rel:+.2e}")
-    if "dask_ml" in refs[0]:
-        d = refs[0]["dask_ml"]
-        print(f"dask-ml KMeans: {d['seconds']:.2f} s, cost {d['inertia']:,.1f} ({d['n_iter']} it)")
     print(f"peak RSS (process tree, median): job {median([j['peak_rss_gib'] for j in jobs])} GiB, "
           f"reference {median([r['peak_rss_gib'] for r in refs])} GiB")
+    out = {"medians": med, "cost": {"job": job_cost, "reference": ref_cost, "relative": rel}}
+    if "peers" in trials[0]:
+        out["peers"] = report_peers(trials[0]["job"], ref_cost, trials[0]["peers"])
     print("machine: " + ", ".join(f"{key} {val}" for key, val in info.items()))
-    return {"medians": med, "cost": {"job": job_cost, "reference": ref_cost, "relative": rel}}
+    return out
+
+
+def report_peers(job: dict, ref_cost: float, peers: dict) -> dict:
+    """Peer stages next to the same repeat's job, ratios peer / job; costs against sklearn's."""
+    js = job["seconds"]
+    job_s = {"start session": js.get("start cluster"),
+             "read + scale (+cache)": js["read + validate"] + js["scale"],
+             "pca": js["pca"], "kmeans": js["kmeans"], "stop session": None,
+             "read+scale+pca+kmeans": js["(4 compared)"], "total": js["total"]}
+    ran = {name: p for name, p in peers.items() if "seconds" in p}
+    for p in ran.values():
+        p["seconds"]["read+scale+pca+kmeans"] = round(sum(p["seconds"][s] for s in PEER_STAGES), 3)
+    print("\n-- peers, repeat 1, ratio = peer / job of the same repeat --")
+    print(f"{'stage':<23}{'job s':>8}" + "".join(f"{name + ' s':>11}{'ratio':>9}" for name in ran))
+    for stage, j in job_s.items():
+        cells = f"{j:8.2f}" if j is not None else f"{'-':>8}"
+        for p in ran.values():
+            v = p["seconds"].get(stage)
+            cells += f"{v:11.2f}" if v is not None else f"{'-':>11}"
+            cells += f"{v / j:9.2f}" if v is not None and j else " " * 9
+        print(f"{stage:<23}{cells}")
+    out = {}
+    for name, p in peers.items():
+        if name not in ran:
+            print(f"{name}: {'skipped: ' + p['skipped'] if 'skipped' in p else p['error']}")
+            out[name] = p
+            continue
+        rel, rel_job = ((p["inertia"] - c) / c for c in (ref_cost, job["inertia"]))
+        print(f"{name}: cost {p['inertia']:,.1f} ({p['n_iter']} it; {rel:+.2e} vs sklearn, "
+              f"{rel_job:+.2e} vs job), {p['rows']:,} rows, peak RSS {p['peak_rss_gib']} GiB")
+        out[name] = {"seconds": p["seconds"], "relative_cost": rel, "relative_cost_job": rel_job,
+                     "ratio_total": round(p["seconds"]["total"] / js["total"], 3),
+                     "ratio_compared": round(p["seconds"]["read+scale+pca+kmeans"]
+                                             / js["(4 compared)"], 3)}
+    return out
 
 
 def main(argv=None) -> None:
@@ -215,7 +246,8 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
-    parser.add_argument("--dask-ml", action="store_true", help="also time dask-ml's KMeans")
+    parser.add_argument("--peers", nargs="+", choices=list(PEERS), default=[],
+                        help="also run these peer pipelines once per row count (bench/peers.py)")
     args = parser.parse_args(argv)
     info, code = machine(), code_version()
     print(f"code: {code}")
@@ -231,8 +263,10 @@ def main(argv=None) -> None:
                     print(f"WARNING: sources changed since start: {trial['code']}")
                 for which in ("job", "reference") if job_first else ("reference", "job"):
                     trial[which] = (run_job(path, args.k, Path(work)) if which == "job" else
-                                    run_reference(path, args.k, args.dask_ml and i == 0))
+                                    run_reference(path, args.k))
                     print(f"repeat {i + 1} {which}: {trial[which]['seconds']}", flush=True)
+                if i == 0 and args.peers:  # after both, so neither's timing shares the machine
+                    trial["peers"] = run_peers(args.peers, path, args.k)
                 trials.append(trial)
         summary = report(rows, args.k, trials, info)
         rusage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss / 2**20
