@@ -8,6 +8,7 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
+import dask
 from distributed import wait
 
 from sonicatlas import catalog, clean, features, maps, outputs
@@ -43,9 +44,12 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         checked = clean.check_rows(catalog.read_catalog(tracks, carry), config.features)
         checked = checked.persist()
         show_progress(checked)
-        checked = clean.reject_duplicates(checked, clean.find_duplicates(checked)).persist()
-        accepted, rejects = clean.split(checked)
+        checked = clean.reject_duplicates(checked, clean.find_duplicates(checked))
         counts = outputs.row_counts(checked, tracks.rows, config.largest_k)
+        # from here on only the accepted rows (compact) and the rejects are held
+        accepted, rejects = dask.persist(*clean.split(checked, config.features))
+        wait([accepted, rejects])
+        del checked
 
     with stage("scale"):
         scaler, scaled = features.standardize(accepted, config.features)
@@ -60,10 +64,11 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     names = name_clusters(model.centers, config.features, overrides=config.names)
 
     with stage("assign"):
-        scored = model.score_all(accepted, outputs.scored_columns(config.features, carry),
-                                 clusters.labeler)
-        scored = scored.persist()
-        wait(scored)
+        # only the four score columns are new data; the rest is the accepted rows, joined
+        # partition by partition wherever the scored tracks are read
+        scores = accepted.map_partitions(model.scores, clusters.labeler).persist()
+        wait(scores)
+        scored = outputs.scored_tracks(accepted, scores, config.features, carry)
     with stage("write tables"):
         run_dir.write_table("assignments", outputs.assignments(scored, carry))
         run_dir.write_table("summary/rejects", outputs.rejects(rejects))

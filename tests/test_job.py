@@ -45,7 +45,8 @@ def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_p
     np.testing.assert_array_equal(profiles["size"], sizes.to_numpy())
     joined = assignments.merge(frame, on="track_id")
     means = joined.groupby("cluster")["tempo"].mean()
-    np.testing.assert_allclose(profiles["tempo_mean"], means.to_numpy(), rtol=1e-9)
+    # the accepted rows hold features in float32 (7 digits): means agree to ~1e-7
+    np.testing.assert_allclose(profiles["tempo_mean"], means.to_numpy(), rtol=1e-6)
     assert profiles["name"].is_unique
 
     manifest = json.loads((run / "manifest.json").read_text())

@@ -43,7 +43,7 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
         strings, and ``_pos`` (int64).
     """
     number = partition_info["number"] if partition_info else 0
-    out = frame.copy()
+    out = frame.copy(deep=False)  # new columns only: copy-on-write keeps ``frame`` intact
     reasons = np.full(len(frame), None, dtype=object)
     details = np.full(len(frame), None, dtype=object)
     open_rows = np.ones(len(frame), dtype=bool)  # rows without a reason yet
@@ -81,10 +81,15 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
         mark(~valid.contains(values) & np.isfinite(values),
              f"{name} outside {valid.describe()}", values)
     out[TRACK_ID] = ids.astype("string")
-    out[REASON] = pd.array(reasons, dtype="string")
-    out[DETAIL] = pd.array(details, dtype="string")
+    out[REASON], out[DETAIL] = _strings(reasons, open_rows), _strings(details, open_rows)
     out[POSITION] = (np.int64(number) << 32) + np.arange(len(frame), dtype=np.int64)
     return out
+
+
+def _strings(values: np.ndarray, unset: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    if unset.all():  # the usual case, ~60x faster than from a column of None
+        return pd.array(pa.nulls(len(values), pa.large_string()), dtype="string")
+    return pd.array(values, dtype="string")
 
 
 def check_rows(frame: dd.DataFrame, features: tuple[str, ...]) -> dd.DataFrame:
@@ -189,7 +194,22 @@ def reject_duplicates(checked: dd.DataFrame, duplicates: np.ndarray) -> dd.DataF
     return checked.map_partitions(_mark_duplicates, duplicates)
 
 
-def split(checked: dd.DataFrame) -> tuple[dd.DataFrame, dd.DataFrame]:
-    """Lazy (accepted, rejected) rows of a checked frame; together they are every row."""
-    has_reason = ~checked[REASON].isna()
-    return checked[~has_reason], checked[has_reason]
+def _accepted_part(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
+    valid = frame[REASON].isna().to_numpy()
+    kept = frame if valid.all() else frame[valid]  # no copy of a partition with no rejects
+    out = kept.drop(columns=[REASON, DETAIL])
+    if features:
+        out = out.astype({name: np.float32 for name in features})
+    return out
+
+
+def split(checked: dd.DataFrame, features: tuple[str, ...] = ()
+          ) -> tuple[dd.DataFrame, dd.DataFrame]:
+    """Lazy (accepted, rejected) rows of a checked frame; together they are every row.
+
+    The accepted rows lose ``reason`` and ``detail`` (always missing there) and hold
+    ``features`` as float32: they are what stays in memory for the whole run, and the
+    clustering reads the features in float32 anyway. Rejected rows keep the float64 values.
+    """
+    accepted = checked.map_partitions(_accepted_part, tuple(features))
+    return accepted, checked[~checked[REASON].isna()]

@@ -53,8 +53,8 @@ class TrackModel:
         X = frame[list(self.features)].to_numpy(dtype=np.float64)
         return (X - np.asarray(self.scale_mean)) / np.asarray(self.scale_std)
 
-    def score(self, frame: pd.DataFrame, keep: list[str], labeler=None) -> pd.DataFrame:
-        """``frame[keep]`` with cluster, distance to its centroid, pc1 and pc2 added.
+    def scores(self, frame: pd.DataFrame, labeler=None) -> pd.DataFrame:
+        """Cluster, distance to its centroid, pc1 and pc2 of every row of ``frame``.
 
         ``labeler`` (a fitted method with ``predict`` on z-scores) gives the clusters instead
         of the nearest centroid; its noise label -1 gets a missing distance.
@@ -68,12 +68,13 @@ class TrackModel:
             safe = np.clip(labels, 0, None)
             squared = np.where(labels >= 0, ((Z - centers[safe]) ** 2).sum(axis=1), np.nan)
         pcs = (Z - np.asarray(self.pca_mean)) @ np.asarray(self.pca_components)[:2].T
-        out = frame[keep].copy()
-        out[CLUSTER] = labels.astype(np.int32)
-        out[DISTANCE] = np.sqrt(squared)
-        out[PC1] = pcs[:, 0].astype(np.float32)
-        out[PC2] = pcs[:, 1].astype(np.float32)
-        return out
+        return pd.DataFrame({CLUSTER: labels.astype(np.int32), DISTANCE: np.sqrt(squared),
+                             PC1: pcs[:, 0].astype(np.float32),
+                             PC2: pcs[:, 1].astype(np.float32)}, index=frame.index)
+
+    def score(self, frame: pd.DataFrame, keep: list[str], labeler=None) -> pd.DataFrame:
+        """``frame[keep]`` with :meth:`scores` (cluster, distance, pc1, pc2) added."""
+        return with_scores(frame[keep], self.scores(frame, labeler))
 
     def score_all(self, accepted: dd.DataFrame, keep: list[str], labeler=None
                   ) -> dd.DataFrame:
@@ -108,3 +109,10 @@ class TrackModel:
         for key in ("pca_components", "centers"):
             data[key] = tuple(tuple(r) for r in data[key])
         return cls(**data)
+
+
+def with_scores(frame: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the columns of ``scores``, row for row (the same rows, in order)."""
+    if len(frame) != len(scores):
+        raise ValueError(f"{len(frame)} rows but {len(scores)} scores")
+    return frame.assign(**{name: scores[name].to_numpy() for name in scores.columns})

@@ -14,7 +14,7 @@ from .clean import POSITION, REASON
 from .config import MapConfig
 from .contract import TRACK_ID
 from .errors import InputError
-from .model import CLUSTER, DISTANCE, PC1, PC2
+from .model import CLUSTER, DISTANCE, PC1, PC2, with_scores
 from .runs import versions
 
 
@@ -46,6 +46,17 @@ def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
 def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
     """Columns kept next to the scores: id, carried metadata, features (for profiles)."""
     return [TRACK_ID, *carry, *features]
+
+
+def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[str, ...],
+                  carry: tuple[str, ...]) -> dd.DataFrame:
+    """Lazy accepted rows (:func:`scored_columns`) with their scores, partition by partition.
+
+    ``scores`` comes from ``accepted.map_partitions(model.scores)``, so partition ``i`` of
+    each holds the same rows in the same order; joining them costs a column assignment.
+    """
+    return dd.map_partitions(with_scores, accepted[scored_columns(features, carry)], scores,
+                             align_dataframes=False)
 
 
 def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:

@@ -99,9 +99,9 @@ def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: lis
         ``f_q75`` from the sample; ``popularity_mean`` and ``explicit_share`` when present.
     """
     extra = [c for c in ("popularity", "explicit") if c in scored.columns]
-    numeric = scored[[CLUSTER, *features, *extra]]
-    if "explicit" in extra:
-        numeric = numeric.assign(explicit=numeric["explicit"].astype("float64"))
+    # sums in float64: the accepted rows hold the features in float32
+    numeric = scored[[CLUSTER, *features, *extra]].astype(
+        {name: "float64" for name in (*features, *extra) if name != "popularity"})
     stats = numeric.groupby(CLUSTER).agg(["count", "mean", "std"]).compute()
     stats = stats.reindex(range(len(names)))
     table = pd.DataFrame({CLUSTER: np.arange(len(names), dtype=np.int32), "name": names})
