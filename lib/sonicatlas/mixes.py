@@ -7,6 +7,7 @@ they stay distributed and are written by the workers.
 
 from __future__ import annotations
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -16,40 +17,69 @@ from .model import CLUSTER
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
 
-def category_mix(scored: dd.DataFrame, column: str, k: int) -> pd.DataFrame:
+def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
+                 name: str | None = None) -> pd.DataFrame:
     """Tracks per (cluster, category) with the category's share of its cluster.
+
+    Each partition counts its (cluster, value) pairs on integer codes (``pd.factorize``; a
+    groupby on the strings themselves took ~0.4 s per million rows); only those small counts
+    reach the client.
 
     Parameters
     ----------
     scored : dask.dataframe.DataFrame
         Tracks with ``cluster`` and ``column``.
     column : str
-        A low-cardinality column: ``genre``, ``decade``.
+        A low-cardinality column: ``genre``, ``release_year``.
     k : int
         Number of clusters.
+    label : callable, optional
+        Maps an array of distinct values to their category labels (e.g. :func:`decade`);
+        default the values as text.
+    name : str, optional
+        Name of the category column in the result; default ``column``.
 
     Returns
     -------
-    pandas.DataFrame with columns cluster, <column>, tracks, share; sorted by cluster and
+    pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by cluster and
     descending share. Missing values are counted as ``"unknown"``.
     """
-    pairs = scored[[CLUSTER, column]]
-    pairs = pairs.assign(**{column: pairs[column].astype("string").fillna("unknown")})
-    counts = pairs.groupby([CLUSTER, column]).size().compute().rename("tracks").reset_index()
+    name = name or column
+    parts = [dask.delayed(_pair_counts)(part, column)
+             for part in scored[[CLUSTER, column]].to_delayed()]
+    pairs = pd.concat(dask.compute(*parts), ignore_index=True)
+    values = pairs["value"].to_numpy(dtype=object)
+    known = pd.notna(values)
+    labels = np.full(len(values), "unknown", dtype=object)
+    if known.any():
+        labels[known] = np.asarray(label(values[known]) if label else values[known].astype(str),
+                                   dtype=object)
+    pairs[name] = pd.array(labels, dtype="string").fillna("unknown")
+    counts = pairs.groupby([CLUSTER, name])["tracks"].sum().reset_index()
     totals = counts.groupby(CLUSTER)["tracks"].transform("sum")
     counts["share"] = counts["tracks"] / totals
     counts = counts[counts[CLUSTER].between(0, k - 1)]
-    return counts.sort_values([CLUSTER, "share", column], ascending=[True, False, True],
+    return counts.sort_values([CLUSTER, "share", name], ascending=[True, False, True],
                               ignore_index=True)
 
 
-def with_decade(scored: dd.DataFrame) -> dd.DataFrame:
-    """Add ``decade`` ("1990s") from ``release_year``."""
-    def decade(frame: pd.DataFrame) -> pd.DataFrame:
-        years = pd.to_numeric(frame["release_year"], errors="coerce")
-        text = ((years // 10) * 10).astype("Int64").astype("string") + "s"
-        return frame.assign(decade=text)
-    return scored.map_partitions(decade)
+def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
+    pairs = pd.DataFrame({CLUSTER: frame[CLUSTER].to_numpy(dtype=np.int64), "code": codes})
+    counts = pairs.value_counts().rename("tracks").reset_index()
+    code = counts["code"].to_numpy()
+    value = np.asarray(uniques, dtype=object)[np.clip(code, 0, None)] if len(uniques) else (
+        np.full(len(code), None, dtype=object))
+    value[code < 0] = None
+    return pd.DataFrame({CLUSTER: counts[CLUSTER].to_numpy(dtype=np.int32), "value": value,
+                         "tracks": counts["tracks"].to_numpy(dtype=np.int64)})
+
+
+def decade(years: np.ndarray) -> np.ndarray:
+    """"1990s" for 1990..1999; ``None`` where the year is not a number."""
+    numbers = pd.to_numeric(pd.Series(years), errors="coerce")
+    text = ((numbers // 10) * 10).astype("Int64").astype("string") + "s"
+    return text.astype(object).where(text.notna(), None).to_numpy()
 
 
 def artist_clusters(scored: dd.DataFrame, features: tuple[str, ...], k: int,

@@ -40,7 +40,8 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
         tables["genre_agreement"] = pd.DataFrame(
             [structure.agreement(table.fillna(0).to_numpy(dtype=np.int64))])
     if "release_year" in carry:
-        tables["decade_mix"] = mixes.category_mix(mixes.with_decade(scored), "decade", model.k)
+        tables["decade_mix"] = mixes.category_mix(scored, "release_year", model.k,
+                                                   label=mixes.decade, name="decade")
     if config.artist_clusters and "artist_name" in carry:
         artists = mixes.artist_clusters(scored, features, model.k).persist()
         tables["artist_clusters"] = artists
