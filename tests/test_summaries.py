@@ -119,3 +119,27 @@ def test_every_small_table_names_its_clusters(run):
     for table in ("genre_mix", "decade_mix", "representative_tracks", "top_artists"):
         frame = read_table(path / f"summary/{table}")
         assert (frame["name"] == names.loc[frame["cluster"]].to_numpy()).all(), table
+
+
+def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
+    import dask.dataframe as dd
+
+    from sonicatlas.profiles import cluster_column_stats
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    frame = pd.DataFrame({"cluster": rng.integers(-1, 4, n).astype(np.int32),  # -1: noise
+                          "duration_ms": rng.normal(2.3e5, 10.0, n),  # far from zero
+                          "energy": rng.random(n).astype(np.float32),
+                          "popularity": rng.integers(0, 100, n)})
+    frame.loc[::13, "duration_ms"] = np.nan
+    frame.loc[frame["cluster"] == 2, "energy"] = np.nan  # a column empty in one cluster
+    got = cluster_column_stats(dd.from_pandas(frame, npartitions=5), k=5)  # cluster 4: empty
+    expected = frame[frame["cluster"] >= 0].astype({"energy": np.float64}).groupby(
+        "cluster").agg(["count", "mean", "std"]).reindex(range(5))
+    for column in ("duration_ms", "energy", "popularity"):
+        np.testing.assert_array_equal(got[(column, "count")],
+                                      expected[(column, "count")].fillna(0))
+        for stat in ("mean", "std"):
+            np.testing.assert_allclose(got[(column, stat)], expected[(column, stat)],
+                                       rtol=1e-10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -99,11 +100,7 @@ def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: lis
         ``f_q75`` from the sample; ``popularity_mean`` and ``explicit_share`` when present.
     """
     extra = [c for c in ("popularity", "explicit") if c in scored.columns]
-    # sums in float64: the accepted rows hold the features in float32
-    numeric = scored[[CLUSTER, *features, *extra]].astype(
-        {name: "float64" for name in (*features, *extra) if name != "popularity"})
-    stats = numeric.groupby(CLUSTER).agg(["count", "mean", "std"]).compute()
-    stats = stats.reindex(range(len(names)))
+    stats = cluster_column_stats(scored[[CLUSTER, *features, *extra]], len(names))
     table = pd.DataFrame({CLUSTER: np.arange(len(names), dtype=np.int32), "name": names})
     size = stats[(features[0], "count")].fillna(0).to_numpy(dtype=np.int64)
     table["size"] = size
@@ -122,6 +119,56 @@ def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: lis
     if "explicit" in extra:
         table["explicit_share"] = stats[("explicit", "mean")].to_numpy(dtype=float)
     return table
+
+
+def _column_stats(frame: pd.DataFrame, k: int) -> np.ndarray:
+    """Per cluster and column: non-missing count, mean and centred sum of squares."""
+    labels = frame[CLUSTER].to_numpy()
+    X = frame.drop(columns=[CLUSTER]).to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.zeros((k, 3, X.shape[1]))
+    for c in range(k):
+        rows = X[labels == c]
+        count = (~np.isnan(rows)).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, np.nansum(rows, axis=0) / count, 0.0)
+        out[c] = count, mean, np.nansum((rows - mean) ** 2, axis=0)
+    return out
+
+
+def _merge_column_stats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # Chan et al.'s pairwise update, per cluster and column
+    na, ma, sa = a[:, 0], a[:, 1], a[:, 2]
+    nb, mb, sb = b[:, 0], b[:, 1], b[:, 2]
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = mb - ma
+        mean = np.where(n > 0, ma + delta * np.where(n > 0, nb / n, 0.0), 0.0)
+        m2 = sa + sb + np.where(n > 0, delta ** 2 * na * nb / n, 0.0)
+    return np.stack([n, mean, m2], axis=1)
+
+
+def cluster_column_stats(frame: dd.DataFrame, k: int) -> pd.DataFrame:
+    """Count, mean and standard deviation (``ddof=1``) of every column per cluster ``0..k-1``.
+
+    What ``frame.groupby("cluster").agg(["count", "mean", "std"])`` gives (missing values
+    skipped; NaN for empty clusters), from per-partition centred sums merged in partition
+    order: one pass, in float64 whatever the columns' dtype, and no cancellation however far
+    the values sit from zero.
+    """
+    columns = [c for c in frame.columns if c != CLUSTER]
+    parts = [dask.delayed(_column_stats)(part, k) for part in frame.to_delayed()]
+    total = np.zeros((k, 3, len(columns)))
+    for part in dask.compute(*parts):
+        total = _merge_column_stats(total, part)
+    count, mean, m2 = total[:, 0], total[:, 1], total[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(count > 1, np.sqrt(m2 / (count - 1)), np.nan)
+    mean = np.where(count > 0, mean, np.nan)
+    table = {}
+    for j, name in enumerate(columns):
+        table[(name, "count")] = count[:, j].astype(np.int64)
+        table[(name, "mean")], table[(name, "std")] = mean[:, j], std[:, j]
+    return pd.DataFrame(table, index=pd.RangeIndex(k, name=CLUSTER))
 
 
 def _sample_partition(frame: pd.DataFrame, fraction: float, seed: int,

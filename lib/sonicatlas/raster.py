@@ -72,18 +72,19 @@ def _bin_partition(part: pd.DataFrame, grid: PixelGrid, n_clusters: int | None,
                    features: tuple[str, ...]) -> dict[str, np.ndarray]:
     index, inside = grid.pixels(part[X].to_numpy(), part[Y].to_numpy())
     size = grid.width * grid.height
-    sums = {"count": np.bincount(index[inside], minlength=size)}
+    # counts travel as uint32, as Datashader keeps them: partials are summed across workers
+    sums = {"count": np.bincount(index[inside], minlength=size).astype(np.uint32)}
     if n_clusters is not None:
         codes = part[CLUSTER].to_numpy(dtype=np.int64, na_value=-1)
         keep = inside & (codes >= 0) & (codes < n_clusters)  # noise (-1) is not drawn
         sums["clusters"] = np.bincount(index[keep] * n_clusters + codes[keep],
-                                       minlength=size * n_clusters)
+                                       minlength=size * n_clusters).astype(np.uint32)
     index = index[inside]
     for name in features:
         values = part[name].to_numpy(dtype=np.float64, na_value=np.nan)[inside]
         missing = np.isnan(values)
         if missing.any():  # a mean skips missing values, as Datashader's does
-            sums[f"n:{name}"] = np.bincount(index[~missing], minlength=size)
+            sums[f"n:{name}"] = np.bincount(index[~missing], minlength=size).astype(np.uint32)
             values = np.where(missing, 0.0, values)
         sums[f"sum:{name}"] = np.bincount(index, weights=values, minlength=size)
     return sums

@@ -1,0 +1,127 @@
+"""cluster-tracks at one catalog size as a user runs it (the CLI), with peak memory and spill.
+
+    python bench/run_scale.py --rows 100_000_000 --data-dir /tmp/sonicatlas-bench
+
+Generates the catalog once (``sonicatlas generate tracks``, reused when the row count
+matches), runs ``sonicatlas run cluster-tracks`` on it in a child process, and samples every
+0.5 s the summed RSS of the whole process tree (the LocalCluster workers included), the
+machine's used memory and the size of dask's spill directories. Writes
+``bench/results/<date>-scale-<rows>.json`` (stage seconds from the run's manifest, seconds per
+million rows, peaks) and the run's Dask performance report, gzipped, to
+``bench/results/reports/``. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil  # a dependency of distributed
+from run_bench import code_version, ensure_catalog, machine  # bench/ is on sys.path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class Sampler:
+    """Peaks of process-tree RSS, used memory and spill size while a child process runs."""
+
+    def __init__(self, pid: int, spill_root: Path, interval: float = 0.5):
+        self.proc, self.spill_root, self.interval = psutil.Process(pid), spill_root, interval
+        self.peak_rss = self.peak_used = self.peak_spill = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _spill_bytes(self) -> int:
+        total = 0
+        for path in self.spill_root.rglob("*"):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except OSError:  # removed while walking
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = 0
+            try:
+                for proc in [self.proc, *self.proc.children(recursive=True)]:
+                    rss += proc.memory_info().rss
+            except psutil.Error:  # a process that just exited
+                pass
+            vm = psutil.virtual_memory()
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_used = max(self.peak_used, vm.total - vm.available)
+            self.peak_spill = max(self.peak_spill, self._spill_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--keep-run", action="store_true", help="keep the run directory")
+    args = parser.parse_args(argv)
+    catalog = ensure_catalog(args.data_dir, args.rows)
+    work = Path(tempfile.mkdtemp(dir=args.data_dir))
+    out = work / "run"
+    spill = work / "dask-scratch"
+    command = [sys.executable, "-m", "sonicatlas.cli", "run", "cluster-tracks",
+               "--set", f"input={catalog}", "--set", f"k={args.k}", "--out", str(out)]
+    print(" ".join(command), flush=True)
+    start = time.perf_counter()
+    # the workers spill under dask's temporary-directory: a fresh one, to measure it
+    child = subprocess.Popen(command, env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(spill)})
+    with Sampler(child.pid, spill) as sampler:
+        code = child.wait()
+    wall = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"the run failed with exit code {code}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    seconds = manifest["seconds"]
+    result = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"), "rows": args.rows, "k": args.k,
+        "command": " ".join(command), "machine": machine(), "code": code_version(),
+        "wall_seconds": round(wall, 1),
+        "seconds_per_million_rows": round(wall / (args.rows / 1e6), 3),
+        "stage_seconds": seconds, "inertia": manifest["metrics"]["inertia"]
+        if "metrics" in manifest else None,
+        "peak_rss_gib": round(sampler.peak_rss / 2**30, 2),
+        "peak_used_memory_gib": round(sampler.peak_used / 2**30, 2),
+        "peak_spill_gib": round(sampler.peak_spill / 2**30, 2),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "reports").mkdir(exist_ok=True)
+    stem = f"{dt.date.today().isoformat()}-scale-{args.rows}"
+    report = out / "performance.html"
+    if report.exists():
+        with report.open("rb") as src, gzip.open(RESULTS / "reports" / f"{stem}.html.gz",
+                                                  "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        result["performance_report"] = f"bench/results/reports/{stem}.html.gz"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    if not args.keep_run:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
