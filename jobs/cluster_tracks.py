@@ -11,7 +11,7 @@ from __future__ import annotations
 import dask
 from distributed import wait
 
-from sonicatlas import catalog, clean, features, maps, outputs
+from sonicatlas import catalog, clean, features, maps, outputs, raster
 from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import ClusterTracksConfig
 from sonicatlas.model import TrackModel
@@ -75,14 +75,18 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
         model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("summaries"):
-        summaries = build_summaries(scored, model, pca, names, carry,
-                                    counts["rows_accepted"], config.summary)
+        # the map bins join the summaries' single pass over the scored tracks
+        grid = outputs.map_grid(scores, config.map)
+        bins = raster.bin_reduction(grid, n_clusters=model.k, features=config.features)
+        summaries, done = build_summaries(scored, model, pca, names, carry,
+                                          counts["rows_accepted"], config.summary,
+                                          also={"map_bins": bins})
         for name, table in summaries.items():
             run_dir.write_table(f"summary/{name}", table)
         profiles = summaries["cluster_profiles"]
     with stage("maps"):
-        for name, image in outputs.render_maps(scored, names, profiles, config.map,
-                                               config.features).items():
+        for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
+                                              config.features).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,

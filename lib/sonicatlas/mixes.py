@@ -7,12 +7,12 @@ they stay distributed and are written by the workers.
 
 from __future__ import annotations
 
-import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
 from .model import CLUSTER
+from .scan import Reduction, concat, scan
 
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
@@ -44,10 +44,17 @@ def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
     pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by cluster and
     descending share. Missing values are counted as ``"unknown"``.
     """
-    name = name or column
-    parts = [dask.delayed(_pair_counts)(part, column)
-             for part in scored[[CLUSTER, column]].to_delayed()]
-    pairs = pd.concat(dask.compute(*parts), ignore_index=True)
+    return scan(scored, {"mix": category_reduction(column, k, label=label, name=name)})["mix"]
+
+
+def category_reduction(column: str, k: int, *, label=None, name: str | None = None
+                       ) -> Reduction:
+    """:func:`category_mix` as a :class:`~sonicatlas.scan.Reduction`, for one shared pass."""
+    return Reduction(partial=lambda part, _: _pair_counts(part, column), combine=concat,
+                     finish=lambda pairs: _mix(pairs, k, label, name or column))
+
+
+def _mix(pairs: pd.DataFrame, k: int, label, name: str) -> pd.DataFrame:
     values = pairs["value"].to_numpy(dtype=object)
     known = pd.notna(values)
     labels = np.full(len(values), "unknown", dtype=object)
@@ -66,7 +73,8 @@ def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
 def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
     pairs = pd.DataFrame({CLUSTER: frame[CLUSTER].to_numpy(dtype=np.int64), "code": codes})
-    counts = pairs.value_counts().rename("tracks").reset_index()
+    # sort=False: the combined counts are ordered (and summed) on the client anyway
+    counts = pairs.value_counts(sort=False).rename("tracks").reset_index()
     code = counts["code"].to_numpy()
     value = np.asarray(uniques, dtype=object)[np.clip(code, 0, None)] if len(uniques) else (
         np.full(len(code), None, dtype=object))

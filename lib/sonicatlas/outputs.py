@@ -83,27 +83,38 @@ def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
-def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
-                config: MapConfig, features: tuple[str, ...]) -> dict:
-    """Every map of a run by file name: clusters, density, and one per feature.
+def map_grid(points: dd.DataFrame, config: MapConfig) -> raster.PixelGrid:
+    """The maps' canvas: the ``pc1`` x ``pc2`` bounds of ``points`` plus 2 %, one small pass.
 
-    One min/max pass gives the bounds, and one binning pass gives every map: counts per
-    cluster, the density (their total) and the feature means.
+    ``points`` needs only ``pc1`` and ``pc2``: the persisted scores do, without the tracks.
     """
-    points = scored[[PC1, PC2, CLUSTER, *features]]
     low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
     pad = 0.02 * (high - low).replace(0, 1.0)
-    frame = {"x_range": (float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
-             "y_range": (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2]))}
-    agg = raster.bin_points(points, raster.PixelGrid(**frame, width=config.width,
-                                                     height=config.height),
-                            n_clusters=len(names), features=features)
+    return raster.PixelGrid((float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
+                            (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
+                            config.width, config.height)
+
+
+def map_images(bins, grid: raster.PixelGrid, names: list[str], profiles: pd.DataFrame,
+               features: tuple[str, ...]) -> dict:
+    """Every map of a run by file name, from :func:`sonicatlas.raster.bin_reduction`'s bins:
+    clusters, density (their total), and one per feature."""
+    frame = {"x_range": grid.x_range, "y_range": grid.y_range}
     images = {"clusters.png": maps.cluster_image(
-        agg["clusters"], names=names, sizes=profiles["size"].tolist(),
+        bins["clusters"], names=names, sizes=profiles["size"].tolist(),
         title="Tracks by cluster, PC1 x PC2", **frame)}
-    for name, image in maps.feature_images(agg, features, **frame).items():
+    for name, image in maps.feature_images(bins, features, **frame).items():
         images["density.png" if name == "density" else f"features/{name}.png"] = image
     return images
+
+
+def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
+                config: MapConfig, features: tuple[str, ...]) -> dict:
+    """:func:`map_images` with the grid and the bins computed from ``scored`` here."""
+    grid = map_grid(scored, config)
+    bins = raster.bin_points(scored[[PC1, PC2, CLUSTER, *features]], grid,
+                             n_clusters=len(names), features=features)
+    return map_images(bins, grid, names, profiles, features)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
 from .contract import TRACK_ID
 from .model import CLUSTER, DISTANCE
+from .scan import Reduction, concat, scan
 
 # (feature, direction) -> words. A cluster is named by its most distinctive features.
 FEATURE_WORDS = {
@@ -76,15 +76,20 @@ def number_duplicates(names: list[str]) -> list[str]:
     return numbered
 
 
-def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: list[str],
+def profile_columns(columns, features: tuple[str, ...]) -> list[str]:
+    """The columns :func:`cluster_profiles` summarises: the features, popularity, explicit."""
+    return [*features, *(c for c in ("popularity", "explicit") if c in columns)]
+
+
+def cluster_profiles(stats: pd.DataFrame, features: tuple[str, ...], names: list[str],
                      catalog_mean: np.ndarray, catalog_std: np.ndarray,
                      sample: pd.DataFrame) -> pd.DataFrame:
     """Per cluster: size, share, and each feature's mean, std, quartiles and z-score.
 
     Parameters
     ----------
-    scored : dask.dataframe.DataFrame
-        Accepted tracks with their ``cluster`` and the feature columns.
+    stats : pandas.DataFrame
+        :func:`column_stats_reduction`'s table over the scored tracks' :func:`profile_columns`.
     features : tuple of str
     names : list of str
         Cluster names, indexed by cluster id; every cluster gets a row, empty ones too.
@@ -99,8 +104,7 @@ def cluster_profiles(scored: dd.DataFrame, features: tuple[str, ...], names: lis
         ``f_mean``, ``f_std``, ``f_z`` exact over all tracks; ``f_q25``, ``f_median``,
         ``f_q75`` from the sample; ``popularity_mean`` and ``explicit_share`` when present.
     """
-    extra = [c for c in ("popularity", "explicit") if c in scored.columns]
-    stats = cluster_column_stats(scored[[CLUSTER, *features, *extra]], len(names))
+    extra = [c for c in ("popularity", "explicit") if c in {name for name, _ in stats.columns}]
     table = pd.DataFrame({CLUSTER: np.arange(len(names), dtype=np.int32), "name": names})
     size = stats[(features[0], "count")].fillna(0).to_numpy(dtype=np.int64)
     table["size"] = size
@@ -147,19 +151,7 @@ def _merge_column_stats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([n, mean, m2], axis=1)
 
 
-def cluster_column_stats(frame: dd.DataFrame, k: int) -> pd.DataFrame:
-    """Count, mean and standard deviation (``ddof=1``) of every column per cluster ``0..k-1``.
-
-    What ``frame.groupby("cluster").agg(["count", "mean", "std"])`` gives (missing values
-    skipped; NaN for empty clusters), from per-partition centred sums merged in partition
-    order: one pass, in float64 whatever the columns' dtype, and no cancellation however far
-    the values sit from zero.
-    """
-    columns = [c for c in frame.columns if c != CLUSTER]
-    parts = [dask.delayed(_column_stats)(part, k) for part in frame.to_delayed()]
-    total = np.zeros((k, 3, len(columns)))
-    for part in dask.compute(*parts):
-        total = _merge_column_stats(total, part)
+def _stats_table(total: np.ndarray, columns: list[str]) -> pd.DataFrame:
     count, mean, m2 = total[:, 0], total[:, 1], total[:, 2]
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.where(count > 1, np.sqrt(m2 / (count - 1)), np.nan)
@@ -168,20 +160,46 @@ def cluster_column_stats(frame: dd.DataFrame, k: int) -> pd.DataFrame:
     for j, name in enumerate(columns):
         table[(name, "count")] = count[:, j].astype(np.int64)
         table[(name, "mean")], table[(name, "std")] = mean[:, j], std[:, j]
-    return pd.DataFrame(table, index=pd.RangeIndex(k, name=CLUSTER))
+    return pd.DataFrame(table, index=pd.RangeIndex(len(total), name=CLUSTER))
 
 
-def _sample_partition(frame: pd.DataFrame, fraction: float, seed: int,
-                      partition_info: dict | None = None) -> pd.DataFrame:
-    number = partition_info["number"] if partition_info else 0
+def column_stats_reduction(columns: list[str], k: int) -> Reduction:
+    """Count, mean and standard deviation (``ddof=1``) of ``columns`` per cluster ``0..k-1``.
+
+    What ``frame.groupby("cluster")[columns].agg(["count", "mean", "std"])`` gives (missing
+    values skipped; NaN for empty clusters), from per-partition centred sums merged in
+    partition order: in float64 whatever the columns' dtype, and no cancellation however far
+    the values sit from zero.
+    """
+    columns = list(columns)
+    return Reduction(partial=lambda part, _: _column_stats(part[[CLUSTER, *columns]], k),
+                     combine=_merge_column_stats,
+                     finish=lambda total: _stats_table(total, columns))
+
+
+def cluster_column_stats(frame: dd.DataFrame, k: int) -> pd.DataFrame:
+    """:func:`column_stats_reduction` of every column of ``frame`` but ``cluster``."""
+    columns = [c for c in frame.columns if c != CLUSTER]
+    return scan(frame, {"stats": column_stats_reduction(columns, k)})["stats"]
+
+
+def _sample_rows(frame: pd.DataFrame, number: int, fraction: float, seed: int
+                 ) -> pd.DataFrame:
     keep = np.random.default_rng([seed, number]).random(len(frame)) < fraction
     return frame[keep]
 
 
+def sample_reduction(columns: list[str], rows: int, total: int, seed: int) -> Reduction:
+    """About ``rows`` of ``total`` tracks drawn uniformly and reproducibly (all when fewer)."""
+    fraction, columns = min(1.0, rows / max(total, 1)), list(columns)
+    return Reduction(partial=lambda part, i: _sample_rows(part[columns], i, fraction, seed),
+                     combine=concat)
+
+
 def track_sample(scored: dd.DataFrame, rows: int, total: int, seed: int) -> pd.DataFrame:
-    """About ``rows`` accepted tracks drawn uniformly and reproducibly (all when fewer)."""
-    fraction = min(1.0, rows / max(total, 1))
-    return scored.map_partitions(_sample_partition, fraction, seed).compute()
+    """:func:`sample_reduction` of every column of ``scored``."""
+    reduction = sample_reduction(list(scored.columns), rows, total, seed)
+    return scan(scored, {"sample": reduction})["sample"]
 
 
 def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
@@ -203,15 +221,25 @@ def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
     return ordered.groupby(CLUSTER, sort=False).head(per_cluster)
 
 
-def representative_tracks(scored: dd.DataFrame, per_cluster: int, carry: tuple[str, ...]
-                          ) -> pd.DataFrame:
-    """The ``per_cluster`` tracks nearest each centroid: each partition sends only its own."""
+def representative_reduction(per_cluster: int, carry: tuple[str, ...]) -> Reduction:
+    """The ``per_cluster`` tracks nearest each centroid: each partition keeps only its own."""
     columns = [TRACK_ID, CLUSTER, DISTANCE,
                *(c for c in ("track_name", "artist_name", "genre") if c in carry)]
-    candidates = scored[columns].map_partitions(_nearest_per_cluster, per_cluster).compute()
-    nearest = _nearest_per_cluster(candidates, per_cluster).reset_index(drop=True)
-    nearest.insert(1, "rank", nearest.groupby(CLUSTER).cumcount() + 1)
-    return nearest
+
+    def finish(nearest: pd.DataFrame) -> pd.DataFrame:
+        nearest = nearest.reset_index(drop=True)
+        nearest.insert(1, "rank", nearest.groupby(CLUSTER).cumcount() + 1)
+        return nearest
+
+    return Reduction(
+        partial=lambda part, _: _nearest_per_cluster(part[columns], per_cluster),
+        combine=lambda a, b: _nearest_per_cluster(concat(a, b), per_cluster), finish=finish)
+
+
+def representative_tracks(scored: dd.DataFrame, per_cluster: int, carry: tuple[str, ...]
+                          ) -> pd.DataFrame:
+    """:func:`representative_reduction` over ``scored``."""
+    return scan(scored, {"nearest": representative_reduction(per_cluster, carry)})["nearest"]
 
 
 def feature_correlation(covariance: np.ndarray, features: tuple[str, ...]) -> pd.DataFrame:

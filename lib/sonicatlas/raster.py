@@ -11,13 +11,13 @@ each worker and in the client, longer than binning 10M points (see docs/benchmar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import reduce
 
-import dask
 import datashader as ds
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from .scan import Reduction, scan
 
 X, Y, CLUSTER = "pc1", "pc2", "cluster"
 
@@ -99,13 +99,6 @@ def _add(a: dict, b: dict) -> dict:
     return out
 
 
-def _tree_sum(parts: list, split_every: int = 8):
-    while len(parts) > 1:
-        parts = [dask.delayed(reduce)(_add, parts[i:i + split_every])
-                 for i in range(0, len(parts), split_every)]
-    return parts[0]
-
-
 def bin_points(points, grid: PixelGrid, *, n_clusters: int | None = None,
                features: tuple[str, ...] | list[str] = ()) -> xr.Dataset:
     """Count points per pixel (and per cluster) and average features per pixel, in one pass.
@@ -130,14 +123,28 @@ def bin_points(points, grid: PixelGrid, *, n_clusters: int | None = None,
         feature: the arrays Datashader's ``Canvas.points`` gives for ``ds.count()``,
         ``ds.by("cluster", ds.count())`` and ``ds.mean(name)``.
     """
-    features = tuple(features)
     if isinstance(points, pd.DataFrame):
-        sums = _bin_partition(points, grid, n_clusters, features)
-    else:
-        parts = [dask.delayed(_bin_partition)(part, grid, n_clusters, features)
-                 for part in points[[X, Y, *([CLUSTER] if n_clusters else []), *features]]
-                 .to_delayed()]
-        sums = dask.compute(_tree_sum(parts))[0]
+        return _dataset(_bin_partition(points, grid, n_clusters, tuple(features)), grid,
+                        n_clusters, tuple(features))
+    return scan(points, {"bins": bin_reduction(grid, n_clusters=n_clusters,
+                                               features=features)})["bins"]
+
+
+def bin_reduction(grid: PixelGrid, *, n_clusters: int | None = None,
+                  features: tuple[str, ...] | list[str] = ()) -> Reduction:
+    """:func:`bin_points` as a :class:`~sonicatlas.scan.Reduction`, for one shared pass.
+
+    Each partition's partial sums (~85 MB on a 900 x 700 grid with 6 clusters and 10
+    features) are added in a tree on the workers; only the total reaches the client.
+    """
+    features = tuple(features)
+    return Reduction(partial=lambda part, _: _bin_partition(part, grid, n_clusters, features),
+                     combine=_add,
+                     finish=lambda sums: _dataset(sums, grid, n_clusters, features))
+
+
+def _dataset(sums: dict, grid: PixelGrid, n_clusters: int | None, features: tuple[str, ...]
+             ) -> xr.Dataset:
     shape, coords = (grid.height, grid.width), grid.coords()
     count = sums["count"].reshape(shape)
     data = {"count": ((Y, X), count.astype(np.uint32))}

@@ -10,46 +10,62 @@ from . import mixes, profiles, structure
 from .config import SummaryConfig
 from .contract import FEATURES
 from .model import CLUSTER, PC1, PC2, TrackModel
+from .scan import Reduction, scan
 
 
 def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[str],
-                    carry: tuple[str, ...], accepted_rows: int, config: SummaryConfig
-                    ) -> dict[str, pd.DataFrame | dd.DataFrame]:
-    """Name -> table for everything under ``summary/`` except rejects.
+                    carry: tuple[str, ...], accepted_rows: int, config: SummaryConfig,
+                    also: dict[str, Reduction] | None = None
+                    ) -> tuple[dict[str, pd.DataFrame | dd.DataFrame], dict]:
+    """Name -> table for everything under ``summary/`` except rejects; and ``also``'s results.
 
-    Small tables come back as pandas; per-artist tables stay dask DataFrames, to be written
-    by the workers.
+    Every small table comes from one :func:`~sonicatlas.scan.scan` of ``scored``, together
+    with the caller's own reductions ``also`` (the map bins): each partition is loaded once.
+    Per-artist tables stay dask DataFrames, to be written by the workers.
     """
-    features = model.features
-    sample = profiles.track_sample(
-        scored[[c for c in scored.columns if c in (CLUSTER, PC1, PC2, "track_id",
-                                                   "track_name", "artist_name", *FEATURES)]],
-        config.sample_rows, accepted_rows, model.seed)
-    tables: dict[str, pd.DataFrame | dd.DataFrame] = {
-        "cluster_profiles": profiles.cluster_profiles(
-            scored, features, names, np.asarray(model.scale_mean),
-            np.asarray(model.scale_std), sample),
-        "track_sample": sample.reset_index(drop=True),
-        "representative_tracks": profiles.representative_tracks(
-            scored, config.representative_tracks, carry),
-        "feature_correlation": profiles.feature_correlation(pca.covariance_, features),
+    features, k = model.features, model.k
+    sample_columns = [c for c in scored.columns
+                      if c in (CLUSTER, PC1, PC2, "track_id", "track_name", "artist_name",
+                               *FEATURES)]
+    profiled = profiles.profile_columns(scored.columns, features)
+    reductions = {
+        "sample": profiles.sample_reduction(sample_columns, config.sample_rows, accepted_rows,
+                                            model.seed),
+        "stats": profiles.column_stats_reduction(profiled, k),
+        "representative_tracks": profiles.representative_reduction(
+            config.representative_tracks, carry),
+        **(also or {}),
     }
     if "genre" in carry:
-        tables["genre_mix"] = mixes.category_mix(scored, "genre", model.k)
+        reductions["genre_mix"] = mixes.category_reduction("genre", k)
+    if "release_year" in carry:
+        reductions["decade_mix"] = mixes.category_reduction("release_year", k,
+                                                            label=mixes.decade, name="decade")
+    done = scan(scored, reductions)
+    sample = done.pop("sample").reset_index(drop=True)
+    tables: dict[str, pd.DataFrame | dd.DataFrame] = {
+        "cluster_profiles": profiles.cluster_profiles(
+            done.pop("stats"), features, names, np.asarray(model.scale_mean),
+            np.asarray(model.scale_std), sample),
+        "track_sample": sample,
+        "representative_tracks": done.pop("representative_tracks"),
+        "feature_correlation": profiles.feature_correlation(pca.covariance_, features),
+    }
+    for name in ("genre_mix", "decade_mix"):
+        if name in done:
+            tables[name] = done.pop(name)
+    if "genre_mix" in tables:
         table = tables["genre_mix"].pivot(index=CLUSTER, columns="genre", values="tracks")
         tables["genre_agreement"] = pd.DataFrame(
             [structure.agreement(table.fillna(0).to_numpy(dtype=np.int64))])
-    if "release_year" in carry:
-        tables["decade_mix"] = mixes.category_mix(scored, "release_year", model.k,
-                                                   label=mixes.decade, name="decade")
     if config.artist_clusters and "artist_name" in carry:
-        artists = mixes.artist_clusters(scored, features, model.k).persist()
+        artists = mixes.artist_clusters(scored, features, k).persist()
         tables["artist_clusters"] = artists
-        tables["top_artists"] = mixes.top_artists(artists, model.k)
+        tables["top_artists"] = mixes.top_artists(artists, k)
     if config.album_popularity and {"album_name", "popularity"} <= set(carry):
         tables["album_popularity"] = mixes.album_popularity(scored)
     for table in tables.values():  # names next to ids, in every small table
         if isinstance(table, pd.DataFrame) and CLUSTER in table and "name" not in table:
             table.insert(table.columns.get_loc(CLUSTER) + 1, "name",
                          [names[c] if 0 <= c < len(names) else "noise" for c in table[CLUSTER]])
-    return tables
+    return tables, done

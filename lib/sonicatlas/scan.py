@@ -1,0 +1,84 @@
+"""Several reductions over a dask DataFrame's partitions in one pass.
+
+Every summary of a run (a sample, per-cluster statistics, nearest tracks, category counts,
+map bins) is a per-partition partial result, combined pairwise in partition order and
+finished on the client. Computed one by one, each is a pass over the scored tracks; when
+those do not fit in memory (100M tracks on 24 GiB), each pass reads the spilled partitions
+back from disk. :func:`scan` builds every reduction on the same partition tasks and computes
+them together, so each partition is loaded once for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+
+
+def _same(value):
+    return value
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How to reduce a frame: ``finish(combine(partial(p0, 0), partial(p1, 1), ...))``.
+
+    Attributes
+    ----------
+    partial : callable
+        ``(partition, number) -> partial result``: runs on the worker that holds the partition.
+    combine : callable
+        Associative ``(a, b) -> combined``; applied in partition order (float sums are then
+        the same on any cluster), in a tree on the workers.
+    finish : callable
+        The combined result -> what the caller gets, on the client.
+    """
+
+    partial: Callable[[pd.DataFrame, int], Any]
+    combine: Callable[[Any, Any], Any]
+    finish: Callable[[Any], Any] = _same
+
+
+def concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """``combine`` for partials that are rows to keep."""
+    return pd.concat([a, b], ignore_index=True)
+
+
+def _combine_all(combine, parts: list):
+    return reduce(combine, parts)
+
+
+def _tree(parts: list, combine, split_every: int):
+    while len(parts) > 1:
+        parts = [dask.delayed(_combine_all, pure=False)(combine, parts[i:i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def scan(frame: dd.DataFrame, reductions: dict[str, Reduction], split_every: int = 8
+         ) -> dict[str, Any]:
+    """Compute every reduction over ``frame`` in one pass over its partitions.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+    reductions : dict of str to Reduction
+    split_every : int
+        Partials combined per tree task.
+
+    Returns
+    -------
+    dict
+        The finished result of each reduction, by name.
+    """
+    parts = frame.to_delayed()  # the same partition tasks feed every reduction
+    trees = {name: _tree([dask.delayed(r.partial, pure=False)(part, i)
+                          for i, part in enumerate(parts)], r.combine, split_every)
+             for name, r in reductions.items()}
+    combined = dask.compute(trees)[0]
+    return {name: r.finish(combined[name]) for name, r in reductions.items()}
