@@ -8,7 +8,6 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
-import dask
 from distributed import wait
 
 from sonicatlas import catalog, clean, features, maps, outputs, raster
@@ -41,15 +40,10 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files)")
 
     with stage("read + validate"):
-        checked = clean.check_rows(catalog.read_catalog(tracks, carry), config.features)
-        checked = checked.persist()
-        show_progress(checked)
-        checked = clean.reject_duplicates(checked, clean.find_duplicates(checked))
-        counts = outputs.row_counts(checked, tracks.rows, config.largest_k)
-        # from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = dask.persist(*clean.split(checked, config.features))
-        wait([accepted, rejects])
-        del checked
+        # one read; from here on only the accepted rows (compact) and the rejects are held
+        accepted, rejects = clean.validate(catalog.read_catalog(tracks, carry), config.features)
+        show_progress(accepted, rejects)
+        counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 
     with stage("scale"):
         scaler, scaled = features.standardize(accepted, config.features)

@@ -125,7 +125,9 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
 
 
 def _hash_buckets(frame: pd.DataFrame, n_buckets: int) -> list[np.ndarray]:
-    valid = frame[[TRACK_ID, POSITION]][frame[REASON].isna()]
+    valid = frame[[TRACK_ID, POSITION]]
+    if REASON in frame:  # a checked frame; accepted rows have no reason column
+        valid = valid[frame[REASON].isna()]
     hashes = hash_ids(valid[TRACK_ID])
     positions = valid[POSITION].to_numpy()
     bucket = hashes % np.uint64(n_buckets)
@@ -153,7 +155,8 @@ def find_duplicates(checked: dd.DataFrame, n_buckets: int | None = None) -> np.n
     Parameters
     ----------
     checked : dask.dataframe.DataFrame
-        Output of :func:`check_rows`, best persisted first (it is read twice).
+        Output of :func:`check_rows` or the accepted rows of :func:`split`, best persisted
+        first (it is read twice).
     n_buckets : int, optional
         Hash buckets; default one per partition, at least 4.
 
@@ -213,3 +216,36 @@ def split(checked: dd.DataFrame, features: tuple[str, ...] = ()
     """
     accepted = checked.map_partitions(_accepted_part, tuple(features))
     return accepted, checked[~checked[REASON].isna()]
+
+
+def _without(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    hit = frame[POSITION].isin(positions).to_numpy()
+    return frame[~hit] if hit.any() else frame
+
+
+def _with_duplicates(rejected: pd.DataFrame, accepted: pd.DataFrame, positions: np.ndarray
+                     ) -> pd.DataFrame:
+    moved = accepted[accepted[POSITION].isin(positions).to_numpy()]
+    if moved.empty:
+        return rejected
+    moved = moved.assign(**{REASON: DUPLICATE, DETAIL: pd.NA}).astype(rejected.dtypes.to_dict())
+    return pd.concat([rejected, moved[rejected.columns]]).sort_values(POSITION, kind="stable")
+
+
+def validate(frame: dd.DataFrame, features: tuple[str, ...]
+             ) -> tuple[dd.DataFrame, dd.DataFrame]:
+    """Check every row, in one read: the persisted (accepted, rejected) rows.
+
+    Both are persisted from the same read (the checked frame itself is never held, so a
+    catalog larger than memory spills once, not twice); repeated ``track_id`` are then
+    found among the accepted rows and moved to the rejects, partition by partition. Their
+    features are then the float32 values the accepted rows hold.
+    """
+    accepted, rejects = dask.persist(*split(check_rows(frame, features), features))
+    duplicates = find_duplicates(accepted)
+    if len(duplicates):
+        moved = dd.map_partitions(_with_duplicates, rejects, accepted, duplicates,
+                                  align_dataframes=False, meta=rejects._meta)
+        accepted, rejects = dask.persist(accepted.map_partitions(_without, duplicates), moved)
+    return accepted, rejects
+
