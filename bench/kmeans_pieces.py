@@ -58,13 +58,11 @@ def main() -> None:
             for i, b in enumerate(blocks))))
         centers = candidates[0]
 
-        def lloyd(exact: bool):
-            return dask.compute(*(dask.delayed(_lloyd_partial)(b, centers, exact)
-                                  for b in blocks))
+        def lloyd():
+            return dask.compute(*(dask.delayed(_lloyd_partial)(b, centers) for b in blocks))
 
-        timed("Lloyd pass, float32", lambda: lloyd(False))
-        timed("Lloyd pass, float32, again", lambda: lloyd(False))
-        timed("exact pass, float64", lambda: lloyd(True))
+        timed("Lloyd pass (first: numba cache load)", lloyd)
+        timed("Lloyd pass, again", lloyd)
         timed("plain pass (sum)", lambda: S.sum().compute())
         fit = timed("whole fit", lambda: KMeans(args.k, random_state=0).fit(S))
         print(f"iterations {fit.n_iter_}, cost {fit.inertia_:,.1f}")

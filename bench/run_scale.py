@@ -43,11 +43,12 @@ class Sampler:
 
     def _spill_bytes(self) -> int:
         total = 0
-        for path in self.spill_root.rglob("*"):
-            try:
-                total += path.stat().st_size if path.is_file() else 0
-            except OSError:  # removed while walking
-                pass
+        for root, _, files in os.walk(self.spill_root):  # errors (removed while walking): skip
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
         return total
 
     def _run(self) -> None:
