@@ -75,14 +75,17 @@ class PeakRSS:
 
     def _sample(self):
         while not self._stop.is_set():
-            total = 0
-            for proc in [self.me, *self.me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except Exception:  # a worker that just exited
-                    pass
-            self.peak = max(self.peak, total)
+            self._measure()
             self._stop.wait(self.interval)
+
+    def _measure(self):
+        total = 0
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except Exception:  # a worker that just exited
+                pass
+        self.peak = max(self.peak, total)
 
     def __enter__(self):
         self._thread.start()

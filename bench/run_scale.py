@@ -22,26 +22,27 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psutil  # a dependency of distributed
-from run_bench import code_version, ensure_catalog, machine  # bench/ is on sys.path
+from run_bench import PeakRSS, code_version, ensure_catalog, machine  # bench/ is on sys.path
 
 RESULTS = Path(__file__).parent / "results"
 
 
-class Sampler:
-    """Peaks of process-tree RSS, used memory and spill size while a child process runs."""
+class Sampler(PeakRSS):
+    """:class:`run_bench.PeakRSS` (this process and its children: the CLI and its workers),
+    and the peaks of the machine's used memory and of the spill directory's size."""
 
-    def __init__(self, pid: int, spill_root: Path, interval: float = 0.5):
-        self.proc, self.spill_root, self.interval = psutil.Process(pid), spill_root, interval
-        self.peak_rss = self.peak_used = self.peak_spill = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self, spill_root: Path, interval: float = 0.5):
+        super().__init__(interval)
+        self.spill_root, self.peak_used, self.peak_spill = spill_root, 0, 0
 
-    def _spill_bytes(self) -> int:
+    def _measure(self):
+        super()._measure()
+        vm = psutil.virtual_memory()
+        self.peak_used = max(self.peak_used, vm.total - vm.available)
         total = 0
         for root, _, files in os.walk(self.spill_root):  # errors (removed while walking): skip
             for name in files:
@@ -49,29 +50,7 @@ class Sampler:
                     total += os.stat(os.path.join(root, name)).st_size
                 except OSError:
                     pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = 0
-            try:
-                for proc in [self.proc, *self.proc.children(recursive=True)]:
-                    rss += proc.memory_info().rss
-            except psutil.Error:  # a process that just exited
-                pass
-            vm = psutil.virtual_memory()
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_used = max(self.peak_used, vm.total - vm.available)
-            self.peak_spill = max(self.peak_spill, self._spill_bytes())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        self.peak_spill = max(self.peak_spill, total)
 
 
 def main(argv=None) -> None:
@@ -90,8 +69,9 @@ def main(argv=None) -> None:
     print(" ".join(command), flush=True)
     start = time.perf_counter()
     # the workers spill under dask's temporary-directory: a fresh one, to measure it
-    child = subprocess.Popen(command, env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(spill)})
-    with Sampler(child.pid, spill) as sampler:
+    with Sampler(spill) as sampler:
+        child = subprocess.Popen(command,
+                                 env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(spill)})
         code = child.wait()
     wall = time.perf_counter() - start
     if code != 0:
@@ -105,7 +85,7 @@ def main(argv=None) -> None:
         "seconds_per_million_rows": round(wall / (args.rows / 1e6), 3),
         "stage_seconds": seconds, "inertia": manifest["metrics"]["inertia"]
         if "metrics" in manifest else None,
-        "peak_rss_gib": round(sampler.peak_rss / 2**30, 2),
+        "peak_rss_gib": sampler.gib,
         "peak_used_memory_gib": round(sampler.peak_used / 2**30, 2),
         "peak_spill_gib": round(sampler.peak_spill / 2**30, 2),
     }

@@ -57,3 +57,19 @@ def test_same_seed_same_centers_and_float32_costs_the_same(blobs):
 def test_more_clusters_than_rows_is_an_error():
     with pytest.raises(ValueError, match="larger than the number of rows"):
         KMeans(5).fit(np.zeros((3, 2)))
+
+
+def test_lloyd_pass_kernel_matches_numpy_in_float64():
+    from sonicatlas.kmeans import _lloyd_partial
+
+    rng = np.random.default_rng(8)
+    block = rng.normal(size=(20_000, 10)).astype(np.float32)
+    centers = rng.normal(size=(6, 10))
+    distances = ((block.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    labels = distances.argmin(axis=1)
+    expected = np.zeros((6, 12))
+    for j in range(10):
+        expected[:, j] = np.bincount(labels, weights=block[:, j], minlength=6)
+    expected[:, 10] = np.bincount(labels, minlength=6)
+    expected[:, 11] = np.bincount(labels, weights=distances.min(axis=1), minlength=6)
+    np.testing.assert_allclose(_lloyd_partial(block, centers), expected, rtol=1e-10)
