@@ -181,22 +181,6 @@ def find_duplicates(checked: dd.DataFrame, n_buckets: int | None = None) -> np.n
     return np.sort(rows.loc[rows[TRACK_ID].duplicated(), POSITION].to_numpy(dtype=np.int64))
 
 
-def _mark_duplicates(frame: pd.DataFrame, duplicates: np.ndarray) -> pd.DataFrame:
-    hit = frame[POSITION].isin(duplicates).to_numpy()
-    if not hit.any():
-        return frame
-    out = frame.copy()
-    out.loc[hit, REASON] = DUPLICATE
-    return out
-
-
-def reject_duplicates(checked: dd.DataFrame, duplicates: np.ndarray) -> dd.DataFrame:
-    """Lazy: give the rows at ``duplicates`` the reason ``duplicate track_id``."""
-    if len(duplicates) == 0:
-        return checked
-    return checked.map_partitions(_mark_duplicates, duplicates)
-
-
 def _accepted_part(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
     valid = frame[REASON].isna().to_numpy()
     kept = frame if valid.all() else frame[valid]  # no copy of a partition with no rejects

@@ -96,7 +96,8 @@ def cluster_profiles(stats: pd.DataFrame, features: tuple[str, ...], names: list
     catalog_mean, catalog_std : ndarray
         Each feature's mean and standard deviation over the whole catalog (the scaler's).
     sample : pandas.DataFrame
-        :func:`track_sample`; quartiles come from it (exact when it holds every track).
+        :func:`sample_reduction`'s rows; quartiles come from it (exact when it holds every
+        track).
 
     Returns
     -------
@@ -196,12 +197,6 @@ def sample_reduction(columns: list[str], rows: int, total: int, seed: int) -> Re
                      combine=concat)
 
 
-def track_sample(scored: dd.DataFrame, rows: int, total: int, seed: int) -> pd.DataFrame:
-    """:func:`sample_reduction` of every column of ``scored``."""
-    reduction = sample_reduction(list(scored.columns), rows, total, seed)
-    return scan(scored, {"sample": reduction})["sample"]
-
-
 def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
     """The ``per_cluster`` rows nearest each centroid, ties broken by track_id.
 
@@ -234,12 +229,6 @@ def representative_reduction(per_cluster: int, carry: tuple[str, ...]) -> Reduct
     return Reduction(
         partial=lambda part, _: _nearest_per_cluster(part[columns], per_cluster),
         combine=lambda a, b: _nearest_per_cluster(concat(a, b), per_cluster), finish=finish)
-
-
-def representative_tracks(scored: dd.DataFrame, per_cluster: int, carry: tuple[str, ...]
-                          ) -> pd.DataFrame:
-    """:func:`representative_reduction` over ``scored``."""
-    return scan(scored, {"nearest": representative_reduction(per_cluster, carry)})["nearest"]
 
 
 def feature_correlation(covariance: np.ndarray, features: tuple[str, ...]) -> pd.DataFrame:
