@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
-from sonicatlas.kmeans import nearest_centers
 
 PEER_STAGES = ("read + scale (+cache)", "pca", "kmeans")  # the job's compared stages' peers
 SPARK_CORES = 2  # local[2]: the job's 2 workers x 1 thread
@@ -74,6 +73,8 @@ def run_dask_ml(path: Path, k: int, peak_rss: Callable[[], AbstractContextManage
     from dask_ml.decomposition import PCA
     from dask_ml.preprocessing import StandardScaler
     from distributed import Client, LocalCluster, wait
+
+    from sonicatlas.kmeans import nearest_centers
 
     laps = _Laps()
     with peak_rss() as rss:
