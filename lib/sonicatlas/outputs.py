@@ -26,22 +26,21 @@ def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
     InputError
         Fewer accepted rows than clusters.
     """
-    return _tally(_reason_counts(checked), rows_in_files, k)
+    return _tally(_reason_counts(checked).compute().groupby(level=0).sum(), rows_in_files, k)
 
 
 def split_row_counts(accepted: dd.DataFrame, rejects: dd.DataFrame, rows_in_files: int,
                      k: int) -> dict:
     """:func:`row_counts` of a check already split into accepted and rejected rows."""
-    reasons, n_accepted = dd.compute(_reason_counts(rejects, compute=False), accepted.shape[0])
+    reasons, n_accepted = dd.compute(_reason_counts(rejects), accepted.shape[0])
     reasons = reasons.groupby(level=0).sum()
     return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k)
 
 
-def _reason_counts(frame: dd.DataFrame, compute: bool = True):
-    # Per-partition counts summed here: dask's own value_counts starts a shuffle.
-    per_partition = frame[REASON].map_partitions(
+def _reason_counts(frame: dd.DataFrame) -> dd.Series:
+    # Per-partition counts, summed by the caller: dask's own value_counts starts a shuffle.
+    return frame[REASON].map_partitions(
         lambda s: s.fillna("accepted").value_counts(), meta=("count", "int64"))
-    return per_partition.compute().groupby(level=0).sum() if compute else per_partition
 
 
 def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
