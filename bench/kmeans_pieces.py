@@ -3,8 +3,8 @@
     python bench/kmeans_pieces.py --catalog /tmp/sonicatlas-bench/tracks-10000000
 
 Prints seconds for: the k-means++ restarts on the sample, costing them on a ~1M-row second
-sample, one float32 Lloyd pass (twice), the exact float64 pass, one plain pass (the floor), and
-the whole fit. See docs/benchmarks.md.
+sample, the first Lloyd pass, then Lloyd passes and plain passes (the floor) alternated
+(medians and the paired ratio), and the whole fit. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from sonicatlas import catalog, clean, features
 from sonicatlas.contract import FEATURES
 from sonicatlas.kmeans import KMeans, _lloyd_partial, _sampled_candidate_costs, sample_rows
+
+
+def seconds(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 def timed(name: str, work):
@@ -42,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default="/tmp/sonicatlas-bench/tracks-10000000")
     parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=9, help="Lloyd and plain passes, alternated")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lc, \
@@ -62,8 +69,14 @@ def main() -> None:
             return dask.compute(*(dask.delayed(_lloyd_partial)(b, centers) for b in blocks))
 
         timed("Lloyd pass (first: numba cache load)", lloyd)
-        timed("Lloyd pass, again", lloyd)
-        timed("plain pass (sum)", lambda: S.sum().compute())
+        # Alternated, so both see the same machine; medians and the paired ratio.
+        pairs = []
+        for _ in range(args.repeat):
+            pairs.append((seconds(lloyd), seconds(lambda: S.sum().compute())))
+        lloyds, plains = np.array(pairs).T
+        print(f"Lloyd pass, median of {args.repeat}        {np.median(lloyds):6.3f}")
+        print(f"plain pass (sum), median          {np.median(plains):6.3f}")
+        print(f"Lloyd / plain, median of pairs    {np.median(lloyds / plains):6.2f}")
         fit = timed("whole fit", lambda: KMeans(args.k, random_state=0).fit(S))
         print(f"iterations {fit.n_iter_}, cost {fit.inertia_:,.1f}")
 

@@ -4,6 +4,12 @@ A catalog is checked before any data is read: every file's footer is opened on t
 (a corrupt file is named), the rows are counted from the footers, and the columns are matched to
 the contract through the user's mapping (a missing or mistyped column is named, with the
 columns that are there).
+
+The rows are then read by pyarrow's dataset reader, one partition per file (a file with
+several row groups and many rows is split by row groups), with Hive ``key=value`` folders as
+columns. ``dd.read_parquet`` took ~3x as long per file through fsspec (0.36 s against 0.12 s
+for a 1M-row file of the catalog's 17 columns), and fused files into fewer, larger partitions
+once only some columns were read, which left one of two workers with 3 of 5 partitions.
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ from dataclasses import dataclass
 import dask.dataframe as dd
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from distributed import Client
+from fsspec.implementations.local import LocalFileSystem
 
 from .contract import FEATURES, METADATA, TRACK_ID
 from .errors import CorruptFileError, InputError, MissingColumnsError, WrongTypeError
@@ -32,6 +42,8 @@ class Catalog:
     #: contract name -> the input's column name, for every column that will be read
     sources: dict[str, str]
     storage_options: dict
+    #: rows in each row group of each file, from the footers
+    row_groups: tuple[tuple[int, ...], ...] = ()
 
     @property
     def carried(self) -> tuple[str, ...]:
@@ -57,13 +69,14 @@ def list_parquet_files(url: str, storage_options: dict | None = None) -> list[st
     return sorted(files)
 
 
-def _footer(path: str, storage_options: dict) -> tuple[str, int, str]:
-    """(path, rows, error) from one file's Parquet footer; runs on a worker."""
+def _footer(path: str, storage_options: dict) -> tuple[str, tuple[int, ...], str]:
+    """(path, rows per row group, error) from one file's Parquet footer; runs on a worker."""
     try:
         with fsspec.open(path, "rb", **storage_options) as handle:
-            return path, pq.ParquetFile(handle).metadata.num_rows, ""
+            meta = pq.ParquetFile(handle).metadata
+            return path, tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)), ""
     except Exception as exc:  # any reason a footer is unreadable is the user's to see
-        return path, 0, f"{exc.__class__.__name__}: {exc}"
+        return path, (), f"{exc.__class__.__name__}: {exc}"
 
 
 def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
@@ -102,15 +115,17 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
         raise CorruptFileError(f"catalog at {url}: cannot read Parquet file {path}{more}: "
                                f"{error}")
-    rows = sum(n for _, n, _ in footers)
+    rows = sum(sum(groups) for _, groups, _ in footers)
     if rows == 0:
         raise InputError(f"catalog at {url} is empty: {len(files)} file(s) and no rows")
 
-    schema = dd.read_parquet(files, storage_options=storage_options)._meta
+    schema = _empty_frame(_dataset(url, files, storage_options).schema)
     sources = _resolve_columns(url, schema, columns, features)
     fingerprint = hashlib.sha256(
-        "\n".join(f"{path}:{n}" for path, n, _ in footers).encode()).hexdigest()[:16]
-    return Catalog(url, tuple(files), rows, fingerprint, sources, storage_options)
+        "\n".join(f"{path}:{sum(groups)}" for path, groups, _ in footers).encode()
+    ).hexdigest()[:16]
+    return Catalog(url, tuple(files), rows, fingerprint, sources, storage_options,
+                   tuple(groups for _, groups, _ in footers))
 
 
 def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
@@ -135,10 +150,75 @@ def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
     return {name: sources[name] for name in wanted}
 
 
-def read_catalog(catalog: Catalog, carry: tuple[str, ...]) -> dd.DataFrame:
-    """Lazy DataFrame of the contract columns the job uses, named as in the contract."""
+def read_catalog(catalog: Catalog, carry: tuple[str, ...],
+                 rows_per_partition: int = 1_000_000) -> dd.DataFrame:
+    """Lazy DataFrame of the contract columns the job uses, named as in the contract.
+
+    One partition per file, or per run of row groups of about ``rows_per_partition`` rows
+    in a file with more; partitions are in file order. Text columns are ``string[pyarrow]``.
+    """
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry]
-    # The checked files exactly: dask's own listing would also take `_rejects/*.parquet`.
-    frame = dd.read_parquet(list(catalog.files), columns=[catalog.sources[c] for c in wanted],
-                            storage_options=catalog.storage_options)
+    columns = [catalog.sources[c] for c in wanted]
+    dataset = _dataset(catalog.url, catalog.files, catalog.storage_options)
+    fragments = {_stripped(f.path): f for f in dataset.get_fragments()}
+    pieces = [(fragments[_stripped(path)], row_groups, path)
+              for path, groups in zip(catalog.files, catalog.row_groups, strict=True)
+              for row_groups in _row_group_runs(groups, rows_per_partition)]
+    frame = dd.from_map(_read_piece, pieces, columns=columns, schema=dataset.schema,
+                        meta=_empty_frame(dataset.schema)[columns], label="read-catalog",
+                        enforce_metadata=False)
     return frame.rename(columns={catalog.sources[c]: c for c in wanted})
+
+
+def _row_group_runs(groups: tuple[int, ...], rows: int) -> list[list[int] | None]:
+    """Row groups of one file in runs of about ``rows`` rows; ``[None]``: the whole file."""
+    if len(groups) < 2 or sum(groups) <= rows * 1.5:
+        return [None]
+    runs, current, size = [], [], 0
+    for i, n in enumerate(groups):
+        if current and size + n > rows:
+            runs.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += n
+    return [*runs, current]
+
+
+def _read_piece(piece, columns: list[str], schema: pa.Schema) -> pd.DataFrame:
+    """One partition: a file's rows (or some of its row groups), as a pandas frame."""
+    fragment, row_groups, path = piece
+    try:
+        if row_groups is not None:
+            fragment = fragment.subset(row_group_ids=row_groups)
+        table = fragment.to_table(schema=schema, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptFileError(f"cannot read Parquet file {path}: "
+                               f"{exc.__class__.__name__}: {exc}") from exc
+    return _to_pandas(table)
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    # The same dtypes whatever wrote the file: no pandas metadata, text as string[pyarrow].
+    return table.to_pandas(types_mapper=_STRING.get, ignore_metadata=True)
+
+
+_STRING = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+
+
+def _empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    return _to_pandas(schema.empty_table())
+
+
+def _dataset(url: str, files, storage_options: dict) -> ds.Dataset:
+    """The catalog's files as a pyarrow dataset; Hive folders under ``url`` are columns."""
+    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    # pyarrow's own local reader; other file systems through fsspec
+    arrow_fs = pafs.LocalFileSystem() if isinstance(fs, LocalFileSystem) else \
+        pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    base = root.rstrip("/") if fs.isdir(root) else None
+    return ds.dataset([_stripped(f) for f in files], filesystem=arrow_fs, format="parquet",
+                      partitioning="hive" if base else None, partition_base_dir=base)
+
+
+def _stripped(path: str) -> str:
+    return fsspec.core.strip_protocol(path)
