@@ -1,0 +1,64 @@
+"""Reading a catalog: partitions, row groups, Hive folders, and file errors that name the file."""
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client, LocalCluster
+
+from conftest import blob_tracks, write_catalog
+from sonicatlas.catalog import _row_group_runs, open_catalog, read_catalog
+from sonicatlas.contract import FEATURES
+from sonicatlas.errors import CorruptFileError
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def test_row_group_runs_split_big_files_only():
+    assert _row_group_runs((5_000,), 1_000) == [None]  # one group: the whole file
+    assert _row_group_runs((400, 400, 400), 1_000) == [None]  # within 1.5x: the whole file
+    assert _row_group_runs((400, 400, 400, 400, 400), 1_000) == [[0, 1], [2, 3], [4]]
+    assert _row_group_runs((3_000, 10, 10), 1_000) == [[0], [1, 2]]
+
+
+def test_partitions_follow_files_and_row_groups_and_keep_every_row(tmp_path, client):
+    frame = blob_tracks(5_000)
+    (tmp_path / "c").mkdir()
+    pq.write_table(pa.Table.from_pandas(frame.iloc[:4_000], preserve_index=False),
+                   tmp_path / "c" / "a.parquet", row_group_size=1_000)
+    frame.iloc[4_000:].to_parquet(tmp_path / "c" / "b.parquet", index=False)
+    catalog = open_catalog(str(tmp_path / "c"), {}, FEATURES, client)
+    assert catalog.row_groups == ((1_000,) * 4, (1_000,))
+    read = read_catalog(catalog, ("track_name", "genre"), rows_per_partition=2_000)
+    assert read.npartitions == 3  # a.parquet in two runs of row groups, then b.parquet
+    got = read.compute()
+    expected = frame[["track_id", *FEATURES, "track_name", "genre"]]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
+    assert got["track_id"].dtype == pd.StringDtype("pyarrow")
+    assert list(read.map_partitions(len).compute()) == [2_000, 2_000, 1_000]
+
+
+def test_hive_folders_are_columns(tmp_path, client):
+    frame = blob_tracks(600)[["track_id", *FEATURES, "genre"]]
+    frame.to_parquet(tmp_path / "c", partition_cols=["genre"], index=False)
+    catalog = open_catalog(str(tmp_path / "c"), {}, FEATURES, client)
+    got = read_catalog(catalog, ("genre",)).compute()
+    assert sorted(zip(got["track_id"], got["genre"], strict=True)) == \
+        sorted(zip(frame["track_id"], frame["genre"].astype(str), strict=True))
+
+
+def test_a_file_whose_data_cannot_be_read_is_named(tmp_path, client):
+    catalog_dir = write_catalog(blob_tracks(3_000), tmp_path / "c", parts=3)
+    path = catalog_dir / "part.1.parquet"
+    data = bytearray(path.read_bytes())
+    footer = pq.ParquetFile(path).metadata.serialized_size + 8
+    data[4:len(data) - footer] = b"\xff" * (len(data) - footer - 4)  # the pages, not the footer
+    path.write_bytes(bytes(data))
+    catalog = open_catalog(str(catalog_dir), {}, FEATURES, client)  # the footer still reads
+    with pytest.raises(CorruptFileError, match=r"part\.1\.parquet"):
+        read_catalog(catalog, ()).compute()
