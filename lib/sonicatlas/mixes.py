@@ -7,12 +7,15 @@ they stay distributed and are written by the workers.
 
 from __future__ import annotations
 
+from functools import partial
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from .clean import hash_ids
 from .model import CLUSTER
-from .scan import Reduction, concat, scan
+from .scan import Reduction, Regroup, concat, scan
 
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
@@ -91,27 +94,64 @@ def decade(years: np.ndarray) -> np.ndarray:
 
 
 def artist_clusters(scored: dd.DataFrame, features: tuple[str, ...], k: int,
-                    artist: str = "artist_name") -> dd.DataFrame:
-    """Lazy table, one row per artist: tracks, share of tracks per cluster, mean features,
-    and the dominant cluster."""
-    def one_hot(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame[[artist, *features]].copy()
-        labels = frame[CLUSTER].to_numpy()
-        for c in range(k):
-            out[f"share_cluster_{c}"] = (labels == c).astype(np.float64)
-        out["tracks"] = 1
-        return out
+                    artist: str = "artist_name", buckets: int | None = None) -> dd.DataFrame:
+    """Table, one row per artist: tracks, share of tracks per cluster, mean features, and
+    the dominant cluster; persisted on the workers, one partition per hash bucket."""
+    return scan(scored, {"artists": artist_regroup(scored, features, k, artist, buckets)}
+                )["artists"]
 
-    wide = scored.map_partitions(one_hot)
-    means = [*(f"share_cluster_{c}" for c in range(k)), *features]
-    table = wide.groupby(artist).agg({**{c: "mean" for c in means}, "tracks": "sum"},
-                                     split_out=max(1, scored.npartitions // 4))
 
-    def dominant(frame: pd.DataFrame) -> pd.DataFrame:
-        shares = frame[[f"share_cluster_{c}" for c in range(k)]].to_numpy()
-        frame = frame.assign(dominant_cluster=shares.argmax(axis=1).astype(np.int32))
-        return frame.reset_index()
-    return table.map_partitions(dominant)
+def artist_regroup(scored: dd.DataFrame, features: tuple[str, ...], k: int,
+                   artist: str = "artist_name", buckets: int | None = None) -> Regroup:
+    """:func:`artist_clusters` as a :class:`~sonicatlas.scan.Regroup`, for one shared pass.
+
+    Each partition counts tracks per (artist, cluster) and sums the features per artist on
+    factorized codes; only those per-artist rows are regrouped by a hash of the name. A
+    groupby of every track on the name strings, then a shuffle, took ~3 s at 10M tracks.
+    Tracks without an artist are left out, as a groupby leaves out a missing key.
+    """
+    features = tuple(features)
+    meta = pd.DataFrame({
+        artist: pd.Series(dtype=scored[artist].dtype),
+        **{f"share_cluster_{c}": pd.Series(dtype=np.float64) for c in range(k)},
+        **{f: pd.Series(dtype=np.float64) for f in features},
+        "tracks": pd.Series(dtype=np.int64),
+        "dominant_cluster": pd.Series(dtype=np.int32)})
+    return Regroup(partial=partial(_artist_sums, features=features, k=k, artist=artist),
+                   combine=partial(_artist_rows, features=features, k=k, artist=artist,
+                                   meta=meta),
+                   meta=meta, buckets=buckets or max(1, scored.npartitions // 4))
+
+
+def _artist_sums(frame: pd.DataFrame, number: int, buckets: int, *, features, k, artist
+                 ) -> list[pd.DataFrame]:
+    codes, names = pd.factorize(frame[artist], use_na_sentinel=True)
+    known = codes >= 0
+    codes, n = codes[known], len(names)
+    labels = frame[CLUSTER].to_numpy()[known]
+    clustered = (labels >= 0) & (labels < k)  # a noise label counts as a track, in no cluster
+    per_cluster = np.bincount(codes[clustered] * k + labels[clustered],
+                              minlength=n * k).reshape(n, k)
+    sums = pd.DataFrame({
+        artist: names, "tracks": np.bincount(codes, minlength=n),
+        **{f"count_{c}": per_cluster[:, c] for c in range(k)},
+        **{f: np.bincount(codes, weights=frame[f].to_numpy(dtype=np.float64)[known],
+                          minlength=n) for f in features}})
+    bucket = hash_ids(sums[artist]) % np.uint64(buckets)
+    return [sums[bucket == b] for b in range(buckets)]
+
+
+def _artist_rows(pieces: list[pd.DataFrame], *, features, k, artist, meta) -> pd.DataFrame:
+    totals = pd.concat(pieces, ignore_index=True).groupby(artist, sort=True).sum()
+    tracks = totals["tracks"].to_numpy()
+    counts = totals[[f"count_{c}" for c in range(k)]].to_numpy()
+    table = pd.DataFrame({
+        artist: totals.index.to_numpy(),
+        **{f"share_cluster_{c}": counts[:, c] / tracks for c in range(k)},
+        **{f: totals[f].to_numpy() / tracks for f in features},
+        "tracks": tracks.astype(np.int64),
+        "dominant_cluster": counts.argmax(axis=1).astype(np.int32)})
+    return table.astype(meta.dtypes.to_dict())
 
 
 def album_popularity(scored: dd.DataFrame, min_tracks: int = 3, top: int = 1000

@@ -6,6 +6,11 @@ finished on the client. Computed one by one, each is a pass over the scored trac
 those do not fit in memory (100M tracks on 24 GiB), each pass reads the spilled partitions
 back from disk. :func:`scan` builds every reduction on the same partition tasks and computes
 them together, so each partition is loaded once for all of them.
+
+A :class:`Regroup` is the same idea for tables too large for the client (one row per
+artist): each partition reduces its own rows per key and splits them into hash buckets;
+bucket ``b`` combines piece ``b`` of every partition, on the workers. That is a shuffle of
+the reduced rows only, not of the tracks.
 """
 
 from __future__ import annotations
@@ -44,6 +49,29 @@ class Reduction:
     finish: Callable[[Any], Any] = _same
 
 
+@dataclass(frozen=True)
+class Regroup:
+    """A keyed table that stays distributed: one partition per hash bucket of the key.
+
+    Attributes
+    ----------
+    partial : callable
+        ``(partition, number, buckets) -> list of buckets frames``: the partition's own rows
+        reduced per key, split by a hash of the key (the same key always to the same bucket).
+    combine : callable
+        ``list of frames -> frame``: one bucket's pieces, in partition order, reduced per key.
+    meta : pandas.DataFrame
+        An empty frame with the result's columns and dtypes.
+    buckets : int
+        Partitions of the result.
+    """
+
+    partial: Callable[[pd.DataFrame, int, int], list]
+    combine: Callable[[list], pd.DataFrame]
+    meta: pd.DataFrame
+    buckets: int = 1
+
+
 def concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """``combine`` for partials that are rows to keep."""
     return pd.concat([a, b], ignore_index=True)
@@ -60,25 +88,39 @@ def _tree(parts: list, combine, split_every: int):
     return parts[0]
 
 
-def scan(frame: dd.DataFrame, reductions: dict[str, Reduction], split_every: int = 8
-         ) -> dict[str, Any]:
+def scan(frame: dd.DataFrame, reductions: dict[str, Reduction | Regroup],
+         split_every: int = 8) -> dict[str, Any]:
     """Compute every reduction over ``frame`` in one pass over its partitions.
 
     Parameters
     ----------
     frame : dask.dataframe.DataFrame
-    reductions : dict of str to Reduction
+    reductions : dict of str to Reduction or Regroup
     split_every : int
         Partials combined per tree task.
 
     Returns
     -------
     dict
-        The finished result of each reduction, by name.
+        The finished result of each :class:`Reduction`, by name; for each :class:`Regroup`,
+        a dask DataFrame persisted on the workers.
     """
     parts = frame.to_delayed()  # the same partition tasks feed every reduction
     trees = {name: _tree([dask.delayed(r.partial, pure=False)(part, i)
                           for i, part in enumerate(parts)], r.combine, split_every)
-             for name, r in reductions.items()}
+             for name, r in reductions.items() if isinstance(r, Reduction)}
+    grouped = {}
+    for name, r in reductions.items():
+        if isinstance(r, Regroup):
+            pieces = [dask.delayed(r.partial, nout=r.buckets, pure=False)(part, i, r.buckets)
+                      for i, part in enumerate(parts)]
+            grouped[name] = [dask.delayed(r.combine, pure=False)([p[b] for p in pieces])
+                             for b in range(r.buckets)]
+    # One graph: persisting the buckets and the trees together computes each partition once.
+    trees, grouped = dask.persist(trees, grouped)
     combined = dask.compute(trees)[0]
-    return {name: r.finish(combined[name]) for name, r in reductions.items()}
+    done = {name: r.finish(combined[name]) for name, r in reductions.items()
+            if isinstance(r, Reduction)}
+    for name, buckets in grouped.items():
+        done[name] = dd.from_delayed(buckets, meta=reductions[name].meta, verify_meta=False)
+    return done

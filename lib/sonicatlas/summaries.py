@@ -19,9 +19,9 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
                     ) -> tuple[dict[str, pd.DataFrame | dd.DataFrame], dict]:
     """Name -> table for everything under ``summary/`` except rejects; and ``also``'s results.
 
-    Every small table comes from one :func:`~sonicatlas.scan.scan` of ``scored``, together
-    with the caller's own reductions ``also`` (the map bins): each partition is loaded once.
-    Per-artist tables stay dask DataFrames, to be written by the workers.
+    Every table comes from one :func:`~sonicatlas.scan.scan` of ``scored``, together with
+    the caller's own reductions ``also`` (the map bins): each partition is loaded once. The
+    per-artist table stays a (persisted) dask DataFrame, to be written by the workers.
     """
     features, k = model.features, model.k
     sample_columns = [c for c in scored.columns
@@ -36,6 +36,8 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
             config.representative_tracks, carry),
         **(also or {}),
     }
+    if config.artist_clusters and "artist_name" in carry:
+        reductions["artist_clusters"] = mixes.artist_regroup(scored, features, k)
     if "genre" in carry:
         reductions["genre_mix"] = mixes.category_reduction("genre", k)
     if "release_year" in carry:
@@ -58,9 +60,8 @@ def build_summaries(scored: dd.DataFrame, model: TrackModel, pca, names: list[st
         table = tables["genre_mix"].pivot(index=CLUSTER, columns="genre", values="tracks")
         tables["genre_agreement"] = pd.DataFrame(
             [structure.agreement(table.fillna(0).to_numpy(dtype=np.int64))])
-    if config.artist_clusters and "artist_name" in carry:
-        artists = mixes.artist_clusters(scored, features, k).persist()
-        tables["artist_clusters"] = artists
+    if "artist_clusters" in done:
+        tables["artist_clusters"] = artists = done.pop("artist_clusters")
         tables["top_artists"] = mixes.top_artists(artists, k)
     if config.album_popularity and {"album_name", "popularity"} <= set(carry):
         tables["album_popularity"] = mixes.album_popularity(scored)
