@@ -143,3 +143,34 @@ def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
         for stat in ("mean", "std"):
             np.testing.assert_allclose(got[(column, stat)], expected[(column, stat)],
                                        rtol=1e-10)
+
+
+def test_artist_table_regrouped_across_buckets_matches_pandas():
+    import dask
+    import dask.dataframe as dd
+
+    from sonicatlas.mixes import artist_clusters
+
+    rng = np.random.default_rng(5)
+    n = 5_000
+    frame = pd.DataFrame({
+        "artist_name": pd.array([f"artist {a}" for a in rng.zipf(1.5, n) % 300],
+                                dtype="string"),
+        "cluster": rng.integers(-1, 3, n).astype(np.int32),  # -1: noise, in no cluster
+        "energy": rng.random(n).astype(np.float32)})
+    frame.loc[::97, "artist_name"] = pd.NA  # no artist: left out, as by a groupby
+    with dask.config.set(scheduler="sync"):
+        table = artist_clusters(dd.from_pandas(frame, npartitions=7), ("energy",), 3,
+                                buckets=3)
+        assert table.npartitions == 3
+        table = table.compute().set_index("artist_name")
+    assert table.index.is_unique
+    known = frame.dropna(subset=["artist_name"])
+    groups = known.groupby("artist_name")
+    table = table.loc[groups.size().index]
+    np.testing.assert_array_equal(table["tracks"], groups.size())
+    for c in range(3):
+        np.testing.assert_allclose(table[f"share_cluster_{c}"],
+                                   groups["cluster"].apply(lambda s, c=c: (s == c).mean()))
+    np.testing.assert_allclose(table["energy"], groups["energy"].mean().astype(float),
+                               rtol=1e-6)
