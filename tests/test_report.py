@@ -238,3 +238,22 @@ def test_report_of_a_real_run(tmp_path):
     page, text = parse(write_report(str(tmp_path / "run")))
     assert page.charts[:3] == ["sizes", "radars", "zscores"]
     assert page.images and "Skipped: the run has no" not in text
+
+
+def test_sample_boxes_are_tukeys_with_the_outliers_beyond_the_whiskers():
+    from bokeh.models import ColumnDataSource
+
+    from sonicatlas.report_charts import boxes_from_sample
+
+    # cluster 0: 1..100 and one far value; q25 25.75, q75 75.25: whiskers reach 1 and 100
+    values = np.r_[np.arange(1.0, 101.0), 400.0, np.arange(10.0, 20.0)]
+    sample = pd.DataFrame({"cluster": [0] * 101 + [1] * 10, "energy": values})
+    profiles = pd.DataFrame({"cluster": [0, 1], "name": ["a", "b"]})
+    grid = boxes_from_sample(sample, profiles, ["energy"], ["#000000", "#ffffff"])
+    sources = [m for m in grid.references() if isinstance(m, ColumnDataSource)]
+    boxes = next(pd.DataFrame(s.data) for s in sources if "q25" in s.data).set_index("cluster")
+    dots = next(pd.DataFrame(s.data) for s in sources if "value" in s.data)
+    np.testing.assert_allclose(boxes.loc["a", ["low", "q25", "median", "q75", "high"]],
+                               [1.0, *np.percentile(values[:101], [25, 50, 75]), 100.0])
+    np.testing.assert_allclose(boxes.loc["b", ["low", "high"]], [10.0, 19.0])
+    assert dots["value"].tolist() == [400.0] and dots["cluster"].tolist() == ["a"]
