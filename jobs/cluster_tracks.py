@@ -63,11 +63,6 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         scores = accepted.map_partitions(model.scores, clusters.labeler).persist()
         wait(scores)
         scored = outputs.scored_tracks(accepted, scores, config.features, carry)
-    with stage("write tables"):
-        run_dir.write_table("assignments", outputs.assignments(scored, carry))
-        run_dir.write_table("summary/rejects", outputs.rejects(rejects))
-        run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
-        model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("summaries"):
         # the map bins join the summaries' single pass over the scored tracks
         grid = outputs.map_grid(scores, config.map)
@@ -78,6 +73,12 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         for name, table in summaries.items():
             run_dir.write_table(f"summary/{name}", table)
         profiles = summaries["cluster_profiles"]
+    with stage("write tables"):
+        # the workers write these while the client draws the maps and the report
+        run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
+        run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
+        model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("maps"):
         for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
                                               config.features).items():
@@ -85,10 +86,13 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)
-    run_dir.write_json("manifest.json", summary.manifest(tracks, config))
     if run_dir.is_local:
         with stage("report"):
-            write_report(run_dir.partial)
+            write_report(run_dir.partial, summary.manifest(tracks, config))
     else:
         echo("report.html skipped: the report is built from a local run directory")
+    with stage("wait for writes"):
+        run_dir.wait_for_writes()
+    summary = summary.with_seconds(stage.seconds)
+    run_dir.write_json("manifest.json", summary.manifest(tracks, config))
     return summary

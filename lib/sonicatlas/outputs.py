@@ -162,6 +162,11 @@ class RunSummary:
     def moved_to(self, out: str) -> RunSummary:
         return replace(self, out=out)
 
+    def with_seconds(self, seconds: dict[str, float]) -> RunSummary:
+        """The summary with the stages' seconds (and the finishing time) brought up to now."""
+        return replace(self, seconds=dict(seconds),
+                       finished=dt.datetime.now(dt.UTC).isoformat())
+
     def manifest(self, catalog, config) -> dict:
         """The manifest: config, versions, input fingerprint, counts, timings, metrics."""
         return {

@@ -48,14 +48,17 @@ img.map { max-width: 100%; border-radius: 4px; display: block; }
 """
 
 
-def write_report(run_dir: str) -> Path:
+def write_report(run_dir: str, manifest: dict | None = None) -> Path:
     """Write ``report.html`` into a run directory of ``cluster-tracks``.
 
     Parameters
     ----------
     run_dir : str
-        Local run directory holding ``manifest.json``, ``summary/cluster_profiles`` and
-        optionally the other ``summary/`` tables and ``maps/clusters.png``.
+        Local run directory holding ``summary/cluster_profiles``, optionally the other
+        ``summary/`` tables and ``maps/clusters.png``, and ``manifest.json`` unless
+        ``manifest`` is given.
+    manifest : dict, optional
+        The run's manifest, for a run still being written (the job writes its manifest last).
 
     Returns
     -------
@@ -63,7 +66,8 @@ def write_report(run_dir: str) -> Path:
         The report, ``run_dir/report.html``; it needs no network to open.
     """
     run = Path(run_dir)
-    manifest = json.loads((run / "manifest.json").read_text())
+    if manifest is None:
+        manifest = json.loads((run / "manifest.json").read_text())
     profiles = _read(run, "cluster_profiles")
     if profiles is None:
         raise FileNotFoundError(f"{run / 'summary/cluster_profiles'} is missing")
