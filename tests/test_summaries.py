@@ -174,3 +174,28 @@ def test_artist_table_regrouped_across_buckets_matches_pandas():
                                    groups["cluster"].apply(lambda s, c=c: (s == c).mean()))
     np.testing.assert_allclose(table["energy"], groups["energy"].mean().astype(float),
                                rtol=1e-6)
+
+
+def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
+    import dask
+    import dask.dataframe as dd
+
+    from sonicatlas.mixes import category_mix
+
+    rng = np.random.default_rng(8)
+    n = 4_000
+    frame = pd.DataFrame({
+        "genre": pd.array(rng.choice(["rock", "pop", "jazz", "latin"], n), dtype="string"),
+        "cluster": rng.integers(-1, 3, n).astype(np.int32)})  # -1: noise, in no cluster
+    frame.loc[::29, "genre"] = pd.NA
+    frame.loc[frame["genre"] == "jazz", "cluster"] = 0  # a genre found in one cluster only
+    with dask.config.set(scheduler="sync"):
+        got = category_mix(dd.from_pandas(frame, npartitions=6), "genre", 3)
+    kept = frame[frame["cluster"] >= 0].fillna({"genre": "unknown"})
+    expected = pd.crosstab(kept["cluster"], kept["genre"]).stack()
+    expected = expected[expected > 0]
+    table = got.set_index(["cluster", "genre"])
+    pd.testing.assert_series_equal(table["tracks"].sort_index(), expected.sort_index(),
+                                   check_names=False, check_dtype=False,
+                                   check_index_type=False)
+    np.testing.assert_allclose(table["share"].groupby(level="cluster").sum(), 1.0)

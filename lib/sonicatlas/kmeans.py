@@ -117,10 +117,28 @@ def _sample_block(block: np.ndarray, seed: int, index: int, fraction: float) -> 
 
 def sample_rows(X: da.Array, size: int, seed: int) -> np.ndarray:
     """About ``size`` rows drawn uniformly from every chunk, reproducibly for a seed."""
+    return np.asarray(dask.compute(_delayed_sample(X, size, seed))[0])
+
+
+def _delayed_sample(X: da.Array, size: int, seed: int):
+    """:func:`sample_rows` as one delayed float64 array, made where the chunks are."""
     fraction = min(1.0, size / max(X.shape[0], 1))
     blocks = X.to_delayed().ravel()
     parts = [dask.delayed(_sample_block)(b, seed, i, fraction) for i, b in enumerate(blocks)]
-    return np.concatenate(dask.compute(*parts)).astype(np.float64)
+    return dask.delayed(_concatenate)(parts)
+
+
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float64)
+
+
+def _restart(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Centers of one k-means++ restart of scikit-learn's KMeans on the sample."""
+    return SklearnKMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
+
+
+def _mean_variance(sample: np.ndarray) -> float:
+    return float(np.mean(np.var(sample, axis=0)))
 
 
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -171,26 +189,30 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.n_clusters > n:
             raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of "
                              f"rows ({n})")
-        sample = sample_rows(X, self.init_sample_size, self.random_state)
-        if len(sample) < self.n_clusters:
-            sample = np.asarray(X.compute(), dtype=np.float64)  # tiny input: use it all
+        # The sample stays on a worker; the restarts run there too, in parallel, each on one
+        # thread (so the centers do not depend on the client's cores), and only centers and
+        # costs come back: one graph, and no idle workers while the client fits.
+        (sample,) = dask.persist(_delayed_sample(X, self.init_sample_size, self.random_state))
+        if dask.compute(dask.delayed(len)(sample))[0] < self.n_clusters:
+            # tiny input: use it all
+            sample = dask.delayed(np.asarray(X.compute(), dtype=np.float64))
         # Each restart converges on the sample; the one that costs least on a second, larger
         # sample seeds the full fit. Choosing by the first sample's own cost picked a 2.3%
         # worse optimum at 10M rows.
         seeds = np.random.RandomState(self.random_state).randint(2**31 - 1, size=self.n_init)
-        candidates = np.stack([
-            SklearnKMeans(self.n_clusters, n_init=1, random_state=int(s)).fit(sample)
-            .cluster_centers_ for s in seeds])
+        candidates = dask.delayed(np.stack)(
+            [dask.delayed(_restart)(sample, self.n_clusters, int(s)) for s in seeds])
         # Costed on a fresh sample of about a million rows: optima a few percent apart are
         # told apart with certainty, at a tenth of a pass over 10M rows.
         blocks = X.to_delayed().ravel()
         fraction = min(1.0, 1_000_000 / max(n, 1))
-        costs = np.sum(dask.compute(*(
-            dask.delayed(_sampled_candidate_costs)(b, candidates, self.random_state + 1, i,
-                                                   fraction)
-            for i, b in enumerate(blocks))), axis=0)
-        self.init_costs_ = costs
-        tol = self.tol * float(np.mean(np.var(sample, axis=0)))
+        costs = [dask.delayed(_sampled_candidate_costs)(b, candidates, self.random_state + 1,
+                                                        i, fraction)
+                 for i, b in enumerate(blocks)]
+        candidates, costs, variance = dask.compute(candidates, costs,
+                                                   dask.delayed(_mean_variance)(sample))
+        self.init_costs_ = costs = np.sum(costs, axis=0)
+        tol = self.tol * variance
 
         centers = candidates[int(np.argmin(costs))].astype(np.float64)
         for iteration in range(1, self.max_iter + 1):

@@ -75,15 +75,19 @@ def _mix(pairs: pd.DataFrame, k: int, label, name: str) -> pd.DataFrame:
 
 def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
-    pairs = pd.DataFrame({CLUSTER: frame[CLUSTER].to_numpy(dtype=np.int64), "code": codes})
-    # sort=False: the combined counts are ordered (and summed) on the client anyway
-    counts = pairs.value_counts(sort=False).rename("tracks").reset_index()
-    code = counts["code"].to_numpy()
+    clusters = frame[CLUSTER].to_numpy(dtype=np.int64)
+    low = int(clusters.min()) if len(clusters) else 0  # noise labels (-1) are clusters too
+    # one bincount over (cluster, code) pairs, code + 1 so that "missing" has a slot:
+    # pandas' value_counts on the two columns took ~4x as long
+    width = len(uniques) + 1
+    counts = np.bincount((clusters - low) * width + codes + 1)
+    pair = np.flatnonzero(counts)
+    code = pair % width - 1
     value = np.asarray(uniques, dtype=object)[np.clip(code, 0, None)] if len(uniques) else (
         np.full(len(code), None, dtype=object))
     value[code < 0] = None
-    return pd.DataFrame({CLUSTER: counts[CLUSTER].to_numpy(dtype=np.int32), "value": value,
-                         "tracks": counts["tracks"].to_numpy(dtype=np.int64)})
+    return pd.DataFrame({CLUSTER: (pair // width + low).astype(np.int32), "value": value,
+                         "tracks": counts[pair].astype(np.int64)})
 
 
 def decade(years: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ the reduced rows only, not of the tracks.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
@@ -106,14 +107,19 @@ def scan(frame: dd.DataFrame, reductions: dict[str, Reduction | Regroup],
         a dask DataFrame persisted on the workers.
     """
     parts = frame.to_delayed()  # the same partition tasks feed every reduction
-    trees = {name: _tree([dask.delayed(r.partial, pure=False)(part, i)
+    token = uuid.uuid4().hex[:8]  # keys named after the reductions, for the dashboard
+
+    def key(name: str, *index) -> str:
+        return "-".join(map(str, (f"{name}-partial", token, *index)))
+
+    trees = {name: _tree([dask.delayed(r.partial, pure=False)(part, i, dask_key_name=key(name, i))
                           for i, part in enumerate(parts)], r.combine, split_every)
              for name, r in reductions.items() if isinstance(r, Reduction)}
     grouped = {}
     for name, r in reductions.items():
         if isinstance(r, Regroup):
-            pieces = [dask.delayed(r.partial, nout=r.buckets, pure=False)(part, i, r.buckets)
-                      for i, part in enumerate(parts)]
+            pieces = [dask.delayed(r.partial, nout=r.buckets, pure=False)(
+                part, i, r.buckets, dask_key_name=key(name, i)) for i, part in enumerate(parts)]
             grouped[name] = [dask.delayed(r.combine, pure=False)([p[b] for p in pieces])
                              for b in range(r.buckets)]
     # One graph: persisting the buckets and the trees together computes each partition once.
