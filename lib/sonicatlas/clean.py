@@ -48,21 +48,26 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
     details = np.full(len(frame), None, dtype=object)
     open_rows = np.ones(len(frame), dtype=bool)  # rows without a reason yet
 
-    def mark(mask: np.ndarray, reason: str, detail=None) -> None:
-        # Earlier rules win: only rows without a reason yet take this one.
-        target = mask & open_rows
+    def describe(target: np.ndarray, reason: str, detail=None) -> None:
         if target.any():
-            open_rows[target] = False
             reasons[target] = reason
             if detail is not None:
                 details[target] = [repr(v) if isinstance(v, str) else f"{v:g}"
                                    for v in detail[target]]
+
+    def mark(mask: np.ndarray, reason: str, detail=None) -> None:
+        # Earlier rules win: only rows without a reason yet take this one.
+        target = mask & open_rows
+        open_rows[target] = False
+        describe(target, reason, detail)
 
     ids = frame[TRACK_ID]
     blank_id = ids.isna() | (ids.astype("string").str.strip() == "").fillna(True)
     mark(blank_id.to_numpy(dtype=bool), "missing track_id")
     for name in features:
         raw = frame[name]
+        if raw.dtype == np.float64:
+            continue  # as it is: a copy per feature took a quarter of the check
         if pd.api.types.is_numeric_dtype(raw.dtype):
             out[name] = raw.to_numpy(dtype=np.float64, na_value=np.nan)
             continue
@@ -73,17 +78,51 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
         unparsable = (values.isna() & given).to_numpy(dtype=bool)
         mark(unparsable, f"unparsable {name}", raw.to_numpy(dtype=object))
         out[name] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    failure = np.empty(len(frame), dtype=np.int8)
     for name in features:
         values = out[name].to_numpy()
-        mark(np.isnan(values), f"missing {name}")
-        mark(np.isinf(values), f"infinite {name}", values)
         valid = VALID_RANGES[name]
-        mark(~valid.contains(values) & np.isfinite(values),
-             f"{name} outside {valid.describe()}", values)
+        if _failures(values, valid.low, valid.high, valid.low_inclusive,
+                     valid.high_inclusive, open_rows, failure):
+            for code, reason, detail in ((_MISSING, f"missing {name}", None),
+                                         (_INFINITE, f"infinite {name}", values),
+                                         (_OUTSIDE, f"{name} outside {valid.describe()}", values)):
+                describe(failure == code, reason, detail)
     out[TRACK_ID] = ids.astype("string")
     out[REASON], out[DETAIL] = _strings(reasons, open_rows), _strings(details, open_rows)
     out[POSITION] = (np.int64(number) << 32) + np.arange(len(frame), dtype=np.int64)
     return out
+
+
+_MISSING, _INFINITE, _OUTSIDE = 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True)
+def _failures(values, low, high, low_inclusive, high_inclusive, open_rows, failure
+              ):  # pragma: no cover - numba
+    """The first rule each row without a reason yet fails on ``values``, in one pass.
+
+    ``failure`` gets 0 (passes), missing, infinite or outside the range (the rules' order);
+    a failing row is closed in ``open_rows``. Returns how many failed. Five numpy masks per
+    feature took ~6 ms per 1M rows each, ten features most of a partition's check.
+    """
+    failed = 0
+    for r in range(values.shape[0]):
+        code = 0
+        if open_rows[r]:
+            v = values[r]
+            if np.isnan(v):
+                code = _MISSING
+            elif np.isinf(v):
+                code = _INFINITE
+            elif (v < low or (v == low and not low_inclusive)
+                  or v > high or (v == high and not high_inclusive)):
+                code = _OUTSIDE
+            if code:
+                open_rows[r] = False
+                failed += 1
+        failure[r] = code
+    return failed
 
 
 def _strings(values: np.ndarray, unset: np.ndarray) -> pd.api.extensions.ExtensionArray:
