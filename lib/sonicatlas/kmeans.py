@@ -17,6 +17,7 @@ import numba
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans as SklearnKMeans
+from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,13 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _restart(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Centers of one k-means++ restart of scikit-learn's KMeans on the sample."""
-    return SklearnKMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
+    """Centers of one k-means++ restart of scikit-learn's KMeans on the sample.
+
+    On one thread: scikit-learn's sums depend on its thread count, and a worker's cores
+    should not change the clusters.
+    """
+    with threadpool_limits(1):
+        return SklearnKMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
 
 
 def _mean_variance(sample: np.ndarray) -> float:
