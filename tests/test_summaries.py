@@ -199,3 +199,21 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
                                    check_names=False, check_dtype=False,
                                    check_index_type=False)
     np.testing.assert_allclose(table["share"].groupby(level="cluster").sum(), 1.0)
+
+
+@pytest.mark.parametrize("per_cluster", [1, 3, 40])
+def test_nearest_per_cluster_equals_sorting_everything(per_cluster):
+    from sonicatlas.profiles import _nearest_per_cluster
+
+    rng = np.random.default_rng(per_cluster)
+    n = 2_000
+    frame = pd.DataFrame({
+        "track_id": pd.array([f"t{i:05d}" for i in rng.permutation(n)], dtype="string"),
+        "cluster": rng.integers(-1, 5, n).astype(np.int32),  # -1: noise, kept like a cluster
+        "distance": np.round(rng.random(n), 2)})  # many ties at every threshold
+    frame.loc[frame["cluster"] == 4, "cluster"] = 7  # a gap in the labels
+    frame = frame[~((frame["cluster"] == 3) & (frame.index % 50 != 0))]  # a small cluster
+    got = _nearest_per_cluster(frame, per_cluster)
+    expected = frame.sort_values(["cluster", "distance", "track_id"]).groupby(
+        "cluster").head(per_cluster)
+    pd.testing.assert_frame_equal(got, expected)
