@@ -98,11 +98,15 @@ class RunDirectory:
         remote worker goes on with a task whose client has gone).
         """
         from distributed import wait
+
+        from .runtime import show_progress
         writing, self._writing = self._writing, []
         if failed:
             with contextlib.suppress(Exception):
                 wait(writing)
             return
+        if writing:
+            show_progress(*writing)  # at 100M tracks this is most of a minute
         for future in writing:
             future.result()
 
