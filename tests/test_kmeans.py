@@ -54,6 +54,19 @@ def test_same_seed_same_centers_and_float32_costs_the_same(blobs):
     assert abs(single.inertia_ - first.inertia_) / first.inertia_ < 1e-4
 
 
+def test_the_same_centers_on_one_thread_and_on_many(blobs):
+    # the restarts run as tasks: however many run at once, each runs on one thread
+    import dask
+
+    chunked = da.from_array(blobs, chunks=(3_000, -1))
+    with dask.config.set(scheduler="sync"):
+        alone = KMeans(7, random_state=2).fit(chunked)
+    with dask.config.set(scheduler="threads", num_workers=4):
+        together = KMeans(7, random_state=2).fit(chunked)
+    np.testing.assert_array_equal(alone.init_costs_, together.init_costs_)
+    np.testing.assert_array_equal(alone.cluster_centers_, together.cluster_centers_)
+
+
 def test_more_clusters_than_rows_is_an_error():
     with pytest.raises(ValueError, match="larger than the number of rows"):
         KMeans(5).fit(np.zeros((3, 2)))

@@ -10,6 +10,7 @@ and does one pass over the persisted chunks per iteration; each chunk returns on
 from __future__ import annotations
 
 import logging
+import threading
 
 import dask
 import dask.array as da
@@ -133,13 +134,16 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
+_ONE_THREAD = threading.Lock()  # thread limits are per process: one restart at a time in it
+
+
 def _restart(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Centers of one k-means++ restart of scikit-learn's KMeans on the sample.
 
-    On one thread: scikit-learn's sums depend on its thread count, and a worker's cores
-    should not change the clusters.
+    On one thread: with more, scikit-learn adds its threads' partial sums in the order they
+    finish, so the centers could change from run to run and with a worker's cores.
     """
-    with threadpool_limits(1):
+    with _ONE_THREAD, threadpool_limits(1):
         return SklearnKMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
 
 
