@@ -271,4 +271,3 @@ def validate(frame: dd.DataFrame, features: tuple[str, ...]
                                   align_dataframes=False, meta=rejects._meta)
         accepted, rejects = dask.persist(accepted.map_partitions(_without, duplicates), moved)
     return accepted, rejects
-

@@ -200,7 +200,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of "
                              f"rows ({n})")
         # The sample stays on a worker; the restarts run there too, in parallel, each on one
-        # thread (so the centers do not depend on the client's cores), and only centers and
+        # thread (so the centers do not depend on any machine's cores), and only centers and
         # costs come back: one graph, and no idle workers while the client fits.
         (sample,) = dask.persist(_delayed_sample(X, self.init_sample_size, self.random_state))
         if dask.compute(dask.delayed(len)(sample))[0] < self.n_clusters:
