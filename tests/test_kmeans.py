@@ -86,3 +86,28 @@ def test_lloyd_pass_kernel_matches_numpy_in_float64():
     expected[:, 10] = np.bincount(labels, minlength=6)
     expected[:, 11] = np.bincount(labels, weights=distances.min(axis=1), minlength=6)
     np.testing.assert_allclose(_lloyd_partial(block, centers), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_score_rows_standardises_labels_and_projects_like_numpy(order):
+    from sonicatlas.kmeans import score_rows
+
+    rng = np.random.default_rng(4)
+    block = np.asarray(rng.normal(3.0, 2.0, size=(5_000, 10)), dtype=np.float32, order=order)
+    mean, scale = rng.normal(3.0, 0.1, size=10), rng.uniform(1.5, 2.5, size=10)
+    centers = rng.normal(size=(6, 10))
+    centers[4] = centers[1]  # a tie: the first of the two, as argmin
+    project_mean, project = rng.normal(size=10), rng.normal(size=(2, 10))
+    labels, squared, projected = score_rows(block, centers, mean=mean, scale=scale,
+                                            project_mean=project_mean, project=project)
+    z = (block.astype(np.float64) - mean) / scale
+    distances = ((z[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, distances.argmin(axis=1))
+    assert not (labels == 4).any()
+    np.testing.assert_allclose(squared, distances.min(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(projected, (z - project_mean) @ project.T, rtol=1e-10,
+                               atol=1e-12)
+    plain_labels, plain_squared, nothing = score_rows(z, centers)
+    np.testing.assert_array_equal(plain_labels, labels)
+    np.testing.assert_allclose(plain_squared, squared, rtol=1e-12)
+    assert nothing is None
