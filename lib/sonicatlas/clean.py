@@ -170,8 +170,10 @@ def _hash_buckets(frame: pd.DataFrame, n_buckets: int) -> list[np.ndarray]:
     hashes = hash_ids(valid[TRACK_ID])
     positions = valid[POSITION].to_numpy()
     bucket = hashes % np.uint64(n_buckets)
+    if n_buckets <= 1 << 16:  # a stable sort of 16-bit keys is a radix sort: ~9x faster
+        bucket = bucket.astype(np.uint16)
     order = np.argsort(bucket, kind="stable")
-    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1, dtype=np.uint64))
+    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
     pairs = np.rec.fromarrays([hashes[order], positions[order]], names="h,pos")
     return [pairs[bounds[b]:bounds[b + 1]] for b in range(n_buckets)]
 
