@@ -217,3 +217,35 @@ def test_nearest_per_cluster_equals_sorting_everything(per_cluster):
     expected = frame.sort_values(["cluster", "distance", "track_id"]).groupby(
         "cluster").head(per_cluster)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_artist_clusters_count_noise_as_tracks_and_skip_missing_artists():
+    import dask
+    import dask.dataframe as dd
+
+    from sonicatlas.mixes import artist_clusters
+
+    rng = np.random.default_rng(9)
+    n = 5_000
+    frame = pd.DataFrame({
+        "artist_name": pd.array(rng.choice([f"a{i}" for i in range(40)], n), dtype="string"),
+        "cluster": rng.integers(-1, 3, n).astype(np.int32),  # -1: noise, a track in no cluster
+        "energy": rng.random(n).astype(np.float32),
+        "tempo": rng.normal(120, 20, n).astype(np.float32)})
+    frame.loc[::31, "artist_name"] = pd.NA
+    with dask.config.set(scheduler="sync"):
+        table = artist_clusters(dd.from_pandas(frame, npartitions=5), ("energy", "tempo"), 3,
+                                buckets=3).compute()
+    table = table.set_index("artist_name").sort_index()
+    known = frame.dropna(subset=["artist_name"])
+    groups = known.groupby("artist_name")
+    assert list(table.index) == sorted(groups.groups)
+    np.testing.assert_array_equal(table["tracks"], groups.size().sort_index())
+    counts = pd.crosstab(known["artist_name"], known["cluster"])
+    for c in range(3):
+        np.testing.assert_allclose(table[f"share_cluster_{c}"], counts[c] / groups.size())
+    for name in ("energy", "tempo"):
+        np.testing.assert_allclose(table[name], groups[name].mean().astype(np.float64),
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(table["dominant_cluster"],
+                                  counts[[0, 1, 2]].to_numpy().argmax(axis=1))

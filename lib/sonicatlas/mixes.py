@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 import dask.dataframe as dd
+import numba
 import numpy as np
 import pandas as pd
 
@@ -130,19 +131,35 @@ def artist_regroup(scored: dd.DataFrame, features: tuple[str, ...], k: int,
 def _artist_sums(frame: pd.DataFrame, number: int, buckets: int, *, features, k, artist
                  ) -> list[pd.DataFrame]:
     codes, names = pd.factorize(frame[artist], use_na_sentinel=True)
-    known = codes >= 0
-    codes, n = codes[known], len(names)
-    labels = frame[CLUSTER].to_numpy()[known]
-    clustered = (labels >= 0) & (labels < k)  # a noise label counts as a track, in no cluster
-    per_cluster = np.bincount(codes[clustered] * k + labels[clustered],
-                              minlength=n * k).reshape(n, k)
+    n = len(names)
+    values = frame[list(features)].to_numpy()  # float32 for the scored tracks
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    counts, totals = np.zeros((n, k + 1), dtype=np.int64), np.zeros((n, len(features)))
+    _sum_by_code(codes, frame[CLUSTER].to_numpy(), values, counts, totals)
     sums = pd.DataFrame({
-        artist: names, "tracks": np.bincount(codes, minlength=n),
-        **{f"count_{c}": per_cluster[:, c] for c in range(k)},
-        **{f: np.bincount(codes, weights=frame[f].to_numpy(dtype=np.float64)[known],
-                          minlength=n) for f in features}})
+        artist: names, "tracks": counts.sum(axis=1),
+        **{f"count_{c}": counts[:, c] for c in range(k)},
+        **{f: totals[:, j] for j, f in enumerate(features)}})
     bucket = hash_ids(sums[artist]) % np.uint64(buckets)
     return [sums[bucket == b] for b in range(buckets)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_by_code(codes, labels, values, counts, sums):  # pragma: no cover - numba
+    """Per code (rows with code -1 skipped): tracks per cluster into ``counts`` (a label
+    outside ``0..k-1``, noise, in the last column) and feature sums in float64 into ``sums``,
+    row by row in order, the sums ``bincount`` gives. One pass instead of a masked copy and a
+    ``bincount`` per feature (86 -> ~40 ms per 1M rows)."""
+    k = counts.shape[1] - 1
+    for i in range(len(codes)):
+        code = codes[i]
+        if code < 0:
+            continue
+        label = labels[i]
+        counts[code, label if 0 <= label < k else k] += 1
+        for j in range(values.shape[1]):
+            sums[code, j] += np.float64(values[i, j])
 
 
 def _artist_rows(pieces: list[pd.DataFrame], *, features, k, artist, meta) -> pd.DataFrame:
