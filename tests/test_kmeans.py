@@ -111,3 +111,14 @@ def test_score_rows_standardises_labels_and_projects_like_numpy(order):
     np.testing.assert_array_equal(plain_labels, labels)
     np.testing.assert_allclose(plain_squared, squared, rtol=1e-12)
     assert nothing is None
+
+
+def test_candidate_costs_are_each_center_sets_exact_cost():
+    from sonicatlas.kmeans import _candidate_costs
+
+    rng = np.random.default_rng(6)
+    block = rng.normal(size=(3_000, 5)).astype(np.float32)
+    candidates = rng.normal(size=(4, 3, 5))
+    expected = [((block.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
+                .min(axis=1).sum() for centers in candidates]
+    np.testing.assert_allclose(_candidate_costs(block, candidates), expected, rtol=1e-12)
