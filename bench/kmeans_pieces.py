@@ -20,7 +20,8 @@ from sklearn.cluster import KMeans as SklearnKMeans
 
 from sonicatlas import catalog, clean, features
 from sonicatlas.contract import FEATURES
-from sonicatlas.kmeans import KMeans, _lloyd_partial, _sampled_candidate_costs, sample_rows
+from sonicatlas.kmeans import KMeans, sample_rows
+from sonicatlas.lloyd import _lloyd_partial, _sampled_candidate_costs
 
 
 def seconds(work) -> float:

@@ -253,3 +253,21 @@ def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_pa
     sizes = sorted(int(s) for s in table.loc["gmm", "cluster_sizes"].split(", "))
     assert sorted(assignments["cluster"].value_counts()) == sizes
     assert summary.k == 4
+
+
+
+def test_a_kmeans_run_never_imports_scikit_learn_on_the_workers(blob_catalog, tmp_path):
+    # Importing scikit-learn took ~0.6 s in every new worker process (docs/benchmarks.md).
+    from distributed import Client, LocalCluster
+
+    def loaded(prefix: str) -> bool:  # sent by value: importing this module would load sklearn
+        import sys
+        return any(name == prefix or name.startswith(prefix + ".") for name in sys.modules)
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        run_job(tmp_path / "run", f"input={blob_catalog}", "k=4",
+                cluster=[f"cluster.scheduler={cluster.scheduler_address}"])
+        assert read_table(tmp_path / "run/assignments")["cluster"].nunique() == 4
+        assert list(client.run(loaded, "sonicatlas.lloyd").values()) == [True]
+        assert list(client.run(loaded, "sklearn").values()) == [False]

@@ -73,7 +73,7 @@ def test_more_clusters_than_rows_is_an_error():
 
 
 def test_lloyd_pass_kernel_matches_numpy_in_float64():
-    from sonicatlas.kmeans import _lloyd_partial
+    from sonicatlas.lloyd import _lloyd_partial
 
     rng = np.random.default_rng(8)
     block = rng.normal(size=(20_000, 10)).astype(np.float32)
@@ -90,7 +90,7 @@ def test_lloyd_pass_kernel_matches_numpy_in_float64():
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_score_rows_standardises_labels_and_projects_like_numpy(order):
-    from sonicatlas.kmeans import score_rows
+    from sonicatlas.lloyd import score_rows
 
     rng = np.random.default_rng(4)
     block = np.asarray(rng.normal(3.0, 2.0, size=(5_000, 10)), dtype=np.float32, order=order)
@@ -114,7 +114,7 @@ def test_score_rows_standardises_labels_and_projects_like_numpy(order):
 
 
 def test_candidate_costs_are_each_center_sets_exact_cost():
-    from sonicatlas.kmeans import _candidate_costs
+    from sonicatlas.lloyd import _candidate_costs
 
     rng = np.random.default_rng(6)
     block = rng.normal(size=(3_000, 5)).astype(np.float32)
@@ -122,3 +122,21 @@ def test_candidate_costs_are_each_center_sets_exact_cost():
     expected = [((block.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
                 .min(axis=1).sum() for centers in candidates]
     np.testing.assert_allclose(_candidate_costs(block, candidates), expected, rtol=1e-12)
+
+
+def test_restarts_reach_scikit_learns_optimum_and_a_lloyd_fixed_point(blobs):
+    from sonicatlas.lloyd import _lloyd_partial, kmeans_plusplus, restart
+
+    tol = 1e-4 * np.var(blobs, axis=0).mean()
+    ours = [restart(blobs, 7, seed, tol) for seed in range(10)]
+    costs = [brute_force_cost(blobs, centers)[0] for centers in ours]
+    reference = SklearnKMeans(7, n_init=10, random_state=0).fit(blobs)
+    assert min(costs) == pytest.approx(reference.inertia_, rel=1e-6)
+    for centers in ours:  # converged: one more Lloyd step barely moves the centers
+        stats = _lloyd_partial(blobs, centers)
+        moved = stats[:, :-2] / stats[:, -2:-1]
+        assert ((moved - centers) ** 2).sum() <= tol
+    np.testing.assert_array_equal(restart(blobs, 7, 3, tol), ours[3])  # seeded
+    seeds = kmeans_plusplus(blobs, 7, np.random.default_rng(0))
+    rows = {tuple(row) for row in blobs}
+    assert all(tuple(row) in rows for row in seeds) and len({tuple(r) for r in seeds}) == 7

@@ -29,7 +29,8 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from sonicatlas import kmeans as _kmeans
-from sonicatlas.kmeans import as_dask_array, nearest_centers, sample_rows
+from sonicatlas.kmeans import as_dask_array, sample_rows
+from sonicatlas.lloyd import nearest_centers
 
 
 def as_rows(X) -> da.Array:

@@ -14,7 +14,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from .kmeans import score_rows
+from .lloyd import score_rows
 
 CLUSTER, DISTANCE, PC1, PC2 = "cluster", "distance", "pc1", "pc2"
 

@@ -56,3 +56,8 @@ def moments(X) -> Moments:
     for part in dask.compute(*blocks):  # in block order: the same sums on any cluster
         total = total.merge(part)
     return total
+
+
+def standardized(block: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(block - mean) / scale`` computed in float64, as float32."""
+    return ((block.astype(np.float64) - mean) / scale).astype(np.float32)

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .moments import moments
+from .moments import moments, standardized
 
 
 class StandardScaler(TransformerMixin, BaseEstimator):
@@ -51,8 +51,6 @@ class StandardScaler(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Scale ``X``: float32 blocks for a dask array, float64 for numpy input."""
         if isinstance(X, da.Array):
-            return X.map_blocks(self._scale, dtype=np.float32)
+            # a plain function and two arrays: the workers need not import scikit-learn
+            return X.map_blocks(standardized, self.mean_, self.scale_, dtype=np.float32)
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
-
-    def _scale(self, block: np.ndarray) -> np.ndarray:
-        return ((block.astype(np.float64) - self.mean_) / self.scale_).astype(np.float32)
