@@ -8,8 +8,6 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
-from distributed import wait
-
 from sonicatlas import catalog, clean, features, maps, outputs, raster
 from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import ClusterTracksConfig
@@ -61,11 +59,12 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # only the four score columns are new data; the rest is the accepted rows, joined
         # partition by partition wherever the scored tracks are read
         scores = accepted.map_partitions(model.scores, clusters.labeler).persist()
-        wait(scores)
+        # the maps' bounds, taken from each partition's scores as they land (which also
+        # waits for all of them)
+        grid = outputs.map_grid(scores, config.map)
         scored = outputs.scored_tracks(accepted, scores, config.features, carry)
     with stage("summaries"):
         # the map bins join the summaries' single pass over the scored tracks
-        grid = outputs.map_grid(scores, config.map)
         bins = raster.bin_reduction(grid, n_clusters=model.k, features=config.features)
         summaries, done = build_summaries(scored, model, pca, names, carry,
                                           counts["rows_accepted"], config.summary,

@@ -188,10 +188,10 @@ def restart(sample: np.ndarray, k: int, seed: int, tol: float, max_iter: int = 3
             ) -> np.ndarray:
     """Centers of one restart on ``sample``: k-means++ seeding, then Lloyd iterations.
 
-    What scikit-learn's ``KMeans(n_init=1)`` does (greedy k-means++ with ``2 + log k``
-    candidates per center, Lloyd until the squared center shift is at most ``tol``), with the
-    compiled pass of the full fit. One thread, so the centers depend only on the sample and
-    the seed, never on a machine's cores.
+    What scikit-learn's ``KMeans(n_init=1, random_state=seed)`` does (the same k-means++
+    draws from the same seed, then Lloyd until the squared center shift is at most ``tol``),
+    with the compiled pass of the full fit. One thread, so the centers depend only on the
+    sample and the seed, never on a machine's cores.
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ def restart(sample: np.ndarray, k: int, seed: int, tol: float, max_iter: int = 3
         Absolute tolerance on the squared center shift.
     max_iter : int
     """
-    centers = kmeans_plusplus(sample, k, np.random.default_rng(seed))
+    centers, _ = kmeans_plusplus(sample, k, np.random.RandomState(seed))
     for _ in range(max_iter):
         stats = _lloyd_partial(sample, centers)
         counts = stats[:, -2]
@@ -216,27 +216,36 @@ def restart(sample: np.ndarray, k: int, seed: int, tol: float, max_iter: int = 3
     return centers
 
 
-def kmeans_plusplus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
+def kmeans_plusplus(X: np.ndarray, k: int, random_state: np.random.RandomState
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy k-means++ seeding: the rows ``sklearn.cluster.kmeans_plusplus`` picks.
 
-    Each new center is the best of ``2 + log k`` rows drawn with probability proportional to
-    their squared distance to the nearest center so far: the one that leaves the smallest
-    total squared distance.
+    The first center is a uniform draw; each next one is the best of ``2 + log k`` rows drawn
+    with probability proportional to their squared distance to the nearest center so far:
+    the one that leaves the smallest total. The draws from ``random_state`` are scikit-learn's,
+    one for one, so a seed gives the same centers as there (test_kmeans checks).
+
+    Returns
+    -------
+    centers : numpy.ndarray of shape (k, d)
+    indices : numpy.ndarray of int
+        Their rows in ``X``.
     """
     n = len(X)
     trials = 2 + int(np.log(k))
-    centers = np.empty((k, X.shape[1]))
-    centers[0] = X[rng.integers(n)]
-    closest = _squared_distances(X, centers[0])
+    indices = np.empty(k, dtype=np.int64)
+    indices[0] = random_state.choice(n, p=np.ones(n) / n)
+    closest = _squared_distances(X, X[indices[0]])
     potential = closest.sum()
     for c in range(1, k):
-        picks = np.minimum(np.searchsorted(np.cumsum(closest), rng.random(trials) * potential),
+        picks = np.minimum(np.searchsorted(np.cumsum(closest),
+                                           random_state.uniform(size=trials) * potential),
                            n - 1)
         options = np.minimum(closest, [_squared_distances(X, X[i]) for i in picks])
         totals = options.sum(axis=1)
         best = int(np.argmin(totals))
-        potential, closest, centers[c] = totals[best], options[best], X[picks[best]]
-    return centers
+        potential, closest, indices[c] = totals[best], options[best], picks[best]
+    return X[indices].astype(np.float64), indices
 
 
 def _squared_distances(X: np.ndarray, point: np.ndarray) -> np.ndarray:
