@@ -100,23 +100,3 @@ def test_a_run_that_fails_elsewhere_lets_its_writes_end_before_removing_them():
             raise RuntimeError("a later stage failed")
         time.sleep(_SlowMemory.delay)
     assert fs.find("/runs") == []
-
-
-def _worker_environment() -> tuple[str | None, str | None]:
-    import os
-    return os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
-
-
-@pytest.mark.parametrize("own", [None, "1048576"])
-def test_local_workers_start_with_the_mmap_threshold_unless_the_user_set_one(own, monkeypatch):
-    from sonicatlas.config import ClusterConfig
-    from sonicatlas.runtime import MMAP_THRESHOLD, connect
-
-    if own is None:
-        monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    else:
-        monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", own)
-    with connect(ClusterConfig(n_workers=1, threads_per_worker=1), echo=lambda _: None) as client:
-        (threshold, trim), = client.run(_worker_environment).values()
-    assert threshold == (own or str(MMAP_THRESHOLD))
-    assert trim is not None  # distributed's own setting is kept

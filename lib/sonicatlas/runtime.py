@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import dask
 from distributed import Client, LocalCluster, WorkerPlugin, progress
 
 from .config import ClusterConfig
@@ -56,16 +55,15 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
                 f"{config.connect_timeout:g} s ({exc.__class__.__name__}: {exc}); is "
                 "`dask scheduler` running there, and is the port open?") from exc
     else:
-        with dask.config.set(worker_environment()):
-            cluster = LocalCluster(
-                n_workers=local_cluster_size(config),
-                threads_per_worker=config.threads_per_worker,
-                processes=config.processes,
-                memory_limit=config.memory_limit,
-                dashboard_address=config.dashboard_address,
-                # Thread workers talk in-process; process workers listen on loopback only.
-                **({"host": "127.0.0.1"} if config.processes else {}),
-            )
+        cluster = LocalCluster(
+            n_workers=local_cluster_size(config),
+            threads_per_worker=config.threads_per_worker,
+            processes=config.processes,
+            memory_limit=config.memory_limit,
+            dashboard_address=config.dashboard_address,
+            # Thread workers talk in-process; process workers listen on loopback only.
+            **({"host": "127.0.0.1"} if config.processes else {}),
+        )
         client = Client(cluster, set_as_default=True)
     client.register_plugin(QuietSizeof())
     where = config.scheduler or "a LocalCluster of " + _describe_workers(client)
@@ -79,26 +77,6 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-_ENVIRON = "distributed.nanny.pre-spawn-environ"
-MMAP_THRESHOLD = 32 << 20  # glibc's largest
-
-
-def worker_environment() -> dict:
-    """Dask config that sets glibc's mmap threshold for new worker processes, unless set.
-
-    distributed starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, and any such setting
-    turns off glibc's adaptive mmap threshold: every allocation over 128 KiB (a column copy,
-    a per-pixel grid) then maps fresh pages that the kernel zeroes one page fault at a time,
-    and unmaps them when freed. At 32 MiB they are reused from the heap instead: a 10M-track
-    run takes half the page faults (docs/benchmarks.md). Blocks larger than that, and
-    memory at the top of the heap (distributed's trim threshold), still go back to the OS.
-    """
-    name = "MALLOC_MMAP_THRESHOLD_"
-    if name in os.environ or dask.config.get(f"{_ENVIRON}.{name}", None) is not None:
-        return {}  # the user's own choice
-    return {f"{_ENVIRON}.{name}": MMAP_THRESHOLD}
 
 
 class QuietSizeof(WorkerPlugin):
