@@ -74,12 +74,15 @@ def _bin_partition(part: pd.DataFrame, grid: PixelGrid, n_clusters: int | None,
     index, inside = grid.pixels(part[X].to_numpy(), part[Y].to_numpy())
     size = grid.width * grid.height
     # counts travel as uint32, as Datashader keeps them: partials are summed across workers
-    sums = {"count": np.bincount(index[inside], minlength=size).astype(np.uint32)}
-    if n_clusters is not None:
-        codes = part[CLUSTER].to_numpy(dtype=np.int64, na_value=-1)
-        keep = inside & (codes >= 0) & (codes < n_clusters)  # noise (-1) is not drawn
-        sums["clusters"] = np.bincount(index[keep] * n_clusters + codes[keep],
-                                       minlength=size * n_clusters).astype(np.uint32)
+    sums = {"count": np.zeros(size, dtype=np.uint32)}
+    if n_clusters is None:
+        _count_by_pixel(index, inside, np.zeros(len(index), dtype=np.int64), 0, sums["count"],
+                        np.zeros(0, dtype=np.uint32))
+    else:
+        sums["clusters"] = np.zeros(size * n_clusters, dtype=np.uint32)
+        # noise (-1) is counted, not drawn
+        _count_by_pixel(index, inside, part[CLUSTER].to_numpy(dtype=np.int64, na_value=-1),
+                        n_clusters, sums["count"], sums["clusters"])
     for name in features:
         values = part[name].to_numpy()  # float32 for the scored tracks: no copy
         if values.dtype.kind != "f":
@@ -89,6 +92,18 @@ def _bin_partition(part: pd.DataFrame, grid: PixelGrid, n_clusters: int | None,
             known = inside & ~np.isnan(values)  # Datashader's does
             sums[f"n:{name}"] = np.bincount(index[known], minlength=size).astype(np.uint32)
     return sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_by_pixel(index, inside, codes, k, count, clusters):  # pragma: no cover - numba
+    """Points per pixel into ``count``; per pixel and cluster ``0..k-1`` into ``clusters``
+    (pixel-major, ``k`` a pixel). Straight into uint32: ``bincount`` made int64 arrays
+    twice the size, then copies."""
+    for i in range(len(index)):
+        if inside[i]:
+            count[index[i]] += 1
+            if 0 <= codes[i] < k:
+                clusters[index[i] * k + codes[i]] += 1
 
 
 @numba.njit(cache=True, nogil=True)
