@@ -2,10 +2,11 @@
 
 The bins are exactly those of Datashader's ``Canvas.points`` (same scale, translate,
 truncation and edge rules, same coordinates), and the result is the same xarray, so
-Datashader's transfer functions shade it. The binning is numpy's ``bincount`` rather than
-Datashader's aggregation because Datashader compiles its aggregation with numba from
-generated source in every new process, which numba cannot cache: that cost ~4 s a run on
-each worker and in the client, longer than binning 10M points (see docs/benchmarks.md).
+Datashader's transfer functions shade it. The binning is our own (small compiled loops,
+cached on disk) rather than Datashader's aggregation because Datashader compiles its
+aggregation with numba from generated source in every new process, which numba cannot
+cache: that cost ~4 s a run on each worker and in the client, longer than binning 10M points
+(see docs/benchmarks.md).
 """
 
 from __future__ import annotations
