@@ -110,8 +110,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         seeds = np.random.RandomState(self.random_state).randint(2**31 - 1, size=self.n_init)
         variance = dask.delayed(_mean_variance)(sample)
         candidates = dask.delayed(np.stack)(
-            [dask.delayed(restart)(sample, self.n_clusters, int(s), self.tol * variance,
-                                   self.max_iter) for s in seeds])
+            [dask.delayed(restart)(sample, self.n_clusters, int(s), self.tol * variance)
+             for s in seeds])  # up to 300 iterations each, as scikit-learn's default
         # Costed on a fresh sample of about a million rows: optima a few percent apart are
         # told apart with certainty, at a tenth of a pass over 10M rows.
         blocks = X.to_delayed().ravel()
