@@ -61,6 +61,13 @@ _TILE = 128  # rows per tile: a tile's float64 transpose (d x 128) stays in L1
 
 
 @numba.njit(cache=True, nogil=True)
+def _tile_buffers(d):  # pragma: no cover - numba
+    """A tile (d x rows, float64) and its rows' distance, best distance and best center."""
+    return (np.empty((d, _TILE)), np.empty(_TILE), np.empty(_TILE),
+            np.empty(_TILE, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
 def _load_tile(block, start, m, mean, scale, tile):  # pragma: no cover - numba
     """Rows ``start:start + m`` into ``tile``, transposed to float64 (standardised if given).
 
@@ -107,10 +114,7 @@ def _assign_and_sum(block, centers, out):  # pragma: no cover - numba
     Compiled once and cached on disk (``cache=True``), not in every run.
     """
     n, d = block.shape
-    tile = np.empty((d, _TILE))
-    value = np.empty(_TILE)
-    best_value = np.empty(_TILE)
-    best = np.empty(_TILE, dtype=np.int64)
+    tile, value, best_value, best = _tile_buffers(d)
     for start in range(0, n, _TILE):
         m = min(_TILE, n - start)
         _load_tile(block, start, m, None, None, tile)
@@ -128,10 +132,7 @@ def _score(block, centers, mean, scale, project_mean, project, labels, squared,
            projected):  # pragma: no cover - numba
     """:func:`score_rows`: the tiles of :func:`_assign_and_sum`, written out per row."""
     n, d = block.shape
-    tile = np.empty((d, _TILE))
-    value = np.empty(_TILE)
-    best_value = np.empty(_TILE)
-    best = np.empty(_TILE, dtype=np.int64)
+    tile, value, best_value, best = _tile_buffers(d)
     for start in range(0, n, _TILE):
         m = min(_TILE, n - start)
         _load_tile(block, start, m, mean, scale, tile)
