@@ -7,7 +7,7 @@ the same defaults and is what users copy and edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -44,6 +44,11 @@ class ClusterConfig(_Strict):
                                    "its dashboard; port 0 picks a free one.")
     connect_timeout: float = Field(15.0, gt=0, description="Seconds to wait for a remote "
                                    "scheduler before giving up.")
+    worker_saturation: Annotated[float, Field(gt=0)] | Literal["inf"] = Field(
+        "inf", description="A LocalCluster scheduler's distributed.scheduler.worker-saturation "
+        "(a remote scheduler keeps its own). inf hands every partition to a worker up front, "
+        "evenly; dask's default 1.1 hands them out as workers free up, which leaves one "
+        "worker with more partitions for the whole run (docs/benchmarks.md).")
 
 
 class KMeansConfig(_Strict):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import dask
 from distributed import Client, LocalCluster, WorkerPlugin, progress
 
 from .config import ClusterConfig
@@ -55,15 +56,18 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
                 f"{config.connect_timeout:g} s ({exc.__class__.__name__}: {exc}); is "
                 "`dask scheduler` running there, and is the port open?") from exc
     else:
-        cluster = LocalCluster(
-            n_workers=local_cluster_size(config),
-            threads_per_worker=config.threads_per_worker,
-            processes=config.processes,
-            memory_limit=config.memory_limit,
-            dashboard_address=config.dashboard_address,
-            # Thread workers talk in-process; process workers listen on loopback only.
-            **({"host": "127.0.0.1"} if config.processes else {}),
-        )
+        # The scheduler (in this process) reads the setting once, as it starts.
+        with dask.config.set({"distributed.scheduler.worker-saturation":
+                              config.worker_saturation}):
+            cluster = LocalCluster(
+                n_workers=local_cluster_size(config),
+                threads_per_worker=config.threads_per_worker,
+                processes=config.processes,
+                memory_limit=config.memory_limit,
+                dashboard_address=config.dashboard_address,
+                # Thread workers talk in-process; process workers listen on loopback only.
+                **({"host": "127.0.0.1"} if config.processes else {}),
+            )
         client = Client(cluster, set_as_default=True)
     client.register_plugin(QuietSizeof())
     where = config.scheduler or "a LocalCluster of " + _describe_workers(client)
