@@ -10,6 +10,8 @@ from sonicatlas.clean import (
     DUPLICATE,
     POSITION,
     REASON,
+    _by_bucket,
+    _repeated,
     check_partition,
     check_rows,
     find_duplicates,
@@ -103,9 +105,27 @@ def fnv1a_reference(text: str) -> int:
     return h
 
 
-@pytest.mark.parametrize("dtype", ["string", object])
+@pytest.mark.parametrize("dtype", [pd.StringDtype("pyarrow"), pd.StringDtype("python"), object])
 def test_id_hash_is_fnv1a_of_the_utf8_bytes_even_for_slices(dtype):
     ids = pd.Series(["a", "bb", "", "ünï", "a", "x" * 40], dtype=dtype)
     expected = [fnv1a_reference(t) for t in ids]
     np.testing.assert_array_equal(hash_ids(ids), np.array(expected, dtype=np.uint64))
     np.testing.assert_array_equal(hash_ids(ids.iloc[2:]), np.array(expected[2:], np.uint64))
+
+
+def test_repeated_hashes_and_bucket_order_match_numpy():
+    rng = np.random.default_rng(0)
+    # few distinct values, some equal in their low 40 bits (all in one slot of the table), and
+    # mostly unique ones
+    pool = np.concatenate([rng.integers(0, 2**63, 50, dtype=np.uint64),
+                           np.arange(1, 30, dtype=np.uint64) << np.uint64(40)])
+    hashes = np.concatenate([rng.choice(pool, 500), rng.integers(0, 2**63, 500, dtype=np.uint64)])
+    values, counts = np.unique(hashes, return_counts=True)
+    np.testing.assert_array_equal(_repeated(hashes), np.isin(hashes, values[counts > 1]))
+    positions = rng.permutation(len(hashes)).astype(np.int64)
+    ordered, moved, starts = _by_bucket(hashes, positions, 7)
+    buckets = hashes % np.uint64(7)
+    order = np.argsort(buckets, kind="stable")
+    np.testing.assert_array_equal(ordered, hashes[order])
+    np.testing.assert_array_equal(moved, positions[order])
+    np.testing.assert_array_equal(starts, np.searchsorted(buckets[order], np.arange(8)))
