@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from sonicatlas import catalog, clean, features
 from sonicatlas.contract import FEATURES
 from sonicatlas.kmeans import KMeans, sample_rows
-from sonicatlas.lloyd import _lloyd_partial, _sampled_candidate_costs
+from sonicatlas.lloyd import _candidate_costs, _lloyd_partial, _sample_block
 
 
 def seconds(work) -> float:
@@ -62,7 +62,8 @@ def main() -> None:
             for i in range(10)]))
         fraction = min(1.0, 1_000_000 / S.shape[0])
         timed("cost restarts on ~1M rows", lambda: dask.compute(*(
-            dask.delayed(_sampled_candidate_costs)(b, candidates, 1, i, fraction)
+            dask.delayed(_candidate_costs)(dask.delayed(_sample_block)(b, 1, i, fraction),
+                                           candidates)
             for i, b in enumerate(blocks))))
         centers = candidates[0]
 

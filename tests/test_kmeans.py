@@ -139,3 +139,20 @@ def test_restarts_seed_like_scikit_learn_and_reach_the_same_optimum(blobs):
         reference = SklearnKMeans(7, n_init=1, random_state=seed).fit(blobs)
         assert brute_force_cost(blobs, centers)[0] == pytest.approx(reference.inertia_,
                                                                      rel=1e-6)
+
+
+def test_refine_converges_the_cheapest_candidate_as_scikit_learn_would(blobs):
+    from sonicatlas.lloyd import _candidate_costs, refine
+
+    rng = np.random.default_rng(2)
+    candidates = np.stack([blobs[rng.choice(len(blobs), 7, replace=False)] for _ in range(4)])
+    pieces = np.array_split(blobs, 3)
+    costs = [_candidate_costs(p, candidates) for p in pieces]
+    cheapest = int(np.argmin([brute_force_cost(blobs, c)[0] for c in candidates]))
+    tol = 1e-4 * np.var(blobs, axis=0).mean()
+    np.testing.assert_array_equal(refine(candidates, costs, pieces, tol, max_iter=0),
+                                  candidates[cheapest])
+    reference = SklearnKMeans(7, init=candidates[cheapest], n_init=1, tol=1e-4,
+                              algorithm="lloyd").fit(blobs)
+    np.testing.assert_allclose(refine(candidates, costs, pieces, tol),
+                               reference.cluster_centers_, rtol=1e-7, atol=1e-9)

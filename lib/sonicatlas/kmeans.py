@@ -17,12 +17,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from .lloyd import (
+    _candidate_costs,
     _concatenate,
     _lloyd_partial,
     _mean_variance,
     _sample_block,
-    _sampled_candidate_costs,
+    lloyd_step,
     nearest_centers,
+    refine,
     restart,
 )
 
@@ -57,7 +59,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_init : int
         k-means++ restarts on the sample (:func:`sonicatlas.lloyd.restart`: what scikit-learn's
         ``KMeans(n_init=1)`` does); the one with the lowest cost on a second, larger sample
-        (all rows up to a million) seeds the full fit.
+        (all rows up to a million) is converged on that sample (:func:`sonicatlas.lloyd.refine`)
+        and seeds the full fit.
     init_sample_size : int
         Rows in the sample used for initialisation.
     max_iter : int
@@ -113,24 +116,21 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             [dask.delayed(restart)(sample, self.n_clusters, int(s), self.tol * variance)
              for s in seeds])  # up to 300 iterations each, as scikit-learn's default
         # Costed on a fresh sample of about a million rows: optima a few percent apart are
-        # told apart with certainty, at a tenth of a pass over 10M rows.
+        # told apart with certainty, at a tenth of a pass over 10M rows. The cheapest is then
+        # converged on that sample (one task; the pieces are drawn where the chunks are), so
+        # that the passes over every row start close to where they end.
         blocks = X.to_delayed().ravel()
         fraction = min(1.0, 1_000_000 / max(n, 1))
-        costs = [dask.delayed(_sampled_candidate_costs)(b, candidates, self.random_state + 1,
-                                                        i, fraction)
-                 for i, b in enumerate(blocks)]
-        candidates, costs, variance = dask.compute(candidates, costs, variance)
-        self.init_costs_ = costs = np.sum(costs, axis=0)
+        pieces = [dask.delayed(_sample_block)(b, self.random_state + 1, i, fraction)
+                  for i, b in enumerate(blocks)]
+        costs = [dask.delayed(_candidate_costs)(p, candidates) for p in pieces]
         tol = self.tol * variance
+        centers = dask.delayed(refine)(candidates, costs, pieces, tol)
+        centers, costs, tol = dask.compute(centers, costs, tol)
+        self.init_costs_ = np.sum(costs, axis=0)
 
-        centers = candidates[int(np.argmin(costs))].astype(np.float64)
         for iteration in range(1, self.max_iter + 1):
-            stats = self._pass(blocks, centers)
-            counts = stats[:, -2]
-            moved = np.where(counts[:, None] > 0,
-                             stats[:, :-2] / np.maximum(counts, 1)[:, None], centers)
-            shift = float(((moved - centers) ** 2).sum())
-            centers = moved
+            centers, shift = lloyd_step(self._pass(blocks, centers), centers)
             log.debug("iteration %d: center shift %.3g", iteration, shift)
             if shift <= tol:
                 break
