@@ -69,13 +69,14 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         summaries, done = build_summaries(scored, model, pca, names, carry,
                                           counts["rows_accepted"], config.summary,
                                           also={"map_bins": bins})
-        for name, table in summaries.items():
-            run_dir.write_table(f"summary/{name}", table)
         profiles = summaries["cluster_profiles"]
     with stage("write tables"):
-        # the workers write these while the client draws the maps and the report
+        # the workers write the large tables while the client writes the small ones, then
+        # draws the maps and the report
         run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
+        for name, table in summaries.items():  # the per-artist table is a dask one
+            run_dir.write_table(f"summary/{name}", table, background=True)
         run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
         model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("maps"):
