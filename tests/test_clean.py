@@ -115,8 +115,8 @@ def test_id_hash_is_fnv1a_of_the_utf8_bytes_even_for_slices(dtype):
 
 def test_repeated_hashes_and_bucket_order_match_numpy():
     rng = np.random.default_rng(0)
-    # few distinct values, some equal in their low 40 bits (all in one slot of the table), and
-    # mostly unique ones
+    # few distinct values, some zero in their low 40 bits (they all start probing at the same
+    # slot of the table), and mostly unique ones
     pool = np.concatenate([rng.integers(0, 2**63, 50, dtype=np.uint64),
                            np.arange(1, 30, dtype=np.uint64) << np.uint64(40)])
     hashes = np.concatenate([rng.choice(pool, 500), rng.integers(0, 2**63, 500, dtype=np.uint64)])
