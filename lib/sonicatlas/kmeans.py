@@ -111,9 +111,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         # sample seeds the full fit. Choosing by the first sample's own cost picked a 2.3%
         # worse optimum at 10M rows.
         seeds = np.random.RandomState(self.random_state).randint(2**31 - 1, size=self.n_init)
-        variance = dask.delayed(_mean_variance)(sample)
+        tol = self.tol * dask.delayed(_mean_variance)(sample)  # the same for every fit below
         candidates = dask.delayed(np.stack)(
-            [dask.delayed(restart)(sample, self.n_clusters, int(s), self.tol * variance)
+            [dask.delayed(restart)(sample, self.n_clusters, int(s), tol)
              for s in seeds])  # up to 300 iterations each, as scikit-learn's default
         # Costed on a fresh sample of about a million rows: optima a few percent apart are
         # told apart with certainty, at a tenth of a pass over 10M rows. The cheapest is then
@@ -124,7 +124,6 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         pieces = [dask.delayed(_sample_block)(b, self.random_state + 1, i, fraction)
                   for i, b in enumerate(blocks)]
         costs = [dask.delayed(_candidate_costs)(p, candidates) for p in pieces]
-        tol = self.tol * variance
         centers = dask.delayed(refine)(candidates, costs, pieces, tol)
         centers, costs, tol = dask.compute(centers, costs, tol)
         self.init_costs_ = np.sum(costs, axis=0)
