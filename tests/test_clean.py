@@ -16,6 +16,7 @@ from sonicatlas.clean import (
     check_rows,
     find_duplicates,
     hash_ids,
+    split,
     validate,
 )
 from sonicatlas.contract import FEATURES, VALID_RANGES
@@ -70,6 +71,22 @@ def test_reasons_agree_with_a_plain_range_check_on_random_values():
     for name, r in VALID_RANGES.items():
         valid &= r.contains(frame[name].to_numpy())
     np.testing.assert_array_equal(checked[REASON].isna().to_numpy(), valid)
+
+
+def test_accepted_rows_hold_the_features_as_float32_values_read_without_a_copy():
+    frame, expected = planted()
+    checked = check_partition(frame, FEATURES)
+    accepted, _ = split(dd.from_pandas(checked, npartitions=1), FEATURES)
+    part = accepted.compute()
+    assert list(part.columns) == [c for c in checked.columns if c not in (REASON, "detail")]
+    assert len(part) == len(frame) - len(expected)
+    names = list(FEATURES)
+    assert (part[names].dtypes == np.float32).all()
+    np.testing.assert_array_equal(
+        part[names].to_numpy(),
+        checked.drop(index=list(expected))[names].to_numpy().astype(np.float32))
+    # one 2-D block: two reads of the features are views of the same memory
+    assert np.shares_memory(part[names].to_numpy(), part[names].to_numpy())
 
 
 def test_duplicates_match_pandas_keep_first_across_partitions():

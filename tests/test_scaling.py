@@ -8,8 +8,9 @@ import pytest
 from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnScaler
 
+from sonicatlas import moments as moments_module
 from sonicatlas.features import pca_of_scaled, standardize
-from sonicatlas.moments import moments
+from sonicatlas.moments import Moments, moments, standardized
 from sonicatlas.scaling import StandardScaler
 
 
@@ -31,6 +32,26 @@ def test_moments_equal_numpys_with_empty_and_uneven_blocks(rows):
     np.testing.assert_allclose(stats.mean, rows.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(stats.cross / (len(rows) - 1), np.cov(rows, rowvar=False),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_moments_of_a_block_in_tiles_equal_numpys(rows, monkeypatch):
+    monkeypatch.setattr(moments_module, "_TILE", 3_000)  # 7 tiles, the last one short
+    for block in (rows, rows.astype(np.float32), np.asfortranarray(rows), rows[::3]):
+        stats = Moments.of(block)
+        centred = block.astype(np.float64) - block.astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(stats.mean, block.mean(axis=0, dtype=np.float64),
+                                   rtol=1e-13)
+        np.testing.assert_allclose(stats.cross, centred.T @ centred, rtol=1e-10, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standardized_rows_are_numpys_bit_for_bit(rows, layout, dtype):
+    block = {"C": rows, "F": np.asfortranarray(rows), "strided": rows[::2, 1:]}[layout]
+    block = block.astype(dtype, order="K")
+    mean, scale = block.mean(axis=0) + 0.1, block.std(axis=0) + 1.0
+    expected = ((block.astype(np.float64) - mean) / scale).astype(np.float32)
+    np.testing.assert_array_equal(standardized(block, mean, scale), expected)
 
 
 def test_scaler_matches_scikit_learns(rows):

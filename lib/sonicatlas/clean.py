@@ -268,7 +268,12 @@ def _accepted_part(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFra
     kept = frame if valid.all() else frame[valid]  # no copy of a partition with no rejects
     out = kept.drop(columns=[REASON, DETAIL])
     if features:
-        out = out.astype({name: np.float32 for name in features})
+        # One 2-D float32 block, not a block per column: the scaling, the scores and the
+        # per-artist sums then read ``frame[features]`` as a view, not a 40 MB copy each.
+        names = list(features)
+        block = pd.DataFrame(out[names].to_numpy(dtype=np.float32), columns=names,
+                             index=out.index, copy=False)
+        out = pd.concat([out.drop(columns=names), block], axis=1)[list(out.columns)]
     return out
 
 
