@@ -49,6 +49,11 @@ class ClusterConfig(_Strict):
         "(a remote scheduler keeps its own). inf hands every partition to a worker up front, "
         "evenly; dask's default 1.1 hands them out as workers free up, which leaves one "
         "worker with more partitions for the whole run (docs/benchmarks.md).")
+    huge_pages: bool | Literal["auto"] = Field(
+        "auto", description="Transparent huge pages for a LocalCluster's worker processes (a "
+        "remote cluster's workers keep their own setting). auto: off on a virtual machine whose "
+        "balloon device reports free memory to its host, where the first touch of a huge page "
+        "cost ~4x that of small pages (docs/benchmarks.md); on elsewhere.")
 
 
 class KMeansConfig(_Strict):

@@ -7,6 +7,8 @@ a line per finished stage with its seconds, and a progress bar on an interactive
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import glob
 import logging
 import os
 import sys
@@ -71,6 +73,9 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
         client = Client(cluster, set_as_default=True)
     client.register_plugin(QuietSizeof())
     where = config.scheduler or "a LocalCluster of " + _describe_workers(client)
+    if cluster is not None and config.processes and not huge_pages_wanted(config):
+        client.register_plugin(NoHugePages())
+        where += " (huge pages off)"
     echo(f"Dask: {where}; dashboard {client.dashboard_link}")
     try:
         yield client
@@ -95,6 +100,51 @@ class QuietSizeof(WorkerPlugin):
 
     def setup(self, worker) -> None:
         logging.getLogger("distributed.sizeof").setLevel(logging.ERROR)
+
+
+def free_page_reporting(sysfs: str = "/sys") -> bool:
+    """Whether this machine is a virtual machine whose balloon device reports free pages.
+
+    The host then takes back memory the guest leaves free; touching it again costs the
+    host's work too, and for a 2 MB huge page far more than for small pages: 2.5 against
+    0.5 s per GB first touched, on the benchmark machine (docs/benchmarks.md).
+    """
+    for path in glob.glob(f"{sysfs}/bus/virtio/drivers/virtio_balloon/*/features"):
+        with open(path) as handle:
+            bits = handle.read().strip()
+        if len(bits) > _VIRTIO_BALLOON_F_REPORTING and bits[_VIRTIO_BALLOON_F_REPORTING] == "1":
+            return True
+    return False
+
+
+_VIRTIO_BALLOON_F_REPORTING = 5  # feature bit, as the virtio spec numbers them
+
+
+def huge_pages_wanted(config: ClusterConfig) -> bool:
+    """``cluster.huge_pages``, with ``auto`` resolved for this machine."""
+    if config.huge_pages == "auto":
+        return not free_page_reporting()
+    return config.huge_pages
+
+
+class NoHugePages(WorkerPlugin):
+    """Turn transparent huge pages off in each worker process (Linux; elsewhere nothing).
+
+    Each worker reads its partitions into memory it has never touched; where first touching
+    a huge page is dear (:func:`free_page_reporting`), reading 10M tracks took ~2 s longer
+    with them. Memory the worker already holds keeps its pages.
+    """
+
+    name = "sonicatlas-no-huge-pages"
+
+    def setup(self, worker) -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+                log.warning("could not turn huge pages off: %s", os.strerror(ctypes.get_errno()))
+
+
+_PR_SET_THP_DISABLE = 41  # from linux/prctl.h
 
 
 def _describe_workers(client: Client) -> str:
