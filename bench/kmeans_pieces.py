@@ -18,10 +18,13 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.cluster import KMeans as SklearnKMeans
 
-from sonicatlas import catalog, clean, features
 from sonicatlas.contract import FEATURES
-from sonicatlas.kmeans import KMeans, sample_rows
-from sonicatlas.lloyd import _candidate_costs, _lloyd_partial, _sample_block
+from sonicatlas.estimators.arrays import sample_rows
+from sonicatlas.estimators.kmeans import KMeans
+from sonicatlas.estimators.lloyd import candidate_costs, lloyd_partial, sample_block
+from sonicatlas.io import catalog
+from sonicatlas.io import checks as clean
+from sonicatlas.modeling import features
 
 
 def seconds(work) -> float:
@@ -62,13 +65,13 @@ def main() -> None:
             for i in range(10)]))
         fraction = min(1.0, 1_000_000 / S.shape[0])
         timed("cost restarts on ~1M rows", lambda: dask.compute(*(
-            dask.delayed(_candidate_costs)(dask.delayed(_sample_block)(b, 1, i, fraction),
+            dask.delayed(candidate_costs)(dask.delayed(sample_block)(b, 1, i, fraction),
                                            candidates)
             for i, b in enumerate(blocks))))
         centers = candidates[0]
 
         def lloyd():
-            return dask.compute(*(dask.delayed(_lloyd_partial)(b, centers) for b in blocks))
+            return dask.compute(*(dask.delayed(lloyd_partial)(b, centers) for b in blocks))
 
         timed("Lloyd pass (first: numba cache load)", lloyd)
         # Alternated, so both see the same machine; medians and the paired ratio.

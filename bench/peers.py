@@ -74,7 +74,7 @@ def run_dask_ml(path: Path, k: int, peak_rss: Callable[[], AbstractContextManage
     from dask_ml.preprocessing import StandardScaler
     from distributed import Client, LocalCluster, wait
 
-    from sonicatlas.lloyd import nearest_centers
+    from sonicatlas.estimators.lloyd import nearest_centers
 
     laps = _Laps()
     with peak_rss() as rss:

@@ -108,7 +108,7 @@ def ensure_catalog(data_dir: Path, rows: int) -> Path:
                 return path
         except Exception as exc:  # unreadable or partial: generate again
             print(f"catalog: {path} unusable ({exc}); regenerating")
-    from sonicatlas.synth import generate_tracks
+    from sonicatlas.synthetic.tracks import generate_tracks
 
     start = time.perf_counter()
     generate_tracks(str(path), rows=rows, seed=0, rows_per_partition=1_000_000, overwrite=True)

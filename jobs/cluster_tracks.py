@@ -8,16 +8,19 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
-from sonicatlas import catalog, clean, features, maps, outputs, raster
-from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import ClusterTracksConfig
-from sonicatlas.model import TrackModel
-from sonicatlas.profiles import name_clusters
-from sonicatlas.report import write_report
-from sonicatlas.runs import run_job
+from sonicatlas.io import catalog, checks
+from sonicatlas.modeling import features
+from sonicatlas.modeling.clustering import fit_clusters
+from sonicatlas.modeling.model import ClusterModel
+from sonicatlas.runs import outputs
+from sonicatlas.runs.directory import run_job
 from sonicatlas.runtime import show_progress
-from sonicatlas.sample import sample_catalog
-from sonicatlas.summaries import build_summaries
+from sonicatlas.summaries.profiles import name_clusters
+from sonicatlas.summaries.tables import build_summaries
+from sonicatlas.synthetic.sample import sample_catalog
+from sonicatlas.visual import maps, raster
+from sonicatlas.visual.report import write_report
 
 NAME = "cluster-tracks"
 Config = ClusterTracksConfig
@@ -39,7 +42,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = clean.validate(catalog.read_catalog(tracks, carry), config.features)
+        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features)
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 
@@ -51,7 +54,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     del scaled
     for name, table in clusters.tables.items():
         run_dir.write_table(f"summary/{name}", table)
-    model = TrackModel.from_estimators(config.features, scaler, pca, clusters.centers,
+    model = ClusterModel.from_estimators(config.features, scaler, pca, clusters.centers,
                                        config.seed)
     names = name_clusters(model.centers, config.features, overrides=config.names)
 

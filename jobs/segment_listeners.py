@@ -12,14 +12,20 @@ import dask.dataframe as dd
 import pandas as pd
 from distributed import wait
 
-from sonicatlas import features, maps, outputs, segments, structure
-from sonicatlas.clean import REASON, split
-from sonicatlas.clustering import fit_clusters
 from sonicatlas.config import SegmentListenersConfig
-from sonicatlas.listeners import check_listens, user_features
-from sonicatlas.model import CLUSTER, TrackModel
-from sonicatlas.report_segments import write_segment_report
-from sonicatlas.runs import run_job, versions
+from sonicatlas.contract import CLUSTER, REASON
+from sonicatlas.evaluate import agreement
+from sonicatlas.io.checks import split
+from sonicatlas.listeners import segments
+from sonicatlas.listeners.checks import check_listens
+from sonicatlas.listeners.users import user_features
+from sonicatlas.modeling import features
+from sonicatlas.modeling.clustering import fit_clusters
+from sonicatlas.modeling.model import ClusterModel
+from sonicatlas.runs import outputs
+from sonicatlas.runs.directory import run_job, versions
+from sonicatlas.visual import maps
+from sonicatlas.visual.segment_report import write_segment_report
 
 NAME = "segment-listeners"
 Config = SegmentListenersConfig
@@ -54,7 +60,7 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     del scaled
     for name, table in clusters.tables.items():
         run_dir.write_table(f"summary/{name}", table)
-    model = TrackModel.from_estimators(columns, scaler, pca, clusters.centers, config.seed)
+    model = ClusterModel.from_estimators(columns, scaler, pca, clusters.centers, config.seed)
     names = segments.name_segments(model.centers, columns, track_names, config.names)
 
     with stage("assign"):
@@ -75,11 +81,11 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         run_dir.write_table("summary/segment_profiles", profiles)
         run_dir.write_table("summary/pca", outputs.pca_table(pca, tuple(columns)))
         model.save(f"{run_dir.path}/model", names, options)
-        agreement = None
+        taste = None
         if "taste_group" in extra:  # planted ground truth of generated logs
             table = scored.groupby([CLUSTER, "taste_group"]).size().compute()
-            agreement = structure.agreement(table.unstack(fill_value=0).to_numpy())
-            run_dir.write_table("summary/taste_agreement", pd.DataFrame([agreement]))
+            taste = agreement.agreement(table.unstack(fill_value=0).to_numpy())
+            run_dir.write_table("summary/taste_agreement", pd.DataFrame([taste]))
     with stage("maps"):
         images = outputs.render_maps(scored, names, profiles, config.map, ())
         maps.save_png(images["clusters.png"], f"{run_dir.path}/maps/segments.png", options)
@@ -92,7 +98,7 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                 "input": {"listens": config.listens, "users": config.users,
                           "tracks_run": config.tracks_run, "users_clustered": len(users)},
                 "rows": counts, "k": summary.k, "clustering": summary.clustering,
-                "segments": summary.clusters, "taste_agreement": agreement,
+                "segments": summary.clusters, "taste_agreement": taste,
                 "seconds": summary.seconds, "scheduler": summary.scheduler,
                 "reject_column": REASON}
     run_dir.write_json("manifest.json", manifest)

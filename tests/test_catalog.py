@@ -7,9 +7,9 @@ import pytest
 from distributed import Client, LocalCluster
 
 from conftest import blob_tracks, write_catalog
-from sonicatlas.catalog import _row_group_runs, open_catalog, read_catalog
 from sonicatlas.contract import FEATURES
 from sonicatlas.errors import CorruptFileError
+from sonicatlas.io.catalog import _row_group_runs, open_catalog, read_catalog
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import blob_tracks
-from sonicatlas.clean import (
+from sonicatlas.contract import FEATURES, POSITION, REASON, VALID_RANGES
+from sonicatlas.io.checks import (
     DUPLICATE,
-    POSITION,
-    REASON,
     _by_bucket,
     _repeated,
     check_partition,
@@ -19,7 +18,6 @@ from sonicatlas.clean import (
     split,
     validate,
 )
-from sonicatlas.contract import FEATURES, VALID_RANGES
 
 
 def planted() -> tuple[pd.DataFrame, dict[int, str]]:

@@ -11,8 +11,12 @@ import pytest
 
 from conftest import blob_tracks, run_job, write_catalog
 from sonicatlas.errors import InputError, OutputExistsError
-from sonicatlas.export import export_tracks, find_run, infer_format, resolve_cluster
-from sonicatlas.run_summary import distinctive_features, run_summary_markdown, write_run_summary
+from sonicatlas.runs.export import export_tracks, find_run, infer_format, resolve_cluster
+from sonicatlas.runs.summary_page import (
+    distinctive_features,
+    run_summary_markdown,
+    write_run_summary,
+)
 
 
 @pytest.fixture(scope="module")

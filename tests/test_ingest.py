@@ -19,7 +19,7 @@ from sonicatlas.errors import (
     MissingColumnsError,
     OutputExistsError,
 )
-from sonicatlas.ingest import (
+from sonicatlas.io.ingest import (
     REJECTS_DIR,
     IngestResult,
     ingest_csv,
@@ -235,7 +235,7 @@ def test_files_with_different_headers(planted: Path, tmp_path: Path) -> None:
 
 def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
                                                  monkeypatch) -> None:
-    import sonicatlas.ingest as ingest
+    import sonicatlas.io.ingest as ingest
 
     def boom(*args):
         raise OSError("disk gone")

@@ -196,7 +196,7 @@ def test_hive_partitions_are_read_and_underscore_folders_are_not(tmp_path):
 
 
 def test_generated_catalog_matches_sklearn(tmp_path):
-    from sonicatlas.synth import generate_tracks
+    from sonicatlas.synthetic.tracks import generate_tracks
 
     generate_tracks(str(tmp_path / "c"), rows=30_000, seed=3, rows_per_partition=10_000)
     summary = run_job(tmp_path / "run", f"input={tmp_path / 'c'}", "k=6")
@@ -268,5 +268,5 @@ def test_a_kmeans_run_never_imports_scikit_learn_on_the_workers(blob_catalog, tm
         run_job(tmp_path / "run", f"input={blob_catalog}", "k=4",
                 cluster=[f"cluster.scheduler={cluster.scheduler_address}"])
         assert read_table(tmp_path / "run/assignments")["cluster"].nunique() == 4
-        assert list(client.run(loaded, "sonicatlas.lloyd").values()) == [True]
+        assert list(client.run(loaded, "sonicatlas.estimators.lloyd").values()) == [True]
         assert list(client.run(loaded, "sklearn").values()) == [False]

@@ -6,7 +6,7 @@ import pytest
 from sklearn.cluster import KMeans as SklearnKMeans
 from sklearn.datasets import make_blobs
 
-from sonicatlas.kmeans import KMeans
+from sonicatlas.estimators.kmeans import KMeans
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_more_clusters_than_rows_is_an_error():
 
 
 def test_lloyd_pass_kernel_matches_numpy_in_float64():
-    from sonicatlas.lloyd import _lloyd_partial
+    from sonicatlas.estimators.lloyd import lloyd_partial
 
     rng = np.random.default_rng(8)
     block = rng.normal(size=(20_000, 10)).astype(np.float32)
@@ -85,12 +85,12 @@ def test_lloyd_pass_kernel_matches_numpy_in_float64():
         expected[:, j] = np.bincount(labels, weights=block[:, j], minlength=6)
     expected[:, 10] = np.bincount(labels, minlength=6)
     expected[:, 11] = np.bincount(labels, weights=distances.min(axis=1), minlength=6)
-    np.testing.assert_allclose(_lloyd_partial(block, centers), expected, rtol=1e-10)
+    np.testing.assert_allclose(lloyd_partial(block, centers), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_score_rows_standardises_labels_and_projects_like_numpy(order):
-    from sonicatlas.lloyd import score_rows
+    from sonicatlas.estimators.lloyd import score_rows
 
     rng = np.random.default_rng(4)
     block = np.asarray(rng.normal(3.0, 2.0, size=(5_000, 10)), dtype=np.float32, order=order)
@@ -114,20 +114,20 @@ def test_score_rows_standardises_labels_and_projects_like_numpy(order):
 
 
 def test_candidate_costs_are_each_center_sets_exact_cost():
-    from sonicatlas.lloyd import _candidate_costs
+    from sonicatlas.estimators.lloyd import candidate_costs
 
     rng = np.random.default_rng(6)
     block = rng.normal(size=(3_000, 5)).astype(np.float32)
     candidates = rng.normal(size=(4, 3, 5))
     expected = [((block.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
                 .min(axis=1).sum() for centers in candidates]
-    np.testing.assert_allclose(_candidate_costs(block, candidates), expected, rtol=1e-12)
+    np.testing.assert_allclose(candidate_costs(block, candidates), expected, rtol=1e-12)
 
 
 def test_restarts_seed_like_scikit_learn_and_reach_the_same_optimum(blobs):
     from sklearn.cluster import kmeans_plusplus as sklearn_plusplus
 
-    from sonicatlas.lloyd import kmeans_plusplus, restart
+    from sonicatlas.estimators.lloyd import kmeans_plusplus, restart
 
     for seed in range(5):  # the same rows from the same seed
         _, ours = kmeans_plusplus(blobs, 7, np.random.RandomState(seed))
@@ -142,12 +142,12 @@ def test_restarts_seed_like_scikit_learn_and_reach_the_same_optimum(blobs):
 
 
 def test_refine_converges_the_cheapest_candidate_as_scikit_learn_would(blobs):
-    from sonicatlas.lloyd import _candidate_costs, refine
+    from sonicatlas.estimators.lloyd import candidate_costs, refine
 
     rng = np.random.default_rng(2)
     candidates = np.stack([blobs[rng.choice(len(blobs), 7, replace=False)] for _ in range(4)])
     pieces = np.array_split(blobs, 3)
-    costs = [_candidate_costs(p, candidates) for p in pieces]
+    costs = [candidate_costs(p, candidates) for p in pieces]
     cheapest = int(np.argmin([brute_force_cost(blobs, c)[0] for c in candidates]))
     tol = 1e-4 * np.var(blobs, axis=0).mean()
     np.testing.assert_array_equal(refine(candidates, costs, pieces, tol, max_iter=0),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageColor
 
-from sonicatlas.maps import (
+from sonicatlas.visual.maps import (
     BACKGROUND,
     CLUSTER_COLORS,
     aggregate_clusters,
@@ -179,7 +179,7 @@ def test_save_png_round_trips(tmp_path):
 
 
 def test_feature_means_per_pixel_match_a_pandas_binning():
-    from sonicatlas.maps import aggregate_feature_means, render_feature_maps
+    from sonicatlas.visual.maps import aggregate_feature_means, render_feature_maps
 
     rng = np.random.default_rng(3)
     points = pd.DataFrame({"pc1": rng.uniform(0, 1, 5_000).astype(np.float32),

@@ -13,9 +13,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from sonicatlas.kmeans import sample_rows
-from sonicatlas.methods import METHOD_NAMES, make_method
-from sonicatlas.methods_density import k_distance, knee_index
+from sonicatlas.estimators.arrays import sample_rows
+from sonicatlas.estimators.density import k_distance, knee_index
+from sonicatlas.estimators.registry import METHOD_NAMES, make_method
 
 K = 4
 SEED = 0

@@ -7,7 +7,7 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from sonicatlas.metrics import (
+from sonicatlas.evaluate.metrics import (
     calinski_harabasz,
     cluster_moments,
     davies_bouldin,

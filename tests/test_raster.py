@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonicatlas.raster import PixelGrid, bin_points
+from sonicatlas.visual.raster import PixelGrid, bin_points
 
 K = 6
 GRID = PixelGrid((-3.0, 3.0), (-2.5, 3.0), width=120, height=70)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from conftest import read_table, run_job, sklearn_reference
 from sonicatlas.contract import FEATURES
-from sonicatlas.ingest import ingest_csv, load_column_mapping
+from sonicatlas.io.ingest import ingest_csv, load_column_mapping
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

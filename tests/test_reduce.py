@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SklearnPCA
 
-from sonicatlas.reduce import PCA
+from sonicatlas.estimators.pca import PCA
 
 
 @pytest.fixture(scope="module")

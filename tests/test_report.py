@@ -13,10 +13,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import blob_tracks, run_job, write_catalog
-from sonicatlas import maps
 from sonicatlas.contract import FEATURES
-from sonicatlas.profiles import name_clusters
-from sonicatlas.report import _z_scores, write_report
+from sonicatlas.summaries.profiles import name_clusters
+from sonicatlas.visual import maps
+from sonicatlas.visual.report import _z_scores, write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -243,7 +243,7 @@ def test_report_of_a_real_run(tmp_path):
 def test_sample_boxes_are_tukeys_with_the_outliers_beyond_the_whiskers():
     from bokeh.models import ColumnDataSource
 
-    from sonicatlas.report_charts import boxes_from_sample
+    from sonicatlas.visual.charts import boxes_from_sample
 
     # cluster 0: 1..100 and one far value; q25 25.75, q75 75.25: whiskers reach 1 and 100
     values = np.r_[np.arange(1.0, 101.0), 400.0, np.arange(10.0, 20.0)]

@@ -15,7 +15,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from conftest import TEST_CLUSTER
 from jobs.cluster_tracks import Config
 from sonicatlas.config import load_config
-from sonicatlas.runs import job_session
+from sonicatlas.runs.directory import job_session
 from sonicatlas.runtime import StageTimer
 
 #: one partition whose write takes a while, so that it is still running when the job ends

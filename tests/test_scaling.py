@@ -10,10 +10,10 @@ import pytest
 from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnScaler
 
-from sonicatlas import moments as moments_module
-from sonicatlas.features import pca_of_scaled, standardize
-from sonicatlas.moments import Moments, moments, standardized
-from sonicatlas.scaling import StandardScaler
+from sonicatlas.estimators import moments as moments_module
+from sonicatlas.estimators.moments import Moments, moments, standardized
+from sonicatlas.estimators.scaler import StandardScaler
+from sonicatlas.modeling.features import pca_of_scaled, standardize
 
 
 @pytest.fixture(scope="module")

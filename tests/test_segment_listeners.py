@@ -13,8 +13,8 @@ from conftest import TEST_CLUSTER, read_table, run_job
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A catalog, its cluster-tracks run, and a log of 4 planted tastes with bad listens."""
-    from sonicatlas.synth import generate_tracks
-    from sonicatlas.synth_listens import generate_listens
+    from sonicatlas.synthetic.listens import generate_listens
+    from sonicatlas.synthetic.tracks import generate_tracks
 
     root = tmp_path_factory.mktemp("listeners")
     generate_tracks(str(root / "tracks"), rows=8_000, seed=1, rows_per_partition=4_000)

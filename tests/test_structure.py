@@ -10,8 +10,8 @@ from sklearn.metrics import (
     normalized_mutual_info_score,
 )
 
-from sonicatlas.structure import agreement, contingency
-from sonicatlas.sweep import elbow
+from sonicatlas.evaluate.agreement import agreement, contingency
+from sonicatlas.evaluate.sweep import elbow
 
 
 @pytest.mark.parametrize("noise", [False, True])
@@ -48,7 +48,7 @@ def _sweep_table(silhouettes, nulls, stabilities):
 
 def test_choose_k_prefers_stable_structure_above_the_null():
     from sonicatlas.config import SweepConfig
-    from sonicatlas.sweep import choose_k
+    from sonicatlas.evaluate.sweep import choose_k
 
     # k=3 has the best silhouette but is unstable; k=4 is stable and clearly above the null
     table = _sweep_table([0.30, 0.45, 0.40, 0.20], [0.10, 0.10, 0.10, 0.10],

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import blob_tracks, read_table, run_job, write_catalog
 from sonicatlas.contract import FEATURES
-from sonicatlas.profiles import name_clusters
+from sonicatlas.summaries.profiles import name_clusters
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_every_small_table_names_its_clusters(run):
 def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
     import dask.dataframe as dd
 
-    from sonicatlas.profiles import cluster_column_stats
+    from sonicatlas.summaries.profiles import cluster_column_stats
 
     rng = np.random.default_rng(5)
     n = 3_000
@@ -149,7 +149,7 @@ def test_artist_table_regrouped_across_buckets_matches_pandas():
     import dask
     import dask.dataframe as dd
 
-    from sonicatlas.mixes import artist_clusters
+    from sonicatlas.summaries.mixes import artist_clusters
 
     rng = np.random.default_rng(5)
     n = 5_000
@@ -180,7 +180,7 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     import dask
     import dask.dataframe as dd
 
-    from sonicatlas.mixes import category_mix
+    from sonicatlas.summaries.mixes import category_mix
 
     rng = np.random.default_rng(8)
     n = 4_000
@@ -203,7 +203,7 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
 
 @pytest.mark.parametrize("per_cluster", [1, 3, 40])
 def test_nearest_per_cluster_equals_sorting_everything(per_cluster):
-    from sonicatlas.profiles import _nearest_per_cluster
+    from sonicatlas.summaries.profiles import _nearest_per_cluster
 
     rng = np.random.default_rng(per_cluster)
     n = 2_000
@@ -223,7 +223,7 @@ def test_artist_clusters_count_noise_as_tracks_and_skip_missing_artists():
     import dask
     import dask.dataframe as dd
 
-    from sonicatlas.mixes import artist_clusters
+    from sonicatlas.summaries.mixes import artist_clusters
 
     rng = np.random.default_rng(9)
     n = 5_000

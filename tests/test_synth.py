@@ -1,4 +1,4 @@
-"""Tests for the synthetic catalog generator (sonicatlas.synth)."""
+"""Tests for the synthetic catalog generator (sonicatlas.synthetic.tracks)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
-from sonicatlas.synth import (
+from sonicatlas.synthetic.tracks import (
     GeneratedCatalog,
     generate_tracks,
     generate_tracks_partition,

@@ -1,4 +1,4 @@
-"""Tests for the synthetic listening logs (sonicatlas.synth_listens)."""
+"""Tests for the synthetic listening logs (sonicatlas.synthetic.listens)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from sonicatlas.errors import MissingColumnsError, OutputExistsError
-from sonicatlas.synth import generate_tracks
-from sonicatlas.synth_listens import (
+from sonicatlas.synthetic.listens import (
     COUNTRIES,
     GeneratedListens,
     build_track_pool,
@@ -20,6 +19,7 @@ from sonicatlas.synth_listens import (
     listen_window,
     taste_parameters,
 )
+from sonicatlas.synthetic.tracks import generate_tracks
 
 SEED, TASTES, USERS, LISTENS, PER_PARTITION = 5, 4, 1_500, 60_000, 25_000
 

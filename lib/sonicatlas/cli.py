@@ -10,8 +10,8 @@ from importlib.metadata import entry_points
 
 import click
 
-from .config import ClusterConfig, load_config
-from .errors import SonicatlasError
+from sonicatlas.config import ClusterConfig, load_config
+from sonicatlas.errors import SonicatlasError
 
 EPILOG = """\b
 Examples:
@@ -124,8 +124,8 @@ def generate_tracks_command(rows, out, seed, rows_per_partition, scheduler, over
     """A realistic catalog: per-genre feature distributions learned from real Spotify data,
     long-tailed artists, unique ids and a ground-truth genre. Each partition is made on a
     worker from (seed, partition)."""
-    from .runtime import connect
-    from .synth import generate_tracks
+    from sonicatlas.runtime import connect
+    from sonicatlas.synthetic.tracks import generate_tracks
 
     with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
                  click.echo):
@@ -153,8 +153,8 @@ def generate_listens_command(tracks, out, users, listens, seed, tastes, rows_per
     """Listening logs over a catalog: users in planted taste groups (genre mix, daily
     rhythm), sessions of popularity-weighted tracks over 90 days. Each partition is made on a
     worker from (seed, partition)."""
-    from .runtime import connect
-    from .synth_listens import generate_listens
+    from sonicatlas.runtime import connect
+    from sonicatlas.synthetic.listens import generate_listens
 
     with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
                  click.echo):
@@ -181,8 +181,8 @@ def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> N
 
     Rows that cannot be parsed go to OUT/_rejects/ with their reason.
     """
-    from .ingest import ingest_csv, load_column_mapping, parse_column_mapping
-    from .runtime import connect
+    from sonicatlas.io.ingest import ingest_csv, load_column_mapping, parse_column_mapping
+    from sonicatlas.runtime import connect
 
     columns = load_column_mapping(columns_file) if columns_file else {}
     columns.update(parse_column_mapping(mapping) if mapping else {})
@@ -220,8 +220,8 @@ def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
       sonicatlas export runs/mine-k6 --out all-tracks.parquet
       sonicatlas export runs/mine-k6 --summary --out mine-k6.md
     """
-    from .export import export_tracks, infer_format
-    from .run_summary import run_summary_markdown, write_run_summary
+    from sonicatlas.runs.export import export_tracks, infer_format
+    from sonicatlas.runs.summary_page import run_summary_markdown, write_run_summary
 
     if summary:
         if cluster is not None or fmt is not None:

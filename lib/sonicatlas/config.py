@@ -19,8 +19,12 @@ from pydantic import (
     model_validator,
 )
 
-from .contract import FEATURES, METADATA, REQUIRED
-from .errors import ConfigError
+from sonicatlas.contract import FEATURES, METADATA, REQUIRED
+from sonicatlas.errors import ConfigError
+
+#: The clustering methods ``algorithm:`` and ``compare:`` accept
+#: (built by :func:`sonicatlas.estimators.registry.make_method`).
+METHOD_NAMES = ("kmeans", "minibatch", "gmm", "agglomerative", "dbscan", "hdbscan", "meanshift")
 
 
 class _Strict(BaseModel):
@@ -68,7 +72,7 @@ class KMeansConfig(_Strict):
 
 
 class SweepConfig(_Strict):
-    """``k: auto``: the range of k tried and how each k is scored (see sonicatlas.sweep)."""
+    """``k: auto``: the range of k tried and how each k is scored (:mod:`~.evaluate.sweep`)."""
 
     k_min: int = Field(2, ge=2)
     k_max: int = Field(12, ge=2)
@@ -148,8 +152,6 @@ class ClusteringConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
-        from .methods import METHOD_NAMES  # scikit-learn imports: only when validating
-
         if value not in METHOD_NAMES:
             raise ValueError(f"unknown algorithm {value!r}; choose from {list(METHOD_NAMES)}")
         return value
@@ -157,8 +159,6 @@ class ClusteringConfig(_Strict):
     @field_validator("compare")
     @classmethod
     def _known_methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .methods import METHOD_NAMES
-
         unknown = [m for m in value if m not in METHOD_NAMES]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_NAMES)}")

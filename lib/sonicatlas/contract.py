@@ -11,6 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 
 TRACK_ID = "track_id"
+ARTIST = "artist_name"
+
+#: Columns a run adds to every track (or user): its cluster, the cluster's name, the distance
+#: to the cluster's centre, and the first two principal components.
+CLUSTER, CLUSTER_NAME, DISTANCE, PC1, PC2 = "cluster", "cluster_name", "distance", "pc1", "pc2"
+
+#: Columns of a rejects table: why a row was set aside, the offending value, and where the row
+#: was (partition number in the high 32 bits, row in the low 32 bits).
+REASON, DETAIL, POSITION = "reason", "detail", "_pos"
+
+#: The listening log: who played, and when (UTC).
+USER_ID, TS = "user_id", "ts"
 
 #: The audio features every catalog must have, in the order of the feature matrix.
 FEATURES: tuple[str, ...] = (

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import dask
 from distributed import Client, LocalCluster, WorkerPlugin, progress
 
-from .config import ClusterConfig
-from .errors import SchedulerUnreachableError
+from sonicatlas.config import ClusterConfig
+from sonicatlas.errors import SchedulerUnreachableError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,20 @@
+"""Estimators: what learns from a feature matrix, on numpy arrays and on dask arrays alike.
+
+Each follows the scikit-learn / dask-ml conventions (``fit`` returns self, learned attributes
+end in ``_``, ``predict`` / ``transform`` on numpy or dask input). ``StandardScaler`` and ``PCA``
+come from one pass of exact moments (``moments``); ``KMeans`` seeds exact Lloyd passes with
+k-means++ restarts on a sample, and its per-chunk work is the compiled kernels of ``lloyd``,
+which never import scikit-learn. ``sampled`` and ``density`` hold the methods that fit on a
+reproducible sample and label every row on the workers; ``registry`` builds any of them by the
+name the configuration uses. Nothing here knows about catalogs, files or runs.
+"""
+
+from sonicatlas.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    "StandardScaler": "scaler", "PCA": "pca", "KMeans": "kmeans",
+    "MiniBatchKMeans": "sampled", "GaussianMixture": "sampled", "Agglomerative": "sampled",
+    "DBSCAN": "density", "HDBSCAN": "density", "MeanShift": "density",
+    "make_method": "registry", "METHOD_NAMES": "registry",
+})
+__all__ = __dir__()

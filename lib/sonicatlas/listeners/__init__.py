@@ -1,0 +1,14 @@
+"""Listeners: from a listening log to one row per user.
+
+``checks`` gives every listen a reject reason or none; ``users`` joins the accepted listens with
+a cluster-tracks run and reduces them to per-user features (audio profile, cluster shares,
+diversity, rhythm); ``segments`` reads the tracks run, builds the users' matrix and names the
+segments.
+"""
+
+from sonicatlas.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    "check_listens": "checks", "user_features": "users", "name_segments": "segments",
+})
+__all__ = __dir__()

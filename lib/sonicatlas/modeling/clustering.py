@@ -1,0 +1,71 @@
+"""The clustering step of cluster-tracks: KMeans at a given or chosen k, then the configured
+algorithm and the methods to compare, all on the same scaled matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+
+from sonicatlas.config import ClusterTracksConfig
+from sonicatlas.estimators.kmeans import KMeans
+from sonicatlas.evaluate import compare
+from sonicatlas.evaluate.sweep import sweep_k
+
+
+@dataclass
+class Clustering:
+    """What the step produced: the KMeans fit, the final labeler and centers, the tables."""
+
+    kmeans: KMeans
+    k: int
+    centers: np.ndarray
+    #: fitted method that labels tracks, or None when KMeans' nearest centroid does
+    labeler: object | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+
+def fit_clusters(scaled: da.Array, config: ClusterTracksConfig, stage, echo) -> Clustering:
+    """Fit KMeans (sweeping k when ``k: auto``), then the algorithm and comparisons."""
+    seed = config.seed
+    if config.k == "auto":
+        with stage("choose k"):
+            sweep = sweep_k(scaled, config.sweep, config.kmeans, seed, echo)
+            kmeans = sweep.models[sweep.k]
+            why = ("highest silhouette among stable k clearly above the null" if sweep.supported
+                   else "largest silhouette gain over the null; no k was supported")
+            echo(f"Chose k={sweep.k} ({why}; elbow at k={sweep.elbow_k})")
+        result = Clustering(kmeans, sweep.k, kmeans.cluster_centers_,
+                            tables={"k_sweep": sweep.table},
+                            manifest={"k_sweep": {"chosen": sweep.k, "elbow": sweep.elbow_k,
+                                                  "supported": sweep.supported}})
+    else:
+        with stage("kmeans"):
+            kmeans = KMeans(config.k, n_init=config.kmeans.n_init,
+                            max_iter=config.kmeans.max_iter,
+                            init_sample_size=config.kmeans.init_sample_size,
+                            tol=config.kmeans.tol, random_state=seed).fit(scaled)
+        result = Clustering(kmeans, config.k, kmeans.cluster_centers_)
+    result.manifest["algorithm"] = config.algorithm
+
+    fitted = {}
+    if config.algorithm != "kmeans":
+        with stage(config.algorithm):
+            method, labels = compare.fit_method(config.algorithm, scaled, result.k,
+                                                config.params, seed)
+            result.labeler, result.centers = method, compare.cluster_means(scaled, labels)
+            fitted[config.algorithm] = (method, labels)
+    if config.compare:
+        with stage("compare methods"):
+            fitted["kmeans"] = (kmeans, kmeans.predict(scaled).astype(np.int64).persist())
+            names = list(dict.fromkeys(["kmeans", *config.compare]))
+            table, info = compare.compare_methods(
+                scaled, names, result.k, config.compare_params, fitted["kmeans"][1],
+                config.sweep.silhouette_sample_size, config.sweep.silhouette_samples, seed,
+                echo, fitted_already=fitted)
+            result.tables["method_comparison"] = table
+            result.manifest["methods"] = info
+    return result

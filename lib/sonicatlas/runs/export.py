@@ -1,0 +1,355 @@
+"""Take results out of a run directory: one cluster's tracks as a file, a markdown summary.
+
+Exports read ``assignments/`` lazily with Dask and write partition by partition, so a catalog
+of any size streams through without being collected on the client. Every output is written
+to a hidden sibling first and renamed into place when complete, so an ``out`` that exists is
+whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas.contract import CLUSTER, CLUSTER_NAME
+
+FORMATS = ("csv", "json", "parquet")
+#: The column the export adds next to ``cluster``.
+#: Where :func:`find_run` looks for runs, relative to the working directory or a parent.
+RUNS = "runs"
+RUN_ENV = "SONICATLAS_RUN"
+
+_JSON_ROWS = 50_000
+_SUFFIXES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json",
+             ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_tracks` wrote.
+
+    Attributes
+    ----------
+    out : str
+        The file (csv, json) or directory of Parquet parts (parquet).
+    format : str
+    rows : int
+        Tracks written.
+    cluster : int or None
+        The exported cluster's id; None when every cluster was exported.
+    cluster_name : str or None
+    columns : tuple of str
+    """
+
+    out: str
+    format: str
+    rows: int
+    cluster: int | None
+    cluster_name: str | None
+    columns: tuple[str, ...]
+
+
+# --- reading a run -----------------------------------------------------------------------
+
+def run_path(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` as a Path, after checking it holds a run (manifest and assignments)."""
+    run = Path(run_dir).expanduser()
+    if not (run / "manifest.json").is_file() or not (run / "assignments").is_dir():
+        raise InputError(f"{run_dir} is not a run directory (no manifest.json and "
+                         "assignments/); make one with `sonicatlas run cluster-tracks`")
+    return run
+
+
+def read_manifest(run_dir: str | os.PathLike) -> dict:
+    """The run's ``manifest.json``.
+
+    Parameters
+    ----------
+    run_dir : str or path-like
+        A run directory written by ``sonicatlas run``.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    InputError
+        ``run_dir`` is not a run directory.
+    """
+    return json.loads((run_path(run_dir) / "manifest.json").read_text())
+
+
+def read_profiles(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """The run's ``summary/cluster_profiles``, one row per cluster, sorted by id.
+
+    Parameters
+    ----------
+    run_dir : str or path-like
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    table = pd.read_parquet(run_path(run_dir) / "summary" / "cluster_profiles")
+    return table.sort_values(CLUSTER, ignore_index=True)
+
+
+def find_run(run_dir: str | os.PathLike | None = None, root: str | os.PathLike | None = None
+             ) -> Path:
+    """The run directory to look at: given, else ``$SONICATLAS_RUN``, else the newest run.
+
+    Parameters
+    ----------
+    run_dir : str, path-like or None
+        Used as is when given.
+    root : str, path-like or None
+        Directory holding runs. Default: ``runs/`` in the working directory or the nearest
+        parent that has one (so that notebooks in ``notebooks/`` find the project's runs).
+
+    Returns
+    -------
+    pathlib.Path
+        A complete run directory (one with ``manifest.json``); the newest is the one whose
+        manifest was written last. Hidden (partial) runs are skipped.
+
+    Raises
+    ------
+    InputError
+        No run was given and none was found.
+    """
+    if run_dir is None:
+        run_dir = os.environ.get(RUN_ENV) or None
+    if run_dir is not None:
+        return run_path(run_dir)
+    roots = [Path(root)] if root is not None else \
+        [p / RUNS for p in (Path.cwd(), *Path.cwd().parents)]
+    for base in roots:
+        manifests = [p for p in base.glob("*/manifest.json") if not p.parent.name.startswith(".")]
+        if manifests:
+            return max(manifests, key=lambda p: p.stat().st_mtime).parent
+    raise InputError(f"no run directory found under {RUNS}/; pass one, set {RUN_ENV}, or "
+                     "make one with `sonicatlas run cluster-tracks`")
+
+
+# --- choosing a cluster ------------------------------------------------------------------
+
+def _normalize(name: str) -> str:
+    # "Spoken Word · Danceable" -> "spoken word danceable": typeable on any keyboard.
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.casefold()).split())
+
+
+def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, str]:
+    """The (id, name) of ``cluster``, given as an id or a name.
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        ``summary/cluster_profiles`` (columns ``cluster`` and ``name``).
+    cluster : int or str
+        An id (``2`` or ``"2"``) or a name, matched case-insensitively; punctuation such as
+        the ``·`` between words may be left out (``"spoken word danceable"``).
+
+    Returns
+    -------
+    tuple of (int, str)
+
+    Raises
+    ------
+    InputError
+        No such cluster; the message lists the ids and names there are.
+    """
+    ids = profiles[CLUSTER].astype(int).tolist()
+    names = profiles["name"].astype(str).tolist()
+    wanted = str(cluster).strip()
+    if isinstance(cluster, (int, np.integer)) or re.fullmatch(r"[+-]?\d+", wanted):
+        if int(wanted) in ids:
+            i = ids.index(int(wanted))
+            return ids[i], names[i]
+    else:
+        for key in (str.casefold, _normalize):  # exact (any case) first, then loose
+            hits = [i for i, n in enumerate(names) if key(n) == key(wanted)]
+            if len(hits) == 1:
+                return ids[hits[0]], names[hits[0]]
+    choices = "; ".join(f"{i} {n}" for i, n in zip(ids, names, strict=True))
+    raise InputError(f"unknown cluster {str(cluster)!r}; choose an id or a name: {choices}")
+
+
+# --- writing -----------------------------------------------------------------------------
+
+def infer_format(out: str | os.PathLike) -> str:
+    """The export format that ``out``'s suffix implies: csv, json or parquet (the default).
+
+    Parameters
+    ----------
+    out : str or path-like
+
+    Returns
+    -------
+    str
+        ``.csv`` gives csv; ``.json``, ``.jsonl`` and ``.ndjson`` give json; anything else
+        parquet.
+    """
+    return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
+
+
+def temporary_sibling(out: Path) -> Path:
+    """A hidden, unique path beside ``out`` to write into before committing."""
+    return out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree, if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def commit_output(partial: Path, out: Path) -> None:
+    """Move ``partial`` into place at ``out``, replacing what was there only on success."""
+    # Move any old output aside first: os.replace cannot replace a directory with contents.
+    old = None
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+    try:
+        os.replace(partial, out)  # atomic on one file system
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        remove_path(old)
+
+
+def _add_names(part: pd.DataFrame, names: np.ndarray) -> pd.DataFrame:
+    codes = part[CLUSTER].to_numpy(dtype="int64", na_value=-1)
+    valid = (codes >= 0) & (codes < len(names))
+    label = pd.array(np.where(valid, names[np.clip(codes, 0, len(names) - 1)], None),
+                     dtype="string")
+    out = part.copy()
+    out.insert(out.columns.get_loc(CLUSTER) + 1, CLUSTER_NAME, label)
+    return out
+
+
+def _write_part(part: pd.DataFrame, path: str, fmt: str, header: bool) -> int:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        if fmt == "csv":
+            part.to_csv(handle, index=False, header=header)
+            return len(part)
+        # In slices: pandas builds the whole JSON text in memory, several times its size.
+        for start in range(0, len(part), _JSON_ROWS):
+            text = part.iloc[start:start + _JSON_ROWS].to_json(
+                orient="records", lines=True, date_format="iso", force_ascii=False)
+            handle.write(text if text.endswith("\n") else text + "\n")
+    return len(part)
+
+
+def _text_rows(frame: dd.DataFrame, path: Path, fmt: str) -> int:
+    # Each partition is written to its own file in parallel, then the files are joined in
+    # order. dask's to_csv(single_file=True) chains the writes instead, and its scheduler
+    # then reads every partition ahead of the slow writes: memory grows to the whole table.
+    parts = path.with_name(path.name + ".parts")
+    parts.mkdir()
+    try:
+        write = dask.delayed(_write_part, pure=False)
+        pieces = frame.optimize().to_delayed()  # optimizing may change the partition count
+        files = [str(parts / f"{i:06d}") for i in range(len(pieces))]
+        counts = dask.compute(*(write(piece, name, fmt, i == 0) for i, (piece, name) in
+                                enumerate(zip(pieces, files, strict=True))))
+        with open(path, "wb") as joined:
+            for name in files:
+                with open(name, "rb") as handle:
+                    shutil.copyfileobj(handle, joined, 16 << 20)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    return int(sum(counts))
+
+
+def _parquet_rows(frame: dd.DataFrame, path: Path) -> int:
+    frame.to_parquet(str(path), write_index=False)
+    # Row counts are in each part's footer: no pass over the data.
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in path.glob("*.parquet"))
+
+
+def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
+                  cluster: int | str | None = None, format: str = "parquet",
+                  overwrite: bool = False) -> ExportResult:
+    """Write the tracks of one cluster (or of all) with their cluster name.
+
+    Parameters
+    ----------
+    run_dir : str or path-like
+        A run directory written by ``sonicatlas run cluster-tracks``.
+    out : str or path-like
+        A local file (csv, json) or directory (parquet) to create; missing parent
+        directories are made.
+    cluster : int, str or None
+        The cluster's id (``2`` or ``"2"``) or name (see :func:`resolve_cluster`); None
+        exports every track.
+    format : {"parquet", "csv", "json"}
+        ``json`` is JSON Lines: one object per line, so readers can stream it.
+    overwrite : bool
+        Replace an existing ``out``.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    InputError
+        ``run_dir`` is not a run, ``cluster`` is unknown or ``format`` is not supported;
+        checked before anything is written.
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is false.
+
+    Notes
+    -----
+    The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``. Dask
+    reads, filters and writes partition by partition in parallel on the current scheduler (a
+    distributed Client if one is active, whose workers must then see ``out``'s file system),
+    so memory holds a few partitions at a time and nothing is collected on the client. Text
+    formats are written as one file per partition beside ``out`` and then joined into one.
+    """
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    run = run_path(run_dir)
+    profiles = read_profiles(run)
+    chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
+    out = Path(out).expanduser()
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another --out or pass "
+                                "--overwrite")
+
+    frame = dd.read_parquet(str(run / "assignments"))
+    if chosen is not None:
+        frame = frame[frame[CLUSTER] == chosen]
+    names = np.full(int(profiles[CLUSTER].max()) + 1, None, dtype=object)
+    names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
+    frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(out)
+    try:
+        if format == "parquet":
+            rows = _parquet_rows(frame, partial)
+        else:
+            rows = _text_rows(frame, partial, format)
+        commit_output(partial, out)
+    finally:
+        remove_path(partial)  # only there if something failed
+    return ExportResult(str(out), format, rows, chosen, name, tuple(frame.columns))

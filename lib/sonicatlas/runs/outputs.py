@@ -1,0 +1,209 @@
+"""The tables and records a cluster-tracks run writes, built from the computed pieces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from sonicatlas.visual import maps
+from sonicatlas.visual import raster
+from sonicatlas.contract import POSITION, REASON
+from sonicatlas.config import MapConfig
+from sonicatlas.contract import TRACK_ID
+from sonicatlas.errors import InputError
+from sonicatlas.modeling.model import with_scores
+from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2
+from sonicatlas.runs.directory import versions
+
+
+def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
+    """Rows read, accepted and rejected (by reason); checks they add up and that k fits.
+
+    Raises
+    ------
+    InputError
+        Fewer accepted rows than clusters.
+    """
+    return _tally(_reason_counts(checked).compute().groupby(level=0).sum(), rows_in_files, k)
+
+
+def split_row_counts(accepted: dd.DataFrame, rejects: dd.DataFrame, rows_in_files: int,
+                     k: int) -> dict:
+    """:func:`row_counts` of a check already split into accepted and rejected rows."""
+    reasons, n_accepted = dd.compute(_reason_counts(rejects), accepted.shape[0])
+    reasons = reasons.groupby(level=0).sum()
+    return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k)
+
+
+def _reason_counts(frame: dd.DataFrame) -> dd.Series:
+    # Per-partition counts, summed by the caller: dask's own value_counts starts a shuffle.
+    return frame[REASON].map_partitions(
+        lambda s: s.fillna("accepted").value_counts(), meta=("count", "int64"))
+
+
+def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
+    read = int(reasons.sum())
+    if read != rows_in_files:  # every row read must be accounted for
+        raise RuntimeError(f"read {read} rows but the files hold {rows_in_files}")
+    accepted = int(reasons.get("accepted", 0))
+    if accepted < k:
+        raise InputError(f"k={k} is larger than the number of valid rows ({accepted} of "
+                         f"{read} read); lower k or fix the input (see the reasons: "
+                         f"{reasons.drop('accepted', errors='ignore').to_dict()})")
+    rejected = reasons.drop("accepted", errors="ignore").sort_values(ascending=False)
+    return {"rows_read": read, "rows_accepted": accepted, "rows_rejected": read - accepted,
+            "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+
+
+def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
+    """Columns kept next to the scores: id, carried metadata, features (for profiles)."""
+    return [TRACK_ID, *carry, *features]
+
+
+def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[str, ...],
+                  carry: tuple[str, ...]) -> dd.DataFrame:
+    """Lazy accepted rows (:func:`scored_columns`) with their scores, partition by partition.
+
+    ``scores`` comes from ``accepted.map_partitions(model.scores)``, so partition ``i`` of
+    each holds the same rows in the same order; joining them costs a column assignment.
+    """
+    return dd.map_partitions(with_scores, accepted[scored_columns(features, carry)], scores,
+                             align_dataframes=False)
+
+
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:
+    """Lazy ``assignments/`` table: one row per accepted track."""
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry]]
+
+
+def rejects(rejected: dd.DataFrame) -> dd.DataFrame:
+    """Lazy ``summary/rejects`` table: the rows as read, the reason, and where they were."""
+    def locate(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns=[POSITION])
+        out["partition"] = (frame[POSITION].to_numpy() >> 32).astype(np.int32)
+        out["row"] = (frame[POSITION].to_numpy() & 0xFFFFFFFF).astype(np.int64)
+        return out
+    return rejected.map_partitions(locate)
+
+
+def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
+    """``summary/pca``: per component, explained variance (ratio) and the loadings."""
+    table = pd.DataFrame(pca.components_, columns=list(features))
+    table.insert(0, "explained_variance_ratio", pca.explained_variance_ratio_)
+    table.insert(0, "explained_variance", pca.explained_variance_)
+    table.insert(0, "component", [f"pc{i + 1}" for i in range(len(table))])
+    return table
+
+
+def map_grid(points: dd.DataFrame, config: MapConfig) -> raster.PixelGrid:
+    """The maps' canvas: the ``pc1`` x ``pc2`` bounds of ``points`` plus 2 %, one small pass.
+
+    ``points`` needs only ``pc1`` and ``pc2``: the persisted scores do, without the tracks.
+    """
+    low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
+    pad = 0.02 * (high - low).replace(0, 1.0)
+    return raster.PixelGrid((float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
+                            (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
+                            config.width, config.height)
+
+
+def map_images(bins, grid: raster.PixelGrid, names: list[str], profiles: pd.DataFrame,
+               features: tuple[str, ...]) -> dict:
+    """Every map of a run by file name, from :func:`sonicatlas.visual.raster.bin_reduction`'s bins:
+    clusters, density (their total), and one per feature."""
+    frame = {"x_range": grid.x_range, "y_range": grid.y_range}
+    images = {"clusters.png": maps.cluster_image(
+        bins["clusters"], names=names, sizes=profiles["size"].tolist(),
+        title="Tracks by cluster, PC1 x PC2", **frame)}
+    for name, image in maps.feature_images(bins, features, **frame).items():
+        images["density.png" if name == "density" else f"features/{name}.png"] = image
+    return images
+
+
+def render_maps(scored: dd.DataFrame, names: list[str], profiles: pd.DataFrame,
+                config: MapConfig, features: tuple[str, ...]) -> dict:
+    """:func:`map_images` with the grid and the bins computed from ``scored`` here."""
+    grid = map_grid(scored, config)
+    bins = raster.bin_points(scored[[PC1, PC2, CLUSTER, *features]], grid,
+                             n_clusters=len(names), features=features)
+    return map_images(bins, grid, names, profiles, features)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, for the console and (with more detail) ``manifest.json``."""
+
+    out: str
+    input: str
+    counts: dict
+    k: int
+    clusters: list[dict]
+    inertia: float
+    n_iter: int
+    explained_variance_ratio: list[float]
+    seconds: dict[str, float]
+    scheduler: str
+    dashboard: str | None
+    #: algorithm, k sweep choice, compared methods and how each was fitted
+    clustering: dict = field(default_factory=dict)
+    finished: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    @classmethod
+    def build(cls, config, source, counts, clustering, pca, profiles, seconds, client):
+        clusters = profiles[[CLUSTER, "name", "size", "share"]].to_dict("records")
+        kmeans = clustering.kmeans
+        return cls("", source, counts, len(clusters), clusters, kmeans.inertia_, kmeans.n_iter_,
+                   pca.explained_variance_ratio_.tolist(), dict(seconds),
+                   client.scheduler.address, client.dashboard_link,
+                   clustering=clustering.manifest)
+
+    def moved_to(self, out: str) -> RunSummary:
+        return replace(self, out=out)
+
+    def with_seconds(self, seconds: dict[str, float]) -> RunSummary:
+        """The summary with the stages' seconds (and the finishing time) brought up to now."""
+        return replace(self, seconds=dict(seconds),
+                       finished=dt.datetime.now(dt.UTC).isoformat())
+
+    def manifest(self, catalog, config) -> dict:
+        """The manifest: config, versions, input fingerprint, counts, timings, metrics."""
+        return {
+            "job": "cluster-tracks",
+            "finished": self.finished,
+            "config": config.model_dump(mode="json"),
+            "versions": versions(),
+            "input": {"url": self.input, "files": len(catalog.files), "rows": catalog.rows,
+                      "fingerprint": catalog.fingerprint, "columns": catalog.sources},
+            "rows": self.counts,
+            "k": self.k,
+            "clustering": self.clustering,
+            "clusters": self.clusters,
+            "metrics": {"inertia": self.inertia, "kmeans_iterations": self.n_iter,
+                        "pca_explained_variance_ratio": self.explained_variance_ratio},
+            "seconds": self.seconds,
+            "scheduler": self.scheduler,
+        }
+
+    def text(self) -> str:
+        """A few lines for the end of a run in the terminal."""
+        c = self.counts
+        lines = [f"Run written to {self.out}",
+                 f"  rows in {c['rows_read']:,}, accepted {c['rows_accepted']:,}, "
+                 f"rejected {c['rows_rejected']:,}"]
+        for reason, n in list(c["reject_reasons"].items())[:5]:
+            lines.append(f"    {n:>10,}  {reason}")
+        algorithm = self.clustering.get("algorithm", "kmeans")
+        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f} after "
+                     f"{self.n_iter} iterations")
+        for row in self.clusters:
+            lines.append(f"    {row[CLUSTER]:>3}  {row['size']:>10,}  {row['share']:6.1%}  "
+                         f"{row['name']}")
+        total = sum(self.seconds.values())
+        lines.append(f"  seconds: {total:.1f} total; " + ", ".join(
+            f"{k} {v:.1f}" for k, v in self.seconds.items()))
+        return "\n".join(lines)
+

@@ -1,0 +1,228 @@
+"""How metadata spreads over clusters: genre and decade mix, artists, albums.
+
+Mixes by genre or decade are small (clusters x categories) and computed exactly. Artist and
+album tables have one row per artist or album, which at catalog scale is millions of rows:
+they stay distributed and are written by the workers.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import dask.dataframe as dd
+import numba
+import numpy as np
+import pandas as pd
+
+from sonicatlas.contract import CLUSTER
+from sonicatlas.io.checks import hash_ids
+from sonicatlas.summaries.scan import Reduction, Regroup, concat, scan
+
+POPULAR = 70  # popularity (0..100) from which a track counts as popular
+
+
+def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
+                 name: str | None = None) -> pd.DataFrame:
+    """Tracks per (cluster, category) with the category's share of its cluster.
+
+    Each partition counts its (cluster, value) pairs on integer codes (``pd.factorize``; a
+    groupby on the strings themselves took ~0.4 s per million rows); only those small counts
+    reach the client.
+
+    Parameters
+    ----------
+    scored : dask.dataframe.DataFrame
+        Tracks with ``cluster`` and ``column``.
+    column : str
+        A low-cardinality column: ``genre``, ``release_year``.
+    k : int
+        Number of clusters.
+    label : callable, optional
+        Maps an array of distinct values to their category labels (e.g. :func:`decade`);
+        default the values as text.
+    name : str, optional
+        Name of the category column in the result; default ``column``.
+
+    Returns
+    -------
+    pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by cluster and
+    descending share. Missing values are counted as ``"unknown"``.
+    """
+    return scan(scored, {"mix": category_reduction(column, k, label=label, name=name)})["mix"]
+
+
+def category_reduction(column: str, k: int, *, label=None, name: str | None = None
+                       ) -> Reduction:
+    """:func:`category_mix` as a :class:`~sonicatlas.summaries.scan.Reduction`, for one shared
+    pass."""
+    return Reduction(partial=lambda part, _: _pair_counts(part, column), combine=concat,
+                     finish=lambda pairs: _mix(pairs, k, label, name or column))
+
+
+def _mix(pairs: pd.DataFrame, k: int, label, name: str) -> pd.DataFrame:
+    values = pairs["value"].to_numpy(dtype=object)
+    known = pd.notna(values)
+    labels = np.full(len(values), "unknown", dtype=object)
+    if known.any():
+        labels[known] = np.asarray(label(values[known]) if label else values[known].astype(str),
+                                   dtype=object)
+    pairs[name] = pd.array(labels, dtype="string").fillna("unknown")
+    counts = pairs.groupby([CLUSTER, name])["tracks"].sum().reset_index()
+    totals = counts.groupby(CLUSTER)["tracks"].transform("sum")
+    counts["share"] = counts["tracks"] / totals
+    counts = counts[counts[CLUSTER].between(0, k - 1)]
+    return counts.sort_values([CLUSTER, "share", name], ascending=[True, False, True],
+                              ignore_index=True)
+
+
+def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
+    clusters = frame[CLUSTER].to_numpy(dtype=np.int64)
+    low = int(clusters.min()) if len(clusters) else 0  # noise labels (-1) are clusters too
+    # one bincount over (cluster, code) pairs, code + 1 so that "missing" has a slot:
+    # pandas' value_counts on the two columns took ~4x as long
+    width = len(uniques) + 1
+    counts = np.bincount((clusters - low) * width + codes + 1)
+    pair = np.flatnonzero(counts)
+    code = pair % width - 1
+    value = np.asarray(uniques, dtype=object)[np.clip(code, 0, None)] if len(uniques) else (
+        np.full(len(code), None, dtype=object))
+    value[code < 0] = None
+    return pd.DataFrame({CLUSTER: (pair // width + low).astype(np.int32), "value": value,
+                         "tracks": counts[pair].astype(np.int64)})
+
+
+def decade(years: np.ndarray) -> np.ndarray:
+    """"1990s" for 1990..1999; ``None`` where the year is not a number."""
+    numbers = pd.to_numeric(pd.Series(years), errors="coerce")
+    text = ((numbers // 10) * 10).astype("Int64").astype("string") + "s"
+    return text.astype(object).where(text.notna(), None).to_numpy()
+
+
+def artist_clusters(scored: dd.DataFrame, features: tuple[str, ...], k: int,
+                    artist: str = "artist_name", buckets: int | None = None) -> dd.DataFrame:
+    """Table, one row per artist: tracks, share of tracks per cluster, mean features, and
+    the dominant cluster; persisted on the workers, one partition per hash bucket."""
+    return scan(scored, {"artists": artist_regroup(scored, features, k, artist, buckets)}
+                )["artists"]
+
+
+def artist_regroup(scored: dd.DataFrame, features: tuple[str, ...], k: int,
+                   artist: str = "artist_name", buckets: int | None = None) -> Regroup:
+    """:func:`artist_clusters` as a :class:`~sonicatlas.summaries.scan.Regroup`, for one shared
+    pass.
+
+    Each partition counts tracks per (artist, cluster) and sums the features per artist on
+    factorized codes; only those per-artist rows are regrouped by a hash of the name. A
+    groupby of every track on the name strings, then a shuffle, took ~3 s at 10M tracks.
+    Tracks without an artist are left out, as a groupby leaves out a missing key.
+    """
+    features = tuple(features)
+    meta = pd.DataFrame({
+        artist: pd.Series(dtype=scored[artist].dtype),
+        **{f"share_cluster_{c}": pd.Series(dtype=np.float64) for c in range(k)},
+        **{f: pd.Series(dtype=np.float64) for f in features},
+        "tracks": pd.Series(dtype=np.int64),
+        "dominant_cluster": pd.Series(dtype=np.int32)})
+    return Regroup(partial=partial(_artist_sums, features=features, k=k, artist=artist),
+                   combine=partial(_artist_rows, features=features, k=k, artist=artist,
+                                   meta=meta),
+                   meta=meta, buckets=buckets or max(1, scored.npartitions // 4))
+
+
+def _artist_sums(frame: pd.DataFrame, number: int, buckets: int, *, features, k, artist
+                 ) -> list[pd.DataFrame]:
+    codes, names = pd.factorize(frame[artist], use_na_sentinel=True)
+    n = len(names)
+    values = frame[list(features)].to_numpy()  # float32 for the scored tracks
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    counts, totals = np.zeros((n, k + 1), dtype=np.int64), np.zeros((n, len(features)))
+    _sum_by_code(codes, frame[CLUSTER].to_numpy(), values, counts, totals)
+    sums = pd.DataFrame({
+        artist: names, "tracks": counts.sum(axis=1),
+        **{f"count_{c}": counts[:, c] for c in range(k)},
+        **{f: totals[:, j] for j, f in enumerate(features)}})
+    bucket = hash_ids(sums[artist]) % np.uint64(buckets)
+    return [sums[bucket == b] for b in range(buckets)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_by_code(codes, labels, values, counts, sums):  # pragma: no cover - numba
+    """Per code (rows with code -1 skipped): tracks per cluster into ``counts`` (a label
+    outside ``0..k-1``, noise, in the last column) and feature sums in float64 into ``sums``,
+    row by row in order, the sums ``bincount`` gives. One pass instead of a masked copy and a
+    ``bincount`` per feature (86 -> ~40 ms per 1M rows)."""
+    k = counts.shape[1] - 1
+    for i in range(len(codes)):
+        code = codes[i]
+        if code < 0:
+            continue
+        label = labels[i]
+        counts[code, label if 0 <= label < k else k] += 1
+        for j in range(values.shape[1]):
+            sums[code, j] += np.float64(values[i, j])
+
+
+def _artist_rows(pieces: list[pd.DataFrame], *, features, k, artist, meta) -> pd.DataFrame:
+    totals = pd.concat(pieces, ignore_index=True).groupby(artist, sort=True).sum()
+    tracks = totals["tracks"].to_numpy()
+    counts = totals[[f"count_{c}" for c in range(k)]].to_numpy()
+    table = pd.DataFrame({
+        artist: totals.index.to_numpy(),
+        **{f"share_cluster_{c}": counts[:, c] / tracks for c in range(k)},
+        **{f: totals[f].to_numpy() / tracks for f in features},
+        "tracks": tracks.astype(np.int64),
+        "dominant_cluster": counts.argmax(axis=1).astype(np.int32)})
+    return table.astype(meta.dtypes.to_dict())
+
+
+def album_popularity(scored: dd.DataFrame, min_tracks: int = 3, top: int = 1000
+                     ) -> pd.DataFrame:
+    """Albums with the highest share of popular tracks (popularity >= 70), at least
+    ``min_tracks`` tracks each, best first."""
+    albums = scored[["album_name", "popularity"]].dropna()
+    albums = albums.assign(popular=(albums["popularity"] >= POPULAR).astype(np.int64))
+    per_album = albums.groupby("album_name").agg(
+        {"popularity": ["count", "mean"], "popular": "sum"},
+        split_out=max(1, scored.npartitions // 4))
+    per_album.columns = ["tracks", "popularity_mean", "popular_tracks"]
+    per_album = per_album[per_album["tracks"] >= min_tracks]
+    per_album = per_album.assign(
+        popular_density=per_album["popular_tracks"] / per_album["tracks"])
+    best = per_album.nlargest(top, ["popular_density", "popularity_mean"]).compute()
+    return best.reset_index()
+
+
+def _top_per_cluster(frame: pd.DataFrame, k: int, top: int, artist: str) -> pd.DataFrame:
+    """Per cluster, the ``top`` artists with most tracks in it (ties by name)."""
+    rows = []
+    for c in range(k):
+        tracks = (frame["tracks"] * frame[f"share_cluster_{c}"]).round().astype(np.int64)
+        best = pd.DataFrame({artist: frame[artist], "tracks": tracks})
+        best = best[best["tracks"] > 0].sort_values(["tracks", artist],
+                                                    ascending=[False, True]).head(top)
+        rows.append(best.assign(**{CLUSTER: c}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def top_artists(artists: dd.DataFrame, k: int, top: int = 10, artist: str = "artist_name"
+                ) -> pd.DataFrame:
+    """The artists with most tracks in each cluster, from :func:`artist_clusters`' table.
+
+    Each partition of the (distributed) artist table sends its own top ``top`` per cluster;
+    the best of those are the overall best, so the client sees at most
+    ``partitions x k x top`` rows.
+    """
+    candidates = artists.map_partitions(_top_per_cluster, k, top, artist).compute()
+    best = _top_per_cluster_from_candidates(candidates, top, artist)
+    best.insert(1, "rank", best.groupby(CLUSTER).cumcount() + 1)
+    return best
+
+
+def _top_per_cluster_from_candidates(candidates: pd.DataFrame, top: int, artist: str
+                                     ) -> pd.DataFrame:
+    ordered = candidates.sort_values([CLUSTER, "tracks", artist],
+                                     ascending=[True, False, True])
+    return ordered.groupby(CLUSTER).head(top)[[CLUSTER, artist, "tracks"]].reset_index(
+        drop=True)

@@ -1,0 +1,429 @@
+"""Synthetic listening logs over a synthetic catalog, with planted listener segments.
+
+Every user belongs to one of ``tastes`` taste groups (the ground truth written to ``users/``);
+a group has a preferred mix of genres and a daily rhythm. Listens come in sessions of
+consecutive tracks, drawn from a popularity-weighted pool of the catalog's tracks. Each
+partition is a pure function of ``(seed, partition)``, generated on the Dask workers.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import uuid
+from dataclasses import dataclass
+from functools import cache
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from fsspec.core import url_to_fs
+
+from sonicatlas.contract import TRACK_ID
+from sonicatlas.errors import InputError, MissingColumnsError, OutputExistsError
+from sonicatlas.synthetic.tracks import inverse_cdf, mix_bits, move_into_place, occupied, stream_key
+from sonicatlas.synthetic.tracks import packaged_sampler as genre_sampler
+
+__all__ = ["GeneratedListens", "TastePreferences", "TrackPool",
+           "build_track_pool", "generate_listens", "generate_listens_partition", "generate_users",
+           "listen_window", "taste_parameters"]
+
+WINDOW_DAYS = 90
+#: Mean listens per session (geometric), and the pause between two tracks of a session.
+SESSION_LISTENS, MAX_PAUSE_US = 8, 20_000_000
+#: A track's sampling weight is (popularity + 1) ** POPULARITY_POWER within its genre.
+POPULARITY_POWER = 2.0
+#: Share of a group's sessions that start near its peak hour (the rest: any hour).
+PEAK_SHARE, PEAK_SD_HOURS = 0.85, 1.5
+#: (name, weekday peak hour, weekend peak hour, weekend-day rate relative to a weekday), UTC.
+RHYTHMS = (("morning commute", 8.0, 11.0, 0.5), ("evening", 20.0, 21.0, 1.0),
+           ("late night", 23.5, 1.5, 1.4), ("work hours", 14.0, 16.0, 0.4),
+           ("weekend nights", 21.0, 23.5, 2.5), ("early bird", 6.5, 8.5, 0.9))
+COUNTRIES = ("US", "BR", "MX", "GB", "DE", "FR", "ES", "SE", "JP", "IN")
+COUNTRY_SHARES = (0.30, 0.12, 0.09, 0.09, 0.08, 0.07, 0.06, 0.04, 0.08, 0.07)
+_US_PER_DAY = 86_400_000_000
+_STRINGS = {pa.string(): pd.StringDtype("pyarrow")}  # what dask gives the catalog's strings
+_GROUP, _COUNTRY, _PREMIUM, _ACTIVITY, _WINDOW, _TASTE, _LISTEN = range(11, 18)  # salts
+
+
+@dataclass(frozen=True)
+class GeneratedListens:
+    """What :func:`generate_listens` wrote: ``out/listens`` and ``out/users``."""
+
+    out: str
+    listens: int
+    users: int
+    npartitions: int
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class TastePreferences:
+    """The planted taste groups (row ``g`` of each array describes group ``g``)."""
+
+    genres: tuple[str, ...]
+    preference: np.ndarray  # (tastes, genres): probability of each genre per listen
+    share: np.ndarray  # share of users in each group
+    rhythm: tuple[str, ...]  # name of each group's daily rhythm (see RHYTHMS)
+    peak_hour: np.ndarray  # weekday peak hour, UTC
+    weekend_peak_hour: np.ndarray
+    weekend_rate: np.ndarray  # sessions per weekend day / sessions per weekday
+    premium_share: np.ndarray
+
+    def __post_init__(self):
+        for value in vars(self).values():  # shared through a cache: make it read-only
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
+
+@dataclass(frozen=True, eq=False)
+class TrackPool:
+    """Tracks to draw listens from, in blocks of one genre and one popularity.
+
+    Drawing a block by weight, then one of its tracks uniformly, searches a few hundred blocks,
+    not a million tracks: three times faster, as cache misses dominate.
+    """
+
+    genres: tuple[str, ...]  # genres present, in TastePreferences order
+    ids: pa.StringArray
+    bounds: np.ndarray  # per block: k + cumulative weight within its genre k, ending at k + 1
+    start: np.ndarray  # per block: first track
+    size: np.ndarray  # per block: number of tracks
+    last: np.ndarray  # per genre: its last block
+
+
+@cache
+def taste_parameters(seed: int, tastes: int) -> TastePreferences:
+    """The taste groups of a seed: what :func:`generate_listens` plants (the ground truth).
+
+    Each group's preference is Dirichlet-drawn with most of its mass on a primary and a
+    secondary genre (primaries cycle through all genres first), so groups differ clearly.
+
+    Parameters
+    ----------
+    seed, tastes : int
+        Seed of the listens and number of groups (>= 1).
+
+    Returns
+    -------
+    TastePreferences
+        Genre preference, rhythm, user share and premium share of each group.
+    """
+    if tastes < 1:
+        raise ValueError("need tastes >= 1")
+    genres = tuple(genre_sampler().genres)
+    rng = np.random.default_rng([seed, _TASTE])
+    g = len(genres)
+    primary = np.resize(rng.permutation(g), tastes)
+    secondary = (primary + 1 + rng.integers(0, g - 1, tastes)) % g
+    alpha = np.full((tastes, g), 0.4)
+    alpha[np.arange(tastes), primary] += 8.0
+    alpha[np.arange(tastes), secondary] += 3.0
+    rhythm = np.resize(rng.permutation(len(RHYTHMS)), tastes)
+    table = np.array([r[1:] for r in RHYTHMS])[rhythm]
+    return TastePreferences(
+        genres=genres,
+        preference=np.array([rng.dirichlet(a) for a in alpha]),
+        share=rng.dirichlet(np.full(tastes, 8.0)),
+        rhythm=tuple(RHYTHMS[r][0] for r in rhythm),
+        peak_hour=table[:, 0], weekend_peak_hour=table[:, 1], weekend_rate=table[:, 2],
+        premium_share=rng.uniform(0.15, 0.65, tastes),
+    )
+
+
+def listen_window(seed: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The UTC ``(start, end)`` of a seed's listens: 90 days to a midnight in 2024-2025."""
+    end = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=stream_key(seed, _WINDOW) % 731)
+    return end - pd.Timedelta(days=WINDOW_DAYS), end
+
+
+def build_track_pool(tracks: str, seed: int = 0, per_genre: int = 200_000,
+                     storage_options: dict | None = None) -> TrackPool:
+    """Read ``track_id, genre, popularity`` and keep a uniform sample of each genre.
+
+    The sample is the ``per_genre`` tracks of each genre with the smallest seeded hash of their
+    track_id (bottom-k sampling): uniform, the same for any partitioning of the catalog, and
+    reduced on the workers so only the pool reaches the client. Genres outside
+    :func:`taste_parameters`' list are ignored.
+
+    Parameters
+    ----------
+    tracks : str
+        Catalog directory or fsspec URL.
+    seed : int, default 0
+        Chooses the sample.
+    per_genre : int, default 200_000
+        Most tracks kept per genre.
+    storage_options : dict, optional
+        Passed to ``read_parquet``.
+
+    Returns
+    -------
+    TrackPool
+        The sample, with weights (popularity + 1) ** 2 within each genre.
+    """
+    columns = [TRACK_ID, "genre", "popularity"]
+    try:
+        ddf = dd.read_parquet(tracks, columns=columns, storage_options=storage_options)
+    except KeyError as exc:  # dask's message quotes the missing columns
+        raise MissingColumnsError(f"{tracks} needs columns {columns}: {exc}") from exc
+    hash_key = f"{stream_key(seed, _LISTEN):016x}"
+
+    def bottom(frame: pd.DataFrame) -> pd.DataFrame:
+        if "_hash" not in frame:  # a partition of the catalog (not a combination)
+            frame = frame.assign(_hash=pd.util.hash_array(
+                frame[TRACK_ID].to_numpy(), hash_key=hash_key, categorize=False))
+        keep, hashes = np.ones(len(frame), bool), frame["_hash"].to_numpy()
+        for index in frame.groupby("genre", sort=False).indices.values():
+            if len(index) > per_genre:
+                keep[index[np.argpartition(hashes[index], per_genre)[per_genre:]]] = False
+        return frame if keep.all() else frame[keep]
+
+    meta = ddf._meta.assign(_hash=np.uint64(0))
+    sample = ddf.reduction(bottom, bottom, combine=bottom, meta=meta, split_every=8).compute()
+    groups = sample.groupby("genre", sort=False).indices
+    genres = [g for g in taste_parameters(seed, 1).genres if g in groups]
+    if not genres:
+        raise InputError(f"{tracks} holds no tracks of the known genres")
+    popularity = np.maximum(sample["popularity"].fillna(0).to_numpy(float), 0)
+    hashes = sample["_hash"].to_numpy()
+    order, bounds, start, size = [], [], [], []
+    for k, genre in enumerate(genres):
+        # Sorted by popularity, then hash: the pool does not depend on the catalog's layout.
+        index = groups[genre][np.lexsort((hashes[groups[genre]], popularity[groups[genre]]))]
+        levels, first, count = np.unique(popularity[index], return_index=True,
+                                         return_counts=True)
+        # Squared popularity: the 0-100 index is compressed (roughly log plays), so squaring
+        # restores a long tail, a top track getting ~10^4 times a popularity-0 track's plays.
+        weight = np.cumsum(count * (levels + 1) ** POPULARITY_POWER)
+        bounds.append(k + weight / weight[-1])
+        start.append(first + sum(len(i) for i in order))
+        size.append(count)
+        order.append(index)
+    ids = pc.take(pa.array(sample[TRACK_ID], pa.string()), np.concatenate(order))
+    return TrackPool(tuple(genres), ids, np.concatenate(bounds), np.concatenate(start),
+                     np.concatenate(size), np.cumsum([len(b) for b in bounds]) - 1)
+
+
+def _unit(index: np.ndarray, seed: int, salt: int) -> np.ndarray:
+    # A uniform in (0, 1) per user index: users do not depend on the partitioning.
+    return ((mix_bits(index, stream_key(seed, salt)) >> np.uint64(11)) + 0.5) * 2.0**-53
+
+
+def _user_ids(index: np.ndarray) -> pa.StringArray:
+    digits = (index[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.uint64)) % np.uint64(10)
+    chars = np.hstack([np.tile(np.frombuffer(b"user_", np.uint8), (len(index), 1)),
+                       (digits + np.uint64(48)).astype(np.uint8)])
+    offsets = np.arange(0, 14 * (len(index) + 1), 14, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(index), pa.py_buffer(offsets), pa.py_buffer(chars))
+
+
+def generate_users(start: int, stop: int, seed: int, tastes: int) -> pd.DataFrame:
+    """Users number ``start`` to ``stop - 1``; each a pure function of ``(seed, tastes, i)``.
+
+    Parameters
+    ----------
+    start, stop, seed, tastes : int
+        User numbers ``start <= i < stop <= 10**9``; seed and groups as in generate_listens.
+
+    Returns
+    -------
+    pandas.DataFrame
+        user_id, country, subscription, taste_group (int64) and activity (float64, lognormal
+        relative listening volume; not written to ``users/``).
+    """
+    params = taste_parameters(seed, tastes)
+    index = np.arange(start, stop, dtype=np.uint64)
+    group = inverse_cdf(np.cumsum(params.share), _unit(index, seed, _GROUP))
+    country = inverse_cdf(np.cumsum(COUNTRY_SHARES), _unit(index, seed, _COUNTRY))
+    premium = _unit(index, seed, _PREMIUM) < params.premium_share[group]
+    # Box-Muller normal from two hashed uniforms; sigma 1.1 gives a heavy-listener tail.
+    u1, u2 = _unit(index, seed, _ACTIVITY), _unit(index, seed, _ACTIVITY + 100)
+    normal = np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+    return pa.table({
+        "user_id": _user_ids(index),
+        "country": pc.take(pa.array(COUNTRIES), country),
+        "subscription": pc.take(pa.array(["free", "premium"]), premium.astype(np.int64)),
+        "taste_group": group.astype(np.int64),
+        "activity": np.exp(1.1 * normal),
+    }).to_pandas(types_mapper=_STRINGS.get)
+
+
+def generate_listens_partition(users: pd.DataFrame, pool: TrackPool, rows: int, seed: int,
+                               tastes: int, partition: int) -> pd.DataFrame:
+    """Generate one partition of listens; pure and deterministic in ``(seed, partition)``.
+
+    Parameters
+    ----------
+    users : pandas.DataFrame
+        The listeners, from :func:`generate_users` (non-empty when ``rows > 0``).
+    pool : TrackPool
+        From :func:`build_track_pool`.
+    rows, seed, tastes, partition : int
+        Listens to make, seed, number of taste groups and partition number.
+
+    Returns
+    -------
+    pandas.DataFrame
+        user_id, track_id, ts (datetime64[us, UTC]) and ms_played (int64), ordered by user,
+        then session.
+    """
+    params = taste_parameters(seed, tastes)
+    rng = np.random.default_rng([seed, partition, _LISTEN])
+    if rows and users.empty:
+        raise ValueError("a partition with listens needs users")
+    activity = users["activity"].to_numpy()
+    counts = rng.multinomial(rows, activity / activity.sum()) if rows else np.zeros(len(users))
+    owner = np.repeat(np.arange(len(users)), counts.astype(np.int64))
+    group = users["taste_group"].to_numpy()[owner]
+
+    present = [params.genres.index(g) for g in pool.genres]
+    preference = params.preference[:, present]
+    cum, u = np.cumsum(preference / preference.sum(1, keepdims=True), 1), rng.random(rows)
+    genre = np.zeros(rows, dtype=np.intp)
+    for j in range(len(present) - 1):  # inverse CDF of each listen's group preference
+        genre += u >= cum[group, j]
+    block = np.searchsorted(pool.bounds, genre + rng.random(rows), side="right")
+    block = np.minimum(block, pool.last[genre])  # k + u may round up to k + 1
+    size = pool.size[block]
+    track = pool.start[block] + np.minimum((rng.random(rows) * size).astype(np.int64), size - 1)
+    ms_played = np.clip(rng.lognormal(np.log(200_000), 0.4, rows), 30_000, 360_000)
+    ms_played = ms_played.astype(np.int64)
+
+    # Sessions: a user's first listen starts one, any other listen with 1 / SESSION_LISTENS.
+    new = rng.random(rows) < 1 / SESSION_LISTENS
+    new[(np.cumsum(counts) - counts)[counts > 0].astype(np.int64)] = True
+    first = np.flatnonzero(new)
+    session = np.cumsum(new) - 1
+    gap = ms_played * 1000 + rng.integers(0, MAX_PAUSE_US, rows)
+    elapsed = np.cumsum(gap) - gap
+    offset = elapsed - elapsed[first][session]
+    start = _session_starts(rng, params, group[first], seed)
+    start = start[np.lexsort((start, owner[first]))]  # a user's sessions in time order
+    _, end = listen_window(seed)
+    duration = np.add.reduceat(gap, first) if rows else gap
+    start = np.minimum(start, end.value // 1000 - duration)  # the last session ends in time
+    return pa.table({
+        "user_id": pc.take(pa.array(users["user_id"], pa.string()), owner),
+        TRACK_ID: pc.take(pool.ids, track),
+        "ts": pa.array(start[session] + offset, pa.timestamp("us", tz="UTC")),
+        "ms_played": ms_played,
+    }).to_pandas(types_mapper=_STRINGS.get)
+
+
+def _session_starts(rng, params: TastePreferences, group: np.ndarray, seed: int) -> np.ndarray:
+    """Start (µs since the epoch) of sessions: weekday or weekend day, hour from the rhythm."""
+    begin, _ = listen_window(seed)
+    weekday = (begin.dayofweek + np.arange(WINDOW_DAYS)) % 7
+    weekend_days, work_days = np.flatnonzero(weekday >= 5), np.flatnonzero(weekday < 5)
+    rate = len(weekend_days) * params.weekend_rate[group]
+    weekend = rng.random(len(group)) < rate / (rate + len(work_days))
+    day = np.where(weekend, rng.choice(weekend_days, len(group)),
+                   rng.choice(work_days, len(group)))
+    peak = np.where(weekend, params.weekend_peak_hour[group], params.peak_hour[group])
+    hour = np.where(rng.random(len(group)) < PEAK_SHARE,
+                    (peak + PEAK_SD_HOURS * rng.standard_normal(len(group))) % 24,
+                    rng.uniform(0, 24, len(group)))
+    return begin.value // 1000 + day * _US_PER_DAY + (hour * 3.6e9).astype(np.int64)
+
+
+def _partition(users: pd.DataFrame, pool, listens, rows_per_partition, seed, tastes,
+               partition_info=None):
+    p = partition_info["number"]
+    rows = min(rows_per_partition, listens - p * rows_per_partition)
+    return generate_listens_partition(users, pool, rows, seed, tastes, p)
+
+
+def _users_of(partition: int, npartitions: int, users: int, seed: int, tastes: int):
+    return generate_users(partition * users // npartitions, (partition + 1) * users // npartitions,
+                          seed, tastes)
+
+
+def _ship(pool: TrackPool):
+    # One copy per worker: scattered with a distributed Client, else a single graph key.
+    try:
+        from distributed import default_client
+
+        return default_client().scatter(pool, hash=False)
+    except (ImportError, ValueError):
+        return dask.delayed(pool, name=f"track-pool-{uuid.uuid4().hex}", traverse=False)
+
+
+def generate_listens(tracks: str, out: str, users: int, listens: int, seed: int = 0,
+                     rows_per_partition: int = 2_000_000, tastes: int = 6,
+                     storage_options: dict | None = None, *,
+                     overwrite: bool = False) -> GeneratedListens:
+    """Generate listening logs for a catalog and write ``out/listens`` and ``out/users``.
+
+    Partition ``p`` holds ``rows_per_partition`` listens (the last fewer) of the users in a
+    contiguous range, so all of a user's listens are in one partition; readers must not rely
+    on that. Tracks come from :func:`build_track_pool` (at most 200k per genre). Both datasets
+    are written on the workers into a hidden sibling of ``out`` that is renamed into place:
+    both or nothing.
+
+    Parameters
+    ----------
+    tracks : str
+        A catalog from :func:`sonicatlas.synthetic.tracks.generate_tracks`; only ``track_id``,
+        ``genre``
+        and ``popularity`` are read.
+    out : str
+        Destination directory, a local path or any fsspec URL.
+    users, listens : int
+        Number of users and of listens; ``users >= npartitions``.
+    seed : int, default 0
+        The same arguments always give the same data.
+    rows_per_partition : int, default 2_000_000
+        Listens per partition.
+    tastes : int, default 6
+        Number of planted taste groups, see :func:`taste_parameters`.
+    storage_options : dict, optional
+        Passed to fsspec, to the catalog reader and to ``to_parquet``.
+    overwrite : bool, default False
+        Replace an existing non-empty ``out`` instead of raising ``FileExistsError``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` is not empty and ``overwrite`` is false (a FileExistsError).
+    InputError, MissingColumnsError
+        Invalid sizes (a ValueError); the catalog lacks a column or the known genres.
+
+    Returns
+    -------
+    GeneratedListens
+        ``listens/``: user_id, track_id, ts (timestamp[us, UTC], in :func:`listen_window`),
+        ms_played (int64). ``users/``: user_id, country, subscription (free or premium) and
+        taste_group (int64), the ground truth of the segments.
+    """
+    npartitions = math.ceil(listens / rows_per_partition) if rows_per_partition >= 1 else 0
+    if listens < 1 or npartitions < 1 or not npartitions <= users < 10**9 or tastes < 1:
+        raise InputError("need listens >= 1, rows_per_partition >= 1, tastes >= 1 and "
+                         "ceil(listens / rows_per_partition) <= users < 10**9")
+    fs, path = url_to_fs(out, **(storage_options or {}))
+    path = path.rstrip("/")
+    if occupied(fs, path) and not overwrite:
+        raise OutputExistsError(f"{out} exists and is not empty; pass overwrite to replace it")
+    pool = build_track_pool(tracks, seed, storage_options=storage_options)
+    user_frames = dd.from_map(_users_of, range(npartitions),
+                              args=(npartitions, users, seed, tastes),
+                              meta=generate_users(0, 0, seed, tastes), label="generate-users")
+    meta = generate_listens_partition(user_frames._meta, pool, 0, seed, tastes, 0)
+    logs = user_frames.map_partitions(_partition, _ship(pool), listens, rows_per_partition, seed,
+                                      tastes, meta=meta, align_dataframes=False)
+    parent, name = posixpath.split(path)
+    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
+    write = {"write_index": False, "storage_options": storage_options, "compute": False}
+    try:
+        dask.compute(logs.to_parquet(fs.unstrip_protocol(f"{tmp}/listens"), **write),
+                     user_frames.drop(columns="activity")
+                     .to_parquet(fs.unstrip_protocol(f"{tmp}/users"), **write))
+        move_into_place(fs, tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)
+    return GeneratedListens(out=out, listens=listens, users=users, npartitions=npartitions,
+                            seed=seed)
