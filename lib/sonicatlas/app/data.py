@@ -1,0 +1,170 @@
+"""What the explorer holds: one row per track, the columns its views filter, draw and list.
+
+A run's ``assignments/`` gives the cluster, the map coordinates and the carried metadata; the
+audio features, in their own units, come from the run's query data (the standardised features
+and the run's scaler). Categorical columns are held as pandas categoricals, numbers in float32
+where that is exact enough to filter and draw, so a 10M-track run fits in a few GB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from sonicatlas.contract import ARTIST, CLUSTER, CLUSTER_NAME, FEATURES, PC1, PC2, TRACK_ID
+from sonicatlas.errors import InputError
+
+#: Metadata the filters and tables use, when the run carried it.
+TEXT = ("track_name", ARTIST, "album_name", "genre")
+NUMBERS = ("popularity", "release_year", "explicit")
+
+
+@dataclass
+class RunData:
+    """A run's tracks and summaries, as the explorer's views read them.
+
+    Attributes
+    ----------
+    run : str
+        The run directory (path or fsspec URL).
+    tracks : pandas.DataFrame
+        One row per assigned track: ``track_id``, ``cluster``, ``cluster_name``, ``pc1``,
+        ``pc2``, ``distance``, the carried metadata, ``year`` and the audio features that the
+        run's query data holds.
+    names : list of str
+        Cluster names by cluster id.
+    manifest : dict
+    profiles : pandas.DataFrame
+        ``summary/cluster_profiles``.
+    rejects : pandas.DataFrame
+        Rows rejected, by reason (``reason``, ``rows``).
+    features : list of str
+        The audio features present in ``tracks``.
+    """
+
+    run: str
+    tracks: pd.DataFrame
+    names: list[str]
+    manifest: dict
+    profiles: pd.DataFrame
+    rejects: pd.DataFrame
+    features: list[str] = field(default_factory=list)
+
+    @property
+    def genres(self) -> list[str]:
+        """Every single genre of the catalog (a track with a list counts under each)."""
+        if "genre" not in self.tracks:
+            return []
+        labels = self.tracks["genre"].cat.categories
+        return sorted({g.strip() for label in labels for g in str(label).split(",") if g.strip()})
+
+
+def _fs(run: str, storage_options: dict | None):
+    fs, path = fsspec.core.url_to_fs(run, **(storage_options or {}))
+    return fs, path.rstrip("/")
+
+
+def read_run(run: str, storage_options: dict | None = None) -> RunData:
+    """Load a cluster-tracks run for the explorer.
+
+    Parameters
+    ----------
+    run : str
+        Run directory, local or any fsspec URL.
+    storage_options : dict, optional
+        fsspec options for ``run``.
+
+    Returns
+    -------
+    RunData
+
+    Raises
+    ------
+    InputError
+        ``run`` is not a cluster-tracks run, or one of its tables cannot be read (named).
+    """
+    fs, root = _fs(run, storage_options)
+    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/assignments"):
+        raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
+                         "make one with `sonicatlas run cluster-tracks`")
+    with fs.open(f"{root}/manifest.json") as f:
+        manifest = json.load(f)
+    if manifest.get("job") != "cluster-tracks":
+        raise InputError(f"{run} is a {manifest.get('job')} run; the explorer shows "
+                         "cluster-tracks runs")
+    tracks = _read_table(fs, root, "assignments")
+    profiles = _read_table(fs, root, "summary/cluster_profiles")
+    names = _names(profiles)
+    tracks = _tidy(tracks, names)
+    features = []
+    if fs.isdir(f"{root}/query"):
+        tracks, features = _with_features(fs, root, tracks)
+    rejects = _reject_counts(fs, root)
+    return RunData(run, tracks, names, manifest, profiles, rejects, features)
+
+
+def _read_table(fs, root: str, name: str) -> pd.DataFrame:
+    path = f"{root}/{name}"
+    try:
+        return pd.read_parquet(path, filesystem=fs)
+    except Exception as error:  # a damaged or missing file: name it for the user
+        raise InputError(f"cannot read {path}: {error}") from error
+
+
+def _names(profiles: pd.DataFrame) -> list[str]:
+    ordered = profiles.sort_values(CLUSTER)
+    if "name" in ordered:
+        return [str(n) for n in ordered["name"]]
+    return [f"Cluster {c}" for c in ordered[CLUSTER]]
+
+
+def _tidy(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Categoricals for the text columns, float32 coordinates, a ``year`` column."""
+    out = pd.DataFrame({TRACK_ID: tracks[TRACK_ID].astype("string")})
+    out[CLUSTER] = tracks[CLUSTER].astype(np.int32)
+    labels = np.array(names + ["Noise"], dtype=object)
+    codes = np.where(out[CLUSTER].to_numpy() < 0, len(names), out[CLUSTER].to_numpy())
+    out[CLUSTER_NAME] = pd.Categorical.from_codes(codes, categories=list(labels))
+    for column in (PC1, PC2, "distance"):
+        out[column] = tracks[column].astype(np.float32)
+    for column in TEXT:
+        if column in tracks:
+            out[column] = tracks[column].astype("string").fillna("").astype("category")
+    for column in NUMBERS:
+        if column in tracks:
+            out[column] = pd.to_numeric(tracks[column], errors="coerce").astype(np.float32)
+    if "release_year" not in tracks and "release_date" in tracks:
+        year = pd.to_numeric(tracks["release_date"].astype("string").str.slice(0, 4),
+                             errors="coerce")
+        out["release_year"] = year.astype(np.float32)
+    return out
+
+
+def _with_features(fs, root: str, tracks: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Join the audio features in their own units (query data + the run's scaler)."""
+    query = pd.read_parquet(f"{root}/query", filesystem=fs)
+    with fs.open(f"{root}/model/model.json") as f:
+        model = json.load(f)
+    features = [c for c in model.get("features", FEATURES) if c in query]
+    mean = np.asarray(model["scale_mean"], dtype=np.float64)
+    std = np.asarray(model["scale_std"], dtype=np.float64)
+    raw = pd.DataFrame({TRACK_ID: query[TRACK_ID].astype("string")})
+    for j, feature in enumerate(model["features"]):
+        if feature in features:
+            raw[feature] = (query[feature].to_numpy(np.float64) * std[j] + mean[j]
+                            ).astype(np.float32)
+    merged = tracks.merge(raw, on=TRACK_ID, how="left", sort=False)
+    return merged, features
+
+
+def _reject_counts(fs, root: str) -> pd.DataFrame:
+    path = f"{root}/summary/rejects"
+    if not fs.exists(path):
+        return pd.DataFrame({"reason": [], "rows": []})
+    rejects = pd.read_parquet(path, filesystem=fs, columns=["reason"])
+    counts = rejects["reason"].value_counts()
+    return pd.DataFrame({"reason": counts.index.astype(str), "rows": counts.to_numpy()})

@@ -1,0 +1,159 @@
+"""The explorer as one Panel layout: filters on the left, the sections as tabs.
+
+:func:`explorer` is what ``sonicatlas serve`` serves and what a notebook displays. Each tab is
+bound to the filters' mask, so a filter change updates the counts, the map, the charts and the
+tables together; tabs are rendered only when shown.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from sonicatlas.app import views
+from sonicatlas.app.data import RunData, read_run
+from sonicatlas.app.downloads import write_rows
+from sonicatlas.app.filters import Filters
+from sonicatlas.app.map import COLOR_BY, map_plot, nearest_track
+from sonicatlas.contract import CLUSTER_NAME, PC1, PC2, TRACK_ID
+
+log = logging.getLogger(__name__)
+
+
+def safe(view):
+    """Show a failing view's error as a message in the app; log the traceback on the server."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except Exception as error:  # the page must keep working whatever one view hits
+            log.exception("explorer view %s failed", view.__name__)
+            return pn.pane.Alert(f"{view.__name__.replace('_', ' ')} failed: {error}",
+                                 alert_type="danger")
+    return wrapper
+
+
+def axis_labels(data: RunData) -> tuple[str, str]:
+    """``PC1 (+energy, -acousticness)``: each axis with the features loading most on it."""
+    labels = []
+    try:
+        import json
+
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(data.run)
+        with fs.open(f"{root.rstrip('/')}/model/model.json") as f:
+            model = json.load(f)
+        for i, name in enumerate(("PC1", "PC2")):
+            loadings = np.asarray(model["pca_components"][i])
+            top = np.argsort(-np.abs(loadings))[:2]
+            signs = ", ".join(f"{'+' if loadings[j] > 0 else '-'}{model['features'][j]}"
+                              for j in top)
+            labels.append(f"{name} ({signs})")
+    except (OSError, KeyError, IndexError, ValueError):
+        labels = ["PC1", "PC2"]
+    return labels[0], labels[1]
+
+
+def explorer(run: str | RunData, storage_options: dict | None = None) -> pn.viewable.Viewable:
+    """The interactive explorer of a cluster-tracks run, as a Panel layout.
+
+    Parameters
+    ----------
+    run : str or RunData
+        A run directory (local or fsspec URL), or a run already loaded with
+        :func:`sonicatlas.app.data.read_run`.
+    storage_options : dict, optional
+        fsspec options for ``run``.
+
+    Returns
+    -------
+    panel.viewable.Viewable
+        Display it in a notebook, or serve it (``sonicatlas serve``).
+    """
+    pn.extension("tabulator", inline=True)
+    data = run if isinstance(run, RunData) else read_run(run, storage_options)
+    filters = Filters(data.tracks, data.features, data.genres)
+    mask = filters.param.selection
+    sidebar = _filter_widgets(filters)
+    count = pn.pane.Markdown(pn.bind(lambda m: f"### {int(m.sum()):,} tracks", mask),
+                             name="count")
+    color = pn.widgets.Select(name="Colour by", options=[*COLOR_BY, *data.features],
+                              value="cluster")
+    labels = axis_labels(data)
+    selected = pn.Column(pn.pane.Markdown("Click the map to pick the nearest track."),
+                         name="selected")
+
+    def build_map(color_by):
+        plot = map_plot(data, mask, color_by, labels)
+        tap = hv.streams.Tap(source=plot, x=None, y=None)
+        tap.add_subscriber(lambda x, y: _show_track(data, filters, x, y, selected))
+        return pn.pane.HoloViews(plot, name="map")
+
+    tabs = pn.Tabs(
+        ("Overview", pn.bind(safe(views.overview), data, mask)),
+        ("Map", pn.Column(color, pn.bind(safe(build_map), color), selected)),
+        ("Clusters", pn.bind(safe(views.clusters), data, mask)),
+        ("Tracks", pn.Column(_downloads(data, mask),
+                             pn.bind(safe(views.track_table), data, mask))),
+        dynamic=True, sizing_mode="stretch_width")
+    header = pn.pane.Markdown(f"## sonicatlas explorer\n`{data.run}` · {len(data.names)} "
+                              "clusters (names compare each cluster with this catalog)")
+    return pn.Row(pn.Column(count, *sidebar, width=300), pn.Column(header, tabs),
+                  sizing_mode="stretch_width")
+
+
+def _filter_widgets(filters: Filters) -> list:
+    widgets = [
+        pn.widgets.MultiChoice.from_param(filters.param.clusters, name="Clusters"),
+    ]
+    if filters.param.genres.objects:
+        widgets.append(pn.widgets.MultiChoice.from_param(filters.param.genres, name="Genres"))
+    widgets.append(pn.widgets.TextInput.from_param(filters.param.artist, name="Artist",
+                                                   placeholder="part of a name"))
+    for name, label in (("popularity", "Popularity"), ("release_year", "Release year"),
+                        ("duration_min", "Duration (minutes)")):
+        if filters.bounds(name):
+            widgets.append(pn.widgets.RangeSlider.from_param(
+                filters.param[name], name=label, step=1))
+    if filters.has_explicit:
+        widgets.append(pn.widgets.RadioButtonGroup.from_param(filters.param.explicit))
+    if len(filters.param.feature.objects) > 1:
+        widgets.append(pn.widgets.Select.from_param(filters.param.feature,
+                                                    name="Audio feature"))
+        widgets.append(pn.widgets.EditableRangeSlider.from_param(
+            filters.param.feature_range, name="Feature range", step=0.01))
+    reset = pn.widgets.Button(name="Show all tracks", button_type="light")
+    reset.on_click(lambda _: filters.reset())
+    return [*widgets, reset]
+
+
+def _show_track(data: RunData, filters: Filters, x, y, target: pn.Column) -> None:
+    row = nearest_track(data, filters.selection, x, y)
+    if row is None:
+        return
+    track = data.tracks.iloc[row]
+    shown = [c for c in ("track_name", "artist_name", "genre", "popularity", CLUSTER_NAME,
+                         *data.features) if c in data.tracks]
+    lines = [f"**{track.get('track_name', track[TRACK_ID])}** (`{track[TRACK_ID]}`)",
+             f"at ({track[PC1]:.2f}, {track[PC2]:.2f})", ""]
+    lines += [f"- {c}: {track[c]}" for c in shown]
+    target.objects = [pn.pane.Markdown("\n".join(lines), name="track")]
+
+
+def _downloads(data: RunData, mask) -> pn.Row:
+    columns = [c for c in data.tracks.columns if c not in (PC1, PC2)]
+
+    def saver(fmt):
+        return lambda: write_rows(data.tracks, np.flatnonzero(mask.rx.value), columns, fmt)
+
+    return pn.Row(
+        pn.widgets.FileDownload(callback=saver("csv"), filename="tracks.csv",
+                                label="Download the selection (CSV)", name="download-csv"),
+        pn.widgets.FileDownload(callback=saver("json"), filename="tracks.json",
+                                label="Download the selection (JSON lines)",
+                                name="download-json"))
