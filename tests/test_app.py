@@ -1,0 +1,186 @@
+"""The explorer, driven as a user drives it: the real CLI serving, Debian's Chromium browsing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import blob_tracks, run_job, write_catalog
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("app")
+    catalog = write_catalog(blob_tracks(3_000, groups=4, seed=3), root / "catalog")
+    run_job(root / "run", f"input={catalog}", "k=4")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def served(app_run):
+    """``sonicatlas serve RUN`` in its own process; yields its URL, then stops it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sonicatlas.cli", "serve", str(app_run), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url, lines = None, []
+    deadline = time.monotonic() + 60
+    while url is None and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        url = found.group(1) if found else None
+        if process.poll() is not None:
+            break
+    assert url == f"http://127.0.0.1:{port}/", "".join(lines)
+    yield url, process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    url, _ = served
+    outside, errors = [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      accept_downloads=True)
+        view = context.new_page()
+        view.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        view.on("pageerror", lambda e: errors.append(str(e)))
+        view.on("request", lambda r: r.url.startswith(
+            (url, url.replace("http", "ws"), "data:", "blob:")) or outside.append(r.url))
+        view.goto(url)
+        view.wait_for_selector("text=tracks", timeout=60_000)
+        view.wait_for_timeout(1500)
+        view.outside, view.errors = outside, errors
+        yield view
+        ARTIFACTS.mkdir(exist_ok=True)
+        view.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+        browser.close()
+
+
+def shown_count(page) -> int:
+    text = page.locator("h3").filter(has_text="tracks").first.inner_text()
+    return int(re.search(r"([\d,]+) tracks", text).group(1).replace(",", ""))
+
+
+def wait_for_count(page, expected: int, seconds: float = 20) -> None:
+    """Wait until the page's count reads ``expected`` (Panel renders into shadow roots, which
+    Playwright's locators see and ``document.body.innerText`` does not)."""
+    deadline = time.monotonic() + seconds
+    while shown_count(page) != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+
+
+def test_the_page_loads_offline_without_errors(page, app_run):
+    assert page.errors == [] and page.outside == []
+    assert shown_count(page) == len(pd.read_parquet(app_run / "assignments"))
+
+
+def test_typing_an_artist_narrows_the_counts_to_pandas_filter(page, app_run):
+    tracks = pd.read_parquet(app_run / "assignments")
+    box = page.get_by_placeholder("part of a name")
+    box.fill("artist 1")
+    box.press("Enter")
+    expected = int(tracks["artist_name"].str.lower().str.contains("artist 1").sum())
+    wait_for_count(page, expected)
+    assert shown_count(page) == expected < len(tracks)
+    box.fill("")
+    box.press("Enter")
+    wait_for_count(page, len(tracks))
+
+
+def test_moving_the_popularity_slider_counts_what_pandas_counts(page, app_run):
+    tracks = pd.read_parquet(app_run / "assignments")
+    handle = page.locator(".noUi-handle-lower").first
+    handle.focus()
+    for _ in range(30):
+        handle.press("ArrowRight")
+    label = page.get_by_text(re.compile(r"Popularity: \d+ \.\. \d+")).inner_text()
+    low, high = map(int, re.findall(r"\d+", label)[-2:])
+    assert low == tracks["popularity"].min() + 30
+    expected = int(tracks["popularity"].between(low, high).sum())
+    wait_for_count(page, expected)
+    assert shown_count(page) == expected
+
+
+def test_the_filtered_csv_download_has_the_pandas_filter_rows(page, app_run):
+    tracks = pd.read_parquet(app_run / "assignments")
+    page.locator(".bk-tab", has_text="Tracks").first.click()
+    label = page.get_by_text(re.compile(r"Popularity: \d+ \.\. \d+")).inner_text()
+    low, high = map(int, re.findall(r"\d+", label)[-2:])
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download the selection (CSV)").click()
+    got = pd.read_csv(download.value.path())
+    expected = tracks[tracks["popularity"].between(low, high)]
+    assert sorted(got["track_id"]) == sorted(expected["track_id"])
+    assert np.array_equal(got.set_index("track_id").loc[expected["track_id"], "cluster"],
+                          expected["cluster"])
+
+
+def test_zooming_the_map_re_aggregates_it(page):
+    page.locator(".bk-tab", has_text="Map").first.click()
+    canvas = page.locator(".bk-Canvas").first
+    canvas.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)
+    before = canvas.screenshot()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_timeout(3000)
+    after = canvas.screenshot()
+    assert before != after
+    assert page.errors == []
+
+
+def test_serving_a_path_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sonicatlas.cli", "serve", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "not a run directory" in done.stderr
+
+
+def test_a_port_in_use_is_named_and_exit_2(app_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "sonicatlas.cli", "serve", str(app_run), "--port", str(port)],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr
+
+
+def test_sigterm_stops_the_server_cleanly(served):
+    _, process = served
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
