@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import blob_tracks, run_job, write_catalog
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,8 +1,9 @@
 """The explorer's filter state: one set of parameters that every view depends on.
 
 A filter is a parameter, not a callback per view: the views are functions of
-``Filters.selection``, recomputed once (:meth:`Filters.mask`) when any parameter changes. The mask is a numpy
-boolean array over the run's tracks, computed column by column without copying the table.
+``Filters.selection``, recomputed once (:meth:`Filters.mask`) when any parameter changes. It
+is a numpy boolean array over the run's tracks, computed column by column without copying the
+table.
 """
 
 from __future__ import annotations
