@@ -1,8 +1,10 @@
 """The explorer's map: every selected track on PC1 x PC2, aggregated by Datashader per view.
 
-``rasterize`` re-aggregates on the server at every zoom and pan, so the browser receives one
-image of the plot's size whatever the number of tracks. Colouring by cluster aggregates counts
-per cluster (the hover lists them); by density, counts; by a feature, the mean per pixel.
+Each zoom or pan asks the server for one image of the plot's size, whatever the number of
+tracks: Datashader counts the selected tracks per pixel and per cluster for the visible range,
+and the browser receives, per pixel, the dominant cluster (uint8) and the track count (uint16)
+— three bytes a pixel, which the hover shows. Colouring by density sends the counts; by a
+feature, its mean per pixel.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import datashader as ds
 import holoviews as hv
 import numpy as np
-import panel as pn
-from holoviews.operation.datashader import dynspread, rasterize
+import pandas as pd
+from bokeh.models import CustomJSHover
+from scipy import ndimage
 
 from sonicatlas.app.data import RunData
 from sonicatlas.contract import CLUSTER_NAME, PC1, PC2
@@ -20,6 +23,11 @@ from sonicatlas.visual.maps import cluster_colors
 COLOR_BY = ("cluster", "density")
 #: The view opens on the middle 99.8% of the tracks, so a few outliers do not shrink the rest.
 VIEW_QUANTILES = (0.001, 0.999)
+WIDTH, HEIGHT = 760, 560
+EMPTY = 255  # dominant-cluster value of a pixel with no track (drawn transparent)
+#: Below this share of lit pixels, each track is drawn 3 pixels wide, so that a sparse
+#: selection or a small cluster stays visible.
+SPREAD_BELOW = 0.02
 
 
 def view_bounds(data: RunData) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -32,21 +40,73 @@ def view_bounds(data: RunData) -> tuple[tuple[float, float], tuple[float, float]
     return bounds[0], bounds[1]
 
 
-def points(data: RunData, mask: np.ndarray, color_by: str) -> hv.Points:
-    """The selected tracks as HoloViews points, with the column the colouring needs."""
-    extra = [] if color_by == "density" else [CLUSTER_NAME if color_by == "cluster" else color_by]
-    frame = data.tracks.loc[mask, [PC1, PC2, *extra]]
-    return hv.Points(frame, [PC1, PC2], extra)
+def aggregate(frame: pd.DataFrame, color_by: str, x_range, y_range) -> hv.Image:
+    """One view of the map: the selected tracks binned on the plot's pixels.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The selected tracks' ``pc1``, ``pc2`` and the colouring column.
+    color_by : str
+        ``cluster``, ``density`` or an audio feature.
+    x_range, y_range : tuple of float
+        The visible range.
+
+    Returns
+    -------
+    holoviews.Image
+        For ``cluster``: value dimensions ``cluster`` (dominant cluster id, 255 where empty)
+        and ``tracks``; for ``density``: ``tracks``; for a feature: its mean.
+    """
+    canvas = ds.Canvas(plot_width=WIDTH, plot_height=HEIGHT, x_range=x_range, y_range=y_range)
+    bounds = (x_range[0], y_range[0], x_range[1], y_range[1])
+    if color_by == "cluster":
+        per_cluster = canvas.points(frame, PC1, PC2, ds.by(CLUSTER_NAME, ds.count())).values
+        tracks = per_cluster.sum(axis=2)
+        dominant = np.where(tracks > 0, per_cluster.argmax(axis=2), EMPTY).astype(np.uint8)
+        counts = np.minimum(tracks, np.iinfo(np.uint16).max).astype(np.uint16)
+        dominant, counts = _spread(dominant, counts)
+        return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), dominant, counts),
+                        kdims=[PC1, PC2], vdims=["cluster", "tracks"], bounds=bounds)
+    if color_by == "density":
+        counts = canvas.points(frame, PC1, PC2, ds.count()).values.astype(np.float32)
+        counts[counts == 0] = np.nan
+        return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), counts),
+                        kdims=[PC1, PC2], vdims=["tracks"], bounds=bounds)
+    means = canvas.points(frame, PC1, PC2, ds.mean(color_by)).values.astype(np.float32)
+    return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), means),
+                    kdims=[PC1, PC2], vdims=[color_by], bounds=bounds)
 
 
-def map_plot(data: RunData, mask_stream, color_by: str, axis_labels: tuple[str, str]):
-    """A rasterized, zoomable map of the selection.
+def _spread(dominant: np.ndarray, counts: np.ndarray):
+    """Fill the empty neighbours of lit pixels when few are lit (a 3 x 3 dilation).
+
+    A filled pixel takes its busiest neighbour's cluster and count: the dilation runs on
+    ``count * 256 + cluster``, whose maximum is that neighbour.
+    """
+    lit = counts > 0
+    if lit.mean() >= SPREAD_BELOW:
+        return dominant, counts
+    key = counts.astype(np.uint32) * 256 + np.where(lit, dominant, 0)
+    grown = ndimage.grey_dilation(key, size=(3, 3))
+    fill = ~lit & (grown > 0)
+    return (np.where(fill, grown % 256, dominant).astype(np.uint8),
+            np.where(fill, grown // 256, counts).astype(np.uint16))
+
+
+def _centres(span, n):
+    step = (span[1] - span[0]) / n
+    return np.linspace(span[0] + step / 2, span[1] - step / 2, n)
+
+
+def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, str]):
+    """A zoomable map of the selection that re-aggregates on every zoom and pan.
 
     Parameters
     ----------
     data : RunData
-    mask_stream : callable
-        ``Filters.mask``: the DynamicMap re-draws when it changes.
+    selection : param.Parameter
+        ``Filters.param.selection``: the map re-draws when the selection changes.
     color_by : str
         ``cluster``, ``density`` or an audio feature.
     axis_labels : tuple of str
@@ -57,22 +117,35 @@ def map_plot(data: RunData, mask_stream, color_by: str, axis_labels: tuple[str, 
     holoviews.DynamicMap
     """
     xlim, ylim = view_bounds(data)
-    dmap = hv.DynamicMap(pn.bind(points, data, mask_stream, color_by))
-    options = dict(width=760, height=560, xlim=xlim, ylim=ylim, xlabel=axis_labels[0],
+    column = [] if color_by == "density" else [CLUSTER_NAME if color_by == "cluster"
+                                                else color_by]
+    ranges = hv.streams.RangeXY(x_range=xlim, y_range=ylim)
+    chosen = hv.streams.Params(parameters=[selection], rename={selection.name: "mask"})
+
+    def view(x_range, y_range, mask):
+        frame = data.tracks.loc[mask, [PC1, PC2, *column]]
+        return aggregate(frame, color_by, x_range or xlim, y_range or ylim)
+
+    options = dict(width=WIDTH, height=HEIGHT, xlim=xlim, ylim=ylim, xlabel=axis_labels[0],
                    ylabel=axis_labels[1], tools=["hover", "tap"], bgcolor="#111111",
                    default_tools=["pan", "wheel_zoom", "box_zoom", "reset"],
-                   active_tools=["wheel_zoom"])
+                   active_tools=["wheel_zoom"], framewise=False)
+    dmap = hv.DynamicMap(view, streams=[ranges, chosen])
     if color_by == "cluster":
-        colors = dict(zip(list(data.tracks[CLUSTER_NAME].cat.categories),
-                          cluster_colors(len(data.names)) + ["#777777"], strict=False))
-        shaded = rasterize(dmap, aggregator=ds.by(CLUSTER_NAME, ds.count()))
-        return dynspread(shaded.opts(cmap=colors, **options), threshold=0.6)
+        colors = cluster_colors(len(data.names))
+        names = [*data.names, *[""] * (256 - len(data.names))]
+        name_of = CustomJSHover(args={"names": names},
+                                code="return value == 255 ? 'none' : names[value]")
+        hover = [("cluster", "@cluster{custom}"), ("tracks", "@tracks")]
+        return dmap.opts(cmap=colors, clim=(-0.5, len(colors) - 0.5), color_levels=len(colors),
+                         clipping_colors={"max": "transparent", "NaN": "transparent"},
+                         hover_tooltips=hover, hover_formatters={"@cluster": name_of},
+                         **options)
     if color_by == "density":
-        shaded = rasterize(dmap, aggregator=ds.count())
-        return dynspread(shaded.opts(cmap="fire", cnorm="eq_hist", clabel="tracks", **options))
-    shaded = rasterize(dmap, aggregator=ds.mean(color_by))
-    return dynspread(shaded.opts(cmap="viridis", colorbar=True, clabel=f"mean {color_by}",
-                                 **options))
+        return dmap.opts(cmap="fire", cnorm="eq_hist", colorbar=True, clabel="tracks",
+                         clipping_colors={"NaN": "transparent"}, **options)
+    return dmap.opts(cmap="viridis", colorbar=True, clabel=f"mean {color_by}",
+                     clipping_colors={"NaN": "transparent"}, **options)
 
 
 def nearest_track(data: RunData, mask: np.ndarray, x: float, y: float) -> int | None:
