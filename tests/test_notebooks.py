@@ -9,6 +9,8 @@ import pytest
 
 from conftest import blob_tracks, run_job, write_catalog
 
+CHROMIUM = Path("/usr/bin/chromium")
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 NAMES = [p.name for p in NOTEBOOKS]
 
@@ -53,16 +55,25 @@ def _execute(path: Path, inject: str | None):
     return notebook
 
 
+@pytest.fixture(scope="module")
+def executed(small_run):
+    """Each notebook run once; each way of choosing the run is exercised once."""
+    done = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for path in NOTEBOOKS:
+            if path.name == "01_explore_run.ipynb":
+                patch.setenv("SONICATLAS_RUN", str(small_run))  # the kernel inherits it
+                done[path.name] = _execute(path, None)
+            else:
+                patch.delenv("SONICATLAS_RUN", raising=False)
+                done[path.name] = _execute(path, str(small_run))
+    return done
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
-def test_notebook_runs_top_to_bottom(path, small_run, monkeypatch):
-    # Each way of choosing the run is exercised once; a kernel start costs seconds.
-    if path.name == "01_explore_run.ipynb":
-        monkeypatch.setenv("SONICATLAS_RUN", str(small_run))  # the kernel inherits it
-        executed = _execute(path, None)
-    else:
-        monkeypatch.delenv("SONICATLAS_RUN", raising=False)
-        executed = _execute(path, str(small_run))
-    code = [c for c in executed.cells if c.cell_type == "code"]
+def test_notebook_runs_top_to_bottom(path, small_run, executed):
+    code = [c for c in executed[path.name].cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
     outputs = [o for c in code for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -71,3 +82,42 @@ def test_notebook_runs_top_to_bottom(path, small_run, monkeypatch):
     # the file on disk is untouched
     assert all(not c["outputs"] for c in json.loads(path.read_text())["cells"]
                if c["cell_type"] == "code")
+
+
+def html_export(notebook) -> str:
+    """The executed notebook as nbconvert's HTML, without its MathJax and require.js links
+    (the notebooks use neither; an air-gapped cluster's users export the same way)."""
+    nbconvert = pytest.importorskip("nbconvert")
+    exporter = nbconvert.HTMLExporter(mathjax_url="", require_js_url="")
+    return exporter.from_notebook_node(notebook)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_executed_notebook_renders_its_charts_with_no_external_request(path, executed,
+                                                                      tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    page_file = tmp_path / f"{path.stem}.html"
+    page_file.write_text(html_export(executed[path.name]), encoding="utf-8")
+    outside, errors = [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: r.url.startswith(("file:", "data:", "blob:"))
+                    or outside.append(r.url))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0",
+                                   timeout=30_000)
+            page.wait_for_timeout(1000)
+            canvases = page.locator(".bk-Canvas").count()
+        finally:
+            browser.close()
+    assert outside == [] and errors == []
+    assert canvases > 0  # BokehJS came from the page itself and drew the charts
