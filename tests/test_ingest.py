@@ -235,12 +235,12 @@ def test_files_with_different_headers(planted: Path, tmp_path: Path) -> None:
 
 def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
                                                  monkeypatch) -> None:
-    import sonicatlas.io.ingest as ingest
+    import sonicatlas.storage as storage
 
     def boom(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(ingest, "_replace", boom)
+    monkeypatch.setattr(storage, "move_into_place", boom)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk gone"):
         ingest_csv([str(planted)], str(out), MAPPING)

@@ -8,8 +8,6 @@ are left to the clustering job. The output appears at ``out`` only once it is co
 
 from __future__ import annotations
 
-import posixpath
-import uuid
 from dataclasses import dataclass
 
 import dask
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sonicatlas import storage
 from sonicatlas.contract import FEATURES, METADATA, REQUIRED, TRACK_ID
 from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError, OutputExistsError
 
@@ -157,23 +156,14 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     files, header = _read_header(paths, so)
     keep = _resolve_columns(header, _check_mapping(list((columns or {}).items()), "columns"),
                             files)
-    fs, out_path = fsspec.core.url_to_fs(out, **so)
-    out_path = out_path.rstrip("/")
-    if fs.exists(out_path) and not overwrite and not (fs.isdir(out_path) and not fs.ls(out_path)):
+    fs, out_path = storage.resolve(out, so)
+    if storage.occupied(fs, out_path) and not overwrite:
         raise OutputExistsError(f"output {out} already exists; pass overwrite=True "
                                 "(--overwrite) to replace it")
-    parent, name = posixpath.split(out_path)
-    fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        kinds = _convert(files, keep, fs.unstrip_protocol(tmp), blocksize, so)
+    with storage.replacing(fs, out_path) as partial:
+        kinds = _convert(files, keep, fs.unstrip_protocol(partial), blocksize, so)
         if not kinds:
             raise InputError(f"no data rows in {', '.join(map(_shown, files))}")
-        _replace(fs, tmp, out_path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
-        raise
     accepted = kinds.pop("", 0)
     return IngestResult(out, accepted + sum(kinds.values()), accepted, sum(kinds.values()),
                         dict(sorted(kinds.items())))
@@ -349,18 +339,3 @@ def _split(df: pd.DataFrame, targets: tuple[str, ...]) -> pd.DataFrame:
 
 def _shown(url: str) -> str:
     return url.removeprefix("file://")  # local paths as the user typed them
-
-
-def _replace(fs, tmp: str, out_path: str) -> None:
-    """Move the finished ``tmp`` onto ``out_path``, replacing what is there."""
-    aside = tmp.replace(".tmp-", ".old-")
-    if fs.exists(out_path):  # set aside first: moving onto a directory would nest inside it
-        fs.mv(out_path, aside, recursive=True)
-    try:
-        fs.mv(tmp, out_path, recursive=True)
-    except BaseException:
-        if fs.exists(aside):
-            fs.mv(aside, out_path, recursive=True)
-        raise
-    if fs.exists(aside):
-        fs.rm(aside, recursive=True)

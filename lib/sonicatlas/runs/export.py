@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas import storage
 from sonicatlas.contract import CLUSTER, CLUSTER_NAME
+from sonicatlas.errors import InputError, OutputExistsError
 
 FORMATS = ("csv", "json", "parquet")
-#: The column the export adds next to ``cluster``.
 #: Where :func:`find_run` looks for runs, relative to the working directory or a parent.
 RUNS = "runs"
 RUN_ENV = "SONICATLAS_RUN"
@@ -205,36 +204,6 @@ def infer_format(out: str | os.PathLike) -> str:
     return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
 
 
-def temporary_sibling(out: Path) -> Path:
-    """A hidden, unique path beside ``out`` to write into before committing."""
-    return out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-
-
-def remove_path(path: Path) -> None:
-    """Remove a file, link or directory tree, if there."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def commit_output(partial: Path, out: Path) -> None:
-    """Move ``partial`` into place at ``out``, replacing what was there only on success."""
-    # Move any old output aside first: os.replace cannot replace a directory with contents.
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(partial, out)  # atomic on one file system
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        remove_path(old)
-
-
 def _add_names(part: pd.DataFrame, names: np.ndarray) -> pd.DataFrame:
     codes = part[CLUSTER].to_numpy(dtype="int64", na_value=-1)
     valid = (codes >= 0) & (codes < len(names))
@@ -331,7 +300,8 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     profiles = read_profiles(run)
     chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
     out = Path(out).expanduser()
-    if (out.exists() or out.is_symlink()) and not overwrite:
+    fs, target = storage.resolve(out)
+    if storage.exists(fs, target) and not overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass "
                                 "--overwrite")
 
@@ -342,14 +312,9 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
     frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = temporary_sibling(out)
-    try:
+    with storage.replacing(fs, target) as partial:
         if format == "parquet":
-            rows = _parquet_rows(frame, partial)
+            rows = _parquet_rows(frame, Path(partial))
         else:
-            rows = _text_rows(frame, partial, format)
-        commit_output(partial, out)
-    finally:
-        remove_path(partial)  # only there if something failed
+            rows = _text_rows(frame, Path(partial), format)
     return ExportResult(str(out), format, rows, chosen, name, tuple(frame.columns))

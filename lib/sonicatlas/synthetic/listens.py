@@ -9,7 +9,6 @@ partition is a pure function of ``(seed, partition)``, generated on the Dask wor
 from __future__ import annotations
 
 import math
-import posixpath
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -20,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from fsspec.core import url_to_fs
 
+from sonicatlas import storage
 from sonicatlas.contract import TRACK_ID
 from sonicatlas.errors import InputError, MissingColumnsError, OutputExistsError
-from sonicatlas.synthetic.tracks import inverse_cdf, mix_bits, move_into_place, occupied, stream_key
+from sonicatlas.synthetic.tracks import inverse_cdf, mix_bits, stream_key
 from sonicatlas.synthetic.tracks import packaged_sampler as genre_sampler
 
 __all__ = ["GeneratedListens", "TastePreferences", "TrackPool",
@@ -403,9 +402,8 @@ def generate_listens(tracks: str, out: str, users: int, listens: int, seed: int 
     if listens < 1 or npartitions < 1 or not npartitions <= users < 10**9 or tastes < 1:
         raise InputError("need listens >= 1, rows_per_partition >= 1, tastes >= 1 and "
                          "ceil(listens / rows_per_partition) <= users < 10**9")
-    fs, path = url_to_fs(out, **(storage_options or {}))
-    path = path.rstrip("/")
-    if occupied(fs, path) and not overwrite:
+    fs, path = storage.resolve(out, storage_options)
+    if storage.occupied(fs, path) and not overwrite:
         raise OutputExistsError(f"{out} exists and is not empty; pass overwrite to replace it")
     pool = build_track_pool(tracks, seed, storage_options=storage_options)
     user_frames = dd.from_map(_users_of, range(npartitions),
@@ -414,16 +412,10 @@ def generate_listens(tracks: str, out: str, users: int, listens: int, seed: int 
     meta = generate_listens_partition(user_frames._meta, pool, 0, seed, tastes, 0)
     logs = user_frames.map_partitions(_partition, _ship(pool), listens, rows_per_partition, seed,
                                       tastes, meta=meta, align_dataframes=False)
-    parent, name = posixpath.split(path)
-    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
     write = {"write_index": False, "storage_options": storage_options, "compute": False}
-    try:
-        dask.compute(logs.to_parquet(fs.unstrip_protocol(f"{tmp}/listens"), **write),
+    with storage.replacing(fs, path) as partial:
+        dask.compute(logs.to_parquet(fs.unstrip_protocol(f"{partial}/listens"), **write),
                      user_frames.drop(columns="activity")
-                     .to_parquet(fs.unstrip_protocol(f"{tmp}/users"), **write))
-        move_into_place(fs, tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
+                     .to_parquet(fs.unstrip_protocol(f"{partial}/users"), **write))
     return GeneratedListens(out=out, listens=listens, users=users, npartitions=npartitions,
                             seed=seed)
