@@ -124,7 +124,8 @@ def test_every_small_table_names_its_clusters(run):
 def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
     import dask.dataframe as dd
 
-    from sonicatlas.summaries.profiles import cluster_column_stats
+    from sonicatlas.summaries.profiles import column_stats_reduction
+    from sonicatlas.summaries.scan import scan
 
     rng = np.random.default_rng(5)
     n = 3_000
@@ -134,10 +135,12 @@ def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
                           "popularity": rng.integers(0, 100, n)})
     frame.loc[::13, "duration_ms"] = np.nan
     frame.loc[frame["cluster"] == 2, "energy"] = np.nan  # a column empty in one cluster
-    got = cluster_column_stats(dd.from_pandas(frame, npartitions=5), k=5)  # cluster 4: empty
+    columns = ["duration_ms", "energy", "popularity"]
+    got = scan(dd.from_pandas(frame, npartitions=5),  # cluster 4: empty
+               {"stats": column_stats_reduction(columns, k=5)})["stats"]
     expected = frame[frame["cluster"] >= 0].astype({"energy": np.float64}).groupby(
         "cluster").agg(["count", "mean", "std"]).reindex(range(5))
-    for column in ("duration_ms", "energy", "popularity"):
+    for column in columns:
         np.testing.assert_array_equal(got[(column, "count")],
                                       expected[(column, "count")].fillna(0))
         for stat in ("mean", "std"):

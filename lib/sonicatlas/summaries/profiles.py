@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dask.dataframe as dd
 import numba
 import numpy as np
 import pandas as pd
 
 from sonicatlas.contract import CLUSTER, DISTANCE, TRACK_ID
-from sonicatlas.summaries.scan import Reduction, concat, scan
+from sonicatlas.summaries.scan import Reduction, concat
 
 # (feature, direction) -> words. A cluster is named by its most distinctive features.
 FEATURE_WORDS = {
@@ -200,12 +199,6 @@ def column_stats_reduction(columns: list[str], k: int) -> Reduction:
     return Reduction(partial=lambda part, _: _column_stats(part[[CLUSTER, *columns]], k),
                      combine=_merge_column_stats,
                      finish=lambda total: _stats_table(total, columns))
-
-
-def cluster_column_stats(frame: dd.DataFrame, k: int) -> pd.DataFrame:
-    """:func:`column_stats_reduction` of every column of ``frame`` but ``cluster``."""
-    columns = [c for c in frame.columns if c != CLUSTER]
-    return scan(frame, {"stats": column_stats_reduction(columns, k)})["stats"]
 
 
 def _sample_rows(frame: pd.DataFrame, number: int, fraction: float, seed: int
