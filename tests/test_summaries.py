@@ -183,7 +183,8 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     import dask
     import dask.dataframe as dd
 
-    from sonicatlas.summaries.mixes import category_mix
+    from sonicatlas.summaries.mixes import category_reduction
+    from sonicatlas.summaries.scan import scan
 
     rng = np.random.default_rng(8)
     n = 4_000
@@ -193,7 +194,8 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     frame.loc[::29, "genre"] = pd.NA
     frame.loc[frame["genre"] == "jazz", "cluster"] = 0  # a genre found in one cluster only
     with dask.config.set(scheduler="sync"):
-        got = category_mix(dd.from_pandas(frame, npartitions=6), "genre", 3)
+        got = scan(dd.from_pandas(frame, npartitions=6),
+                   {"mix": category_reduction("genre", 3)})["mix"]
     kept = frame[frame["cluster"] >= 0].fillna({"genre": "unknown"})
     expected = pd.crosstab(kept["cluster"], kept["genre"]).stack()
     expected = expected[expected > 0]

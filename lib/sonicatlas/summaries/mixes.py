@@ -21,9 +21,10 @@ from sonicatlas.summaries.scan import Reduction, Regroup, concat, scan
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
 
-def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
-                 name: str | None = None) -> pd.DataFrame:
-    """Tracks per (cluster, category) with the category's share of its cluster.
+def category_reduction(column: str, k: int, *, label=None, name: str | None = None
+                       ) -> Reduction:
+    """Tracks per (cluster, category) with the category's share of its cluster, as a
+    :class:`~sonicatlas.summaries.scan.Reduction` over tracks with ``cluster`` and ``column``.
 
     Each partition counts its (cluster, value) pairs on integer codes (``pd.factorize``; a
     groupby on the strings themselves took ~0.4 s per million rows); only those small counts
@@ -31,8 +32,6 @@ def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
 
     Parameters
     ----------
-    scored : dask.dataframe.DataFrame
-        Tracks with ``cluster`` and ``column``.
     column : str
         A low-cardinality column: ``genre``, ``release_year``.
     k : int
@@ -45,16 +44,10 @@ def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
 
     Returns
     -------
-    pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by cluster and
-    descending share. Missing values are counted as ``"unknown"``.
+    Reduction
+        Finishes as a pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by
+        cluster and descending share. Missing values are counted as ``"unknown"``.
     """
-    return scan(scored, {"mix": category_reduction(column, k, label=label, name=name)})["mix"]
-
-
-def category_reduction(column: str, k: int, *, label=None, name: str | None = None
-                       ) -> Reduction:
-    """:func:`category_mix` as a :class:`~sonicatlas.summaries.scan.Reduction`, for one shared
-    pass."""
     return Reduction(partial=lambda part, _: _pair_counts(part, column), combine=concat,
                      finish=lambda pairs: _mix(pairs, k, label, name or column))
 
