@@ -33,13 +33,7 @@ from sonicatlas.synthetic.params import (
     load_genre_params,
 )
 
-__all__ = [
-    "GeneratedCatalog",
-    "generate_tracks",
-    "generate_tracks_partition",
-    "learn_genre_params",
-    "load_genre_params",
-]
+__all__ = ["GeneratedCatalog", "generate_tracks", "generate_tracks_partition"]
 
 #: Artists' expected track counts fall off as (rank + ZIPF_OFFSET) ** -ZIPF_EXPONENT; the offset
 #: (Zipf-Mandelbrot) keeps the few top artists from owning whole percents of a catalog.
@@ -290,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     learn = sub.add_parser("learn", help="learn genre parameters from the real CSV")
     learn.add_argument("csv")
-    learn.add_argument("--out", default=str(Path(__file__).parent / "data" / PARAMS_FILE))
+    learn.add_argument("--out", default=str(Path(__file__).parents[1] / "data" / PARAMS_FILE))
     args = parser.parse_args(argv)
     dump_params(learn_genre_params(args.csv), args.out)
     print(f"wrote {args.out}")
