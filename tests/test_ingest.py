@@ -19,13 +19,8 @@ from sonicatlas.errors import (
     MissingColumnsError,
     OutputExistsError,
 )
-from sonicatlas.io.ingest import (
-    REJECTS_DIR,
-    IngestResult,
-    ingest_csv,
-    load_column_mapping,
-    parse_column_mapping,
-)
+from sonicatlas.io.columns import load_column_mapping, parse_column_mapping
+from sonicatlas.io.ingest import REJECTS_DIR, IngestResult, ingest_csv
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).resolve().parents[2] / "shared/data/real"

@@ -7,7 +7,8 @@ import pandas as pd
 
 from conftest import read_table, run_job, sklearn_reference
 from sonicatlas.contract import FEATURES
-from sonicatlas.io.ingest import ingest_csv, load_column_mapping
+from sonicatlas.io.columns import load_column_mapping
+from sonicatlas.io.ingest import ingest_csv
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

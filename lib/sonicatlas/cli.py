@@ -181,7 +181,8 @@ def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> N
 
     Rows that cannot be parsed go to OUT/_rejects/ with their reason.
     """
-    from sonicatlas.io.ingest import ingest_csv, load_column_mapping, parse_column_mapping
+    from sonicatlas.io.columns import load_column_mapping, parse_column_mapping
+    from sonicatlas.io.ingest import ingest_csv
     from sonicatlas.runtime import connect
 
     columns = load_column_mapping(columns_file) if columns_file else {}

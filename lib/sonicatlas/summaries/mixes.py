@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.contract import CLUSTER
-from sonicatlas.io.checks import hash_ids
+from sonicatlas.io.duplicates import hash_ids
 from sonicatlas.summaries.scan import Reduction, Regroup, concat, scan
 
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
