@@ -13,7 +13,7 @@ import pandas as pd
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
 from sonicatlas.errors import OutputExistsError
-from sonicatlas.runs.export import read_manifest, read_profiles, run_path
+from sonicatlas.runs.reading import read_manifest, read_profiles, run_path
 
 
 def _features(profiles: pd.DataFrame, manifest: dict) -> list[str]:
