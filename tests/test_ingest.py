@@ -246,12 +246,14 @@ def test_existing_output_needs_overwrite(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    beside = sorted(p.name for p in tmp_path.iterdir())  # planted.csv and out
     with pytest.raises(OutputExistsError, match="overwrite"):
         ingest_csv([str(planted)], str(out), MAPPING)
-    assert (out / "old.txt").exists()
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
     ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
     assert not (out / "old.txt").exists() and (out / REJECTS_DIR).is_dir()
-    _assert_nothing_written(tmp_path / "absent")  # no temporary or set-aside dirs left
+    # neither the partial output nor the old one set aside is left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == beside
 
 
 def test_runs_on_a_distributed_cluster(planted: Path, tmp_path: Path) -> None:
