@@ -19,6 +19,8 @@ from sonicatlas.runs.summary_page import (
     write_run_summary,
 )
 
+pytestmark = pytest.mark.slow  # exports read a run that the module makes first
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -53,6 +53,7 @@ def _execute(path: Path, inject: str | None):
     return notebook
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_notebook_runs_top_to_bottom(path, small_run, monkeypatch):
     # Each way of choosing the run is exercised once; a kernel start costs seconds.

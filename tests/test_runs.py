@@ -18,6 +18,8 @@ from sonicatlas.config import load_config
 from sonicatlas.runs.directory import job_session
 from sonicatlas.runtime import StageTimer
 
+pytestmark = pytest.mark.slow  # job sessions on a LocalCluster
+
 #: one partition whose write takes a while, so that it is still running when the job ends
 _SLOW = 1.0
 

@@ -10,6 +10,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from conftest import TEST_CLUSTER, read_table, run_job
 
+pytestmark = pytest.mark.slow  # both jobs, end to end
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

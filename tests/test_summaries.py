@@ -21,6 +21,7 @@ def run(tmp_path_factory):
     return root / "run", joined
 
 
+@pytest.mark.slow
 def test_profiles_match_pandas_groupby(run):
     path, joined = run
     profiles = read_table(path / "summary/cluster_profiles").set_index("cluster")
@@ -42,6 +43,7 @@ def test_profiles_match_pandas_groupby(run):
     assert profiles.loc[2, "name"] == "Workout" and profiles["name"].is_unique
 
 
+@pytest.mark.slow
 def test_representative_tracks_are_the_nearest_to_each_centroid(run):
     path, joined = run
     table = read_table(path / "summary/representative_tracks")
@@ -50,6 +52,7 @@ def test_representative_tracks_are_the_nearest_to_each_centroid(run):
     assert list(table["rank"]) == [1, 2, 3, 4, 5] * 4
 
 
+@pytest.mark.slow
 def test_feature_correlation_is_pearson_over_all_tracks(run):
     path, joined = run
     table = read_table(path / "summary/feature_correlation").set_index("feature")
@@ -57,6 +60,7 @@ def test_feature_correlation_is_pearson_over_all_tracks(run):
     np.testing.assert_allclose(table.loc[list(FEATURES), list(FEATURES)], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_genre_and_decade_mix_match_crosstabs(run):
     path, joined = run
     genre = read_table(path / "summary/genre_mix")
@@ -73,6 +77,7 @@ def test_genre_and_decade_mix_match_crosstabs(run):
                                    check_names=False, check_dtype=False, check_index_type=False)
 
 
+@pytest.mark.slow
 def test_artist_clusters_match_pandas(run):
     path, joined = run
     table = read_table(path / "summary/artist_clusters").set_index("artist_name").sort_index()
@@ -85,6 +90,7 @@ def test_artist_clusters_match_pandas(run):
     np.testing.assert_array_equal(table["dominant_cluster"], shares.to_numpy().argmax(axis=1))
 
 
+@pytest.mark.slow
 def test_album_popularity_ranks_albums_by_share_of_popular_tracks(run):
     path, joined = run
     table = read_table(path / "summary/album_popularity")
@@ -103,6 +109,7 @@ def test_names_stay_unique_when_centroids_coincide():
     assert len(set(names)) == 3 and names[2].startswith("Slow")
 
 
+@pytest.mark.slow
 def test_top_artists_are_those_with_most_tracks_in_each_cluster(run):
     path, joined = run
     table = read_table(path / "summary/top_artists")
@@ -113,6 +120,7 @@ def test_top_artists_are_those_with_most_tracks_in_each_cluster(run):
     assert list(table["tracks"]) == list(expected["tracks"])
 
 
+@pytest.mark.slow
 def test_every_small_table_names_its_clusters(run):
     path, _ = run
     names = read_table(path / "summary/cluster_profiles").set_index("cluster")["name"]
