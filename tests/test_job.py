@@ -268,7 +268,7 @@ def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_pa
 
 @pytest.mark.slow
 def test_a_kmeans_run_never_imports_scikit_learn_on_the_workers(blob_catalog, tmp_path):
-    # Importing scikit-learn took ~0.6 s in every new worker process (docs/benchmarks.md).
+    # Importing scikit-learn is a cost every new worker process would pay (docs/benchmarks.md).
     from distributed import Client, LocalCluster
 
     def loaded(prefix: str) -> bool:  # sent by value: importing this module would load sklearn

@@ -47,7 +47,7 @@ def _user_errors(func):
 
 
 def _quiet_libraries() -> None:
-    # pandas 3 makes dask's Parquet reader warn once per partition (ARCHITECTURE.md).
+    # pandas 3 makes dask's Parquet reader warn once per partition: noise, not advice.
     warnings.filterwarnings("ignore", message=".*reset_index.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("distributed").setLevel(logging.WARNING)

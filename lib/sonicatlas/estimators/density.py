@@ -186,8 +186,8 @@ class MeanShift(SampledClusterer):
     The bandwidth, unless given, is scikit-learn's ``estimate_bandwidth(sample,
     quantile=quantile)``: the mean distance of the sample points to their
     ``quantile * len(sample)``-th nearest neighbour. Each sample point seeds a climb unless
-    ``bin_seeding``, so the cost grows quadratically with the sample (1,000 rows took ~4 s
-    on a busy 2-core host; ``bin_seeding=True`` took 0.4 s).
+    ``bin_seeding``, so the cost grows quadratically with the sample; ``bin_seeding=True``
+    seeds from a grid instead.
 
     Parameters
     ----------

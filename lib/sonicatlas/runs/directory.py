@@ -69,10 +69,10 @@ class RunDirectory:
         target = f"{self.path}/{name}"
         if isinstance(table, dd.DataFrame):
             # Row-group statistics for numbers only: min/max of unique text (ids, titles)
-            # prune nothing and took ~15% of an assignments file's write time. Values that
-            # seldom repeat (computed floats, the catalog's unique key) get neither a
-            # dictionary (built, then dropped for plain: another ~15%) nor compression
-            # (snappy saved 0-8% on them, for ~15% of the write); the files grow ~3%.
+            # prune nothing and cost write time. Values that seldom repeat (computed floats,
+            # the catalog's unique key) get neither a dictionary (built, then dropped for
+            # plain) nor compression (it saves little on them): the files grow a few percent
+            # and are written faster (docs/benchmarks.md).
             numbers = [c for c, t in table.dtypes.items() if pd.api.types.is_numeric_dtype(t)]
             repeating = [c for c, t in table.dtypes.items()
                          if not pd.api.types.is_float_dtype(t) and c != TRACK_ID]
@@ -105,7 +105,7 @@ class RunDirectory:
                 wait(writing)
             return
         if writing:
-            show_progress(*writing)  # at 100M tracks this is most of a minute
+            show_progress(*writing)  # on large catalogs this wait is long enough to show
         for future in writing:
             future.result()
 

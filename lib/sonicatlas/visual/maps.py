@@ -135,7 +135,7 @@ def _shade(agg: xr.DataArray, **colors) -> Image.Image:
 
 def _on_background(img) -> Image.Image:
     # Pillow's "over" rather than tf.set_background: importing datashader.composite compiles
-    # twenty numba ufuncs (~4 s in every new process).
+    # twenty numba ufuncs in every new process.
     rgba = img.to_pil()
     return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
 
@@ -229,6 +229,6 @@ def save_png(image: Image.Image, path: str, storage_options: dict | None = None)
     if "file" in fs.protocol:  # object stores have no directories to create
         fs.makedirs(os.path.dirname(fs_path), exist_ok=True)
     with fs.open(fs_path, "wb") as f:
-        # zlib level 3: the maps come out smaller than at Pillow's default 6, in 0.6x its time
-        # (the encoding was 60% of drawing the 12 maps)
+        # zlib level 3: on these maps smaller than Pillow's default 6, and faster; the
+        # encoding is most of drawing a run's maps
         image.save(f, format="PNG", compress_level=3)
