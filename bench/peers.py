@@ -168,9 +168,9 @@ def run_spark(path: Path, k: int, peak_rss: Callable[[], AbstractContextManager]
                  .config("spark.driver.bindAddress", "127.0.0.1")
                  .config("spark.ui.enabled", "false")
                  .config("spark.ui.showConsoleProgress", "false")
-                 # The one non-default: the 200 shuffle partitions meant for a cluster made the
-                 # cached rows 200 tiny partitions, so every KMeans pass ran 200 tasks (200k rows:
-                 # kmeans 37 s, with 4: 11 s); AQE may not coalesce a cached plan's partitions.
+                 # The one non-default: the 200 shuffle partitions meant for a cluster make the
+                 # cached rows 200 tiny partitions, so every KMeans pass runs 200 tasks; AQE may
+                 # not coalesce a cached plan's partitions.
                  .config("spark.sql.shuffle.partitions", str(2 * SPARK_CORES))
                  .getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")

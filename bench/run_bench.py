@@ -36,8 +36,8 @@ from peers import PEER_STAGES, PEERS  # bench/peers.py: this script's directory 
 from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
 
 # The job, scikit-learn and the config are imported where they are used: LocalCluster's
-# workers are spawned processes that import this script again, and those imports at the top
-# took 3 s of every worker's start (0.45 s without them), which the CLI does not pay.
+# workers are spawned processes that import this script again, and imports at the top would
+# add to every worker's start a cost that the CLI does not pay.
 
 RESULTS = Path(__file__).parent / "results"
 COMPARED = ("read + validate", "scale", "pca", "kmeans")  # job stages the reference also has
@@ -130,7 +130,7 @@ def run_job(path: Path, k: int, work: Path) -> dict:
             "inertia": summary.inertia, "n_iter": summary.n_iter, "peak_rss_gib": rss.gib}
 
 
-#: the issue's end point: read, clean, scale, PCA, KMeans, write the assignments and the
+#: the end point measured: read, clean, scale, PCA, KMeans, write the assignments and the
 #: summaries, render the maps. For the job: from run() until the last of those files is
 #: written (the workers write the assignments in the background, so the stage times alone do
 #: not say when); for the reference: its read + scale + PCA + KMeans.

@@ -61,7 +61,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("assign"):
         # only the four score columns are new data; the rest is the accepted rows, joined
         # partition by partition wherever the scored tracks are read
-        scores = accepted.map_partitions(model.scores, clusters.labeler).persist()
+        scores = accepted.map_partitions(model.score_partition, clusters.labeler).persist()
         # the maps' bounds, taken from each partition's scores as they land (which also
         # waits for all of them)
         grid = outputs.map_grid(scores, config.map)

@@ -66,7 +66,7 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("assign"):
         attributes = (dd.read_parquet(config.users, storage_options=options)
                       if config.users else None)
-        scored = model.score_all(users, [segments.USER_ID, *columns], clusters.labeler)
+        scored = model.score_frame(users, [segments.USER_ID, *columns], clusters.labeler)
         if attributes is not None:
             scored = scored.merge(attributes, on=segments.USER_ID, how="left")
         scored = scored.persist()

@@ -7,17 +7,8 @@ import pytest
 
 from conftest import blob_tracks
 from sonicatlas.contract import FEATURES, POSITION, REASON, VALID_RANGES
-from sonicatlas.io.checks import (
-    DUPLICATE,
-    _by_bucket,
-    _repeated,
-    check_partition,
-    check_rows,
-    find_duplicates,
-    hash_ids,
-    split,
-    validate,
-)
+from sonicatlas.io.checks import DUPLICATE, check_partition, check_rows, split, validate
+from sonicatlas.io.duplicates import _by_bucket, _repeated, find_duplicates, hash_ids
 
 
 def planted() -> tuple[pd.DataFrame, dict[int, str]]:

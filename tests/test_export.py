@@ -11,12 +11,15 @@ import pytest
 
 from conftest import blob_tracks, run_job, write_catalog
 from sonicatlas.errors import InputError, OutputExistsError
-from sonicatlas.runs.export import export_tracks, find_run, infer_format, resolve_cluster
+from sonicatlas.runs.export import export_tracks, infer_format, resolve_cluster
+from sonicatlas.runs.reading import find_run
 from sonicatlas.runs.summary_page import (
     distinctive_features,
     run_summary_markdown,
     write_run_summary,
 )
+
+pytestmark = pytest.mark.slow  # exports read a run that the module makes first
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,8 @@ from sonicatlas.errors import (
     MissingColumnsError,
     OutputExistsError,
 )
-from sonicatlas.io.ingest import (
-    REJECTS_DIR,
-    IngestResult,
-    ingest_csv,
-    load_column_mapping,
-    parse_column_mapping,
-)
+from sonicatlas.io.columns import load_column_mapping, parse_column_mapping
+from sonicatlas.io.ingest import REJECTS_DIR, IngestResult, ingest_csv
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).resolve().parents[2] / "shared/data/real"
@@ -235,12 +230,12 @@ def test_files_with_different_headers(planted: Path, tmp_path: Path) -> None:
 
 def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
                                                  monkeypatch) -> None:
-    import sonicatlas.io.ingest as ingest
+    import sonicatlas.storage as storage
 
     def boom(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(ingest, "_replace", boom)
+    monkeypatch.setattr(storage, "move_into_place", boom)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk gone"):
         ingest_csv([str(planted)], str(out), MAPPING)
@@ -251,12 +246,14 @@ def test_existing_output_needs_overwrite(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    beside = sorted(p.name for p in tmp_path.iterdir())  # planted.csv and out
     with pytest.raises(OutputExistsError, match="overwrite"):
         ingest_csv([str(planted)], str(out), MAPPING)
-    assert (out / "old.txt").exists()
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
     ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
     assert not (out / "old.txt").exists() and (out / REJECTS_DIR).is_dir()
-    _assert_nothing_written(tmp_path / "absent")  # no temporary or set-aside dirs left
+    # neither the partial output nor the old one set aside is left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == beside
 
 
 def test_runs_on_a_distributed_cluster(planted: Path, tmp_path: Path) -> None:

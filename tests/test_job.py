@@ -25,6 +25,7 @@ from sonicatlas.cli import main
 from sonicatlas.contract import FEATURES
 
 
+@pytest.mark.slow
 def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_path):
     summary = run_job(tmp_path / "run", f"input={blob_catalog}", "k=4")
     run = tmp_path / "run"
@@ -61,6 +62,7 @@ def test_cost_and_pca_match_sklearn_and_outputs_are_complete(blob_catalog, tmp_p
     assert not list(tmp_path.glob(".run.partial-*"))
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_assignments(blob_catalog, tmp_path):
     run_job(tmp_path / "a", f"input={blob_catalog}", "k=5", "seed=7")
     run_job(tmp_path / "b", f"input={blob_catalog}", "k=5", "seed=7")
@@ -69,6 +71,7 @@ def test_same_seed_gives_identical_assignments(blob_catalog, tmp_path):
     pd.testing.assert_frame_equal(first, second)
 
 
+@pytest.mark.slow
 def test_every_row_is_assigned_or_rejected_with_its_reason(tmp_path):
     frame = blob_tracks(3_000, seed=5)
     frame.loc[10, "tempo"] = np.nan
@@ -120,6 +123,7 @@ def test_missing_column_names_it_and_the_columns_there(tmp_path):
     _assert_nothing_written(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_mapped_column_names_are_used(tmp_path):
     catalog = write_catalog(blob_tracks(300).rename(columns={"tempo": "bpm"}), tmp_path / "c")
     result = _cli(*_run_args(tmp_path / "run", f"input={catalog}", "columns={bpm: tempo}",
@@ -137,6 +141,7 @@ def test_wrong_column_type_is_an_error(tmp_path):
     _assert_nothing_written(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_empty_input_is_an_error(tmp_path):
     catalog = write_catalog(blob_tracks(0), tmp_path / "c", parts=1)
     result = _cli(*_run_args(tmp_path / "run", f"input={catalog}"))
@@ -147,6 +152,7 @@ def test_empty_input_is_an_error(tmp_path):
     _assert_nothing_written(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_corrupt_parquet_file_is_named(tmp_path):
     catalog = write_catalog(blob_tracks(300), tmp_path / "c", parts=3)
     (catalog / "part.1.parquet").write_bytes(b"PAR1 this is not parquet")
@@ -164,6 +170,7 @@ def test_more_clusters_than_valid_rows_is_an_error(tmp_path):
     _assert_nothing_written(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_fails_fast_naming_the_address(blob_catalog, tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -185,6 +192,7 @@ def test_existing_run_directory_is_not_overwritten(blob_catalog, tmp_path):
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_hive_partitions_are_read_and_underscore_folders_are_not(tmp_path):
     frame = blob_tracks(600)
     frame.to_parquet(tmp_path / "c", partition_cols=["genre"], index=False)
@@ -195,6 +203,7 @@ def test_hive_partitions_are_read_and_underscore_folders_are_not(tmp_path):
     assert sorted(assignments["genre"].astype(str)) == sorted(frame["genre"].astype(str))
 
 
+@pytest.mark.slow
 def test_generated_catalog_matches_sklearn(tmp_path):
     from sonicatlas.synthetic.tracks import generate_tracks
 
@@ -208,6 +217,7 @@ def test_generated_catalog_matches_sklearn(tmp_path):
     np.testing.assert_allclose(pca["explained_variance_ratio"], ratios, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
     catalog = write_catalog(blob_tracks(4_000, groups=5, seed=21), tmp_path / "c")
     summary = run_job(tmp_path / "run", f"input={catalog}", "k=auto", "sweep.k_max=8",
@@ -223,6 +233,7 @@ def test_k_auto_finds_the_planted_groups_and_writes_the_sweep(tmp_path):
     assert agreement["adjusted_rand"].item() > 0.9  # the planted groups are the genres
 
 
+@pytest.mark.slow
 def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_path):
     catalog = write_catalog(blob_tracks(3_000, groups=4, seed=8), tmp_path / "c")
     summary = run_job(tmp_path / "run", f"input={catalog}", "k=4", "algorithm=gmm",
@@ -255,8 +266,9 @@ def test_another_algorithm_labels_the_tracks_and_every_method_is_compared(tmp_pa
     assert summary.k == 4
 
 
+@pytest.mark.slow
 def test_a_kmeans_run_never_imports_scikit_learn_on_the_workers(blob_catalog, tmp_path):
-    # Importing scikit-learn took ~0.6 s in every new worker process (docs/benchmarks.md).
+    # Importing scikit-learn is a cost every new worker process would pay (docs/benchmarks.md).
     from distributed import Client, LocalCluster
 
     def loaded(prefix: str) -> bool:  # sent by value: importing this module would load sklearn

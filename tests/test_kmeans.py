@@ -21,6 +21,7 @@ def brute_force_cost(X, centers):
     return squared.min(axis=1).sum(), squared.argmin(axis=1)
 
 
+@pytest.mark.slow
 def test_cost_within_one_percent_of_sklearn_best_of_ten(blobs):
     ours = KMeans(7, init_sample_size=2_000, random_state=0).fit(
         da.from_array(blobs, chunks=(3_000, -1)))

@@ -9,7 +9,8 @@ import pytest
 from scipy.stats import entropy
 
 from sonicatlas.contract import FEATURES
-from sonicatlas.listeners.users import check_listens, feature_columns, user_features
+from sonicatlas.listeners.checks import check_listens
+from sonicatlas.listeners.users import feature_columns, user_features
 
 N_CLUSTERS = 3
 NOW = pd.Timestamp("2024-07-02", tz="UTC")  # after every generated play

@@ -1,4 +1,8 @@
-"""Datashader cluster maps: palette, aggregates, pixel colours, legend and PNG output."""
+"""Datashader cluster maps: palette, aggregates, pixel colours, legend and PNG output.
+
+The maps are made as the jobs make them: points binned by ``raster.bin_points``, then drawn
+by ``maps.cluster_image``, ``density_image`` and ``feature_images``.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ from PIL import Image, ImageColor
 from sonicatlas.visual.maps import (
     BACKGROUND,
     CLUSTER_COLORS,
-    aggregate_clusters,
     cluster_colors,
+    cluster_image,
+    density_image,
+    feature_images,
     map_layout,
-    render_cluster_map,
-    render_density_map,
     save_png,
 )
+from sonicatlas.visual.raster import PixelGrid, bin_points
 
 W, H = 200, 160
 UNIT = (0.0, 1.0)
@@ -36,6 +41,16 @@ def _points(x, y, cluster) -> pd.DataFrame:
             "cluster": np.asarray(cluster, dtype="int64"),
         }
     )
+
+
+def _cluster_counts(points, n_clusters, width=W, height=H):
+    return bin_points(points, PixelGrid(UNIT, UNIT, width, height),
+                      n_clusters=n_clusters)["clusters"]
+
+
+def _cluster_map(points, n_clusters, **labels) -> Image.Image:
+    return cluster_image(_cluster_counts(points, n_clusters), x_range=UNIT, y_range=UNIT,
+                         **labels)
 
 
 def _plot_area(image: Image.Image, title: bool = False, labels=()) -> np.ndarray:
@@ -66,9 +81,8 @@ def test_aggregate_matches_value_counts_for_pandas_and_dask():
     n, k = 5_000, 6
     labels = rng.integers(0, k - 1, n)  # cluster k-1 stays empty
     df = _points(rng.random(n), rng.random(n), labels)
-    kwargs = dict(n_clusters=k, x_range=UNIT, y_range=UNIT, width=50, height=40)
-    agg = aggregate_clusters(df, **kwargs)
-    lazy = aggregate_clusters(dd.from_pandas(df, npartitions=4), **kwargs)
+    agg = _cluster_counts(df, k, width=50, height=40)
+    lazy = _cluster_counts(dd.from_pandas(df, npartitions=4), k, width=50, height=40)
 
     assert agg.dims == ("pc2", "pc1", "cluster")
     assert list(agg.coords["cluster"].values) == list(range(k))
@@ -80,7 +94,7 @@ def test_aggregate_matches_value_counts_for_pandas_and_dask():
 
 def test_labels_outside_the_clusters_are_not_counted():
     df = _points([0.5] * 4, [0.5] * 4, [-1, 0, 1, 7])
-    agg = aggregate_clusters(df, n_clusters=2, x_range=UNIT, y_range=UNIT, width=10, height=10)
+    agg = _cluster_counts(df, 2, width=10, height=10)
     assert agg.sum(["pc2", "pc1"]).values.tolist() == [1, 1]
 
 
@@ -93,7 +107,7 @@ def test_clusters_in_disjoint_quadrants_get_their_own_colour():
     df = _points(
         np.r_[lo[0], hi[0]], np.r_[lo[1], hi[1]], np.r_[np.zeros(n), np.ones(n)].astype(int)
     )
-    image = render_cluster_map(df, n_clusters=2, x_range=UNIT, y_range=UNIT, width=W, height=H)
+    image = _cluster_map(df, 2)
     plot = _plot_area(image, labels=["cluster 0", "cluster 1"])
     hue0, hue1 = (_hue(ImageColor.getrgb(c)) for c in cluster_colors(2))
     drawn = np.abs(plot - BG).max(axis=2) > 0
@@ -116,7 +130,7 @@ def test_small_catalog_is_visible():
     rng = np.random.default_rng(3)
     n = 1_000
     df = _points(rng.random(n), rng.random(n), rng.integers(0, 8, n))
-    image = render_cluster_map(df, n_clusters=8, x_range=UNIT, y_range=UNIT, width=W, height=H)
+    image = _cluster_map(df, 8)
     plot = _plot_area(image, labels=[f"cluster {i}" for i in range(8)])
     visible = np.abs(plot - BG).max(axis=2) > 30
     assert visible.sum() > 800
@@ -126,9 +140,7 @@ def test_legend_has_one_swatch_per_cluster_in_its_colour():
     k, title = 30, "thirty clusters"  # 30 rows do not fit 160 px: the legend wraps
     rng = np.random.default_rng(4)
     df = _points(rng.random(500), rng.random(500), rng.integers(0, k, 500))
-    image = render_cluster_map(
-        df, n_clusters=k, x_range=UNIT, y_range=UNIT, width=W, height=H, title=title
-    )
+    image = _cluster_map(df, k, title=title)
     layout = map_layout([f"cluster {i}" for i in range(k)], width=W, height=H, title=True)
     assert image.size == layout.size
     assert len(layout.swatches) == k
@@ -141,27 +153,23 @@ def test_legend_has_one_swatch_per_cluster_in_its_colour():
 
 def test_sizes_and_names_go_into_the_legend():
     df = _points([0.2, 0.8], [0.5, 0.5], [0, 1])
-    kwargs = dict(n_clusters=2, x_range=UNIT, y_range=UNIT, width=W, height=H)
-    plain = render_cluster_map(df, **kwargs)
-    sized = render_cluster_map(df, names=["calm", "loud"], sizes=[1_234_567, 1], **kwargs)
+    plain = _cluster_map(df, 2)
+    sized = _cluster_map(df, 2, names=["calm", "loud"], sizes=[1_234_567, 1])
     assert sized.width > plain.width  # "calm · 1,234,567 (100.0%)" is wider than "cluster 0"
     with pytest.raises(ValueError, match="one entry per cluster"):
-        render_cluster_map(df, names=["only one"], **kwargs)
+        _cluster_map(df, 2, names=["only one"])
 
 
 def test_empty_input_renders_a_blank_plot():
-    image = render_cluster_map(
-        _points([], [], []), n_clusters=3, x_range=UNIT, y_range=UNIT, width=W, height=H
-    )
+    image = _cluster_map(_points([], [], []), 3)
     assert (_plot_area(image, labels=[f"cluster {i}" for i in range(3)]) == BG).all()
 
 
 def test_density_map_has_no_legend():
     rng = np.random.default_rng(5)
     df = _points(rng.normal(0.5, 0.1, 2_000), rng.normal(0.5, 0.1, 2_000), np.zeros(2_000))
-    image = render_density_map(
-        dd.from_pandas(df, npartitions=2), x_range=UNIT, y_range=UNIT, width=W, height=H
-    )
+    counts = bin_points(dd.from_pandas(df, npartitions=2), PixelGrid(UNIT, UNIT, W, H))["count"]
+    image = density_image(counts, x_range=UNIT, y_range=UNIT)
     assert image.size == map_layout([], width=W, height=H, title=False).size
     assert (np.abs(_plot_area(image) - BG).max(axis=2) > 30).sum() > 500
 
@@ -179,14 +187,11 @@ def test_save_png_round_trips(tmp_path):
 
 
 def test_feature_means_per_pixel_match_a_pandas_binning():
-    from sonicatlas.visual.maps import aggregate_feature_means, render_feature_maps
-
     rng = np.random.default_rng(3)
     points = pd.DataFrame({"pc1": rng.uniform(0, 1, 5_000).astype(np.float32),
                            "pc2": rng.uniform(0, 1, 5_000).astype(np.float32),
                            "energy": rng.random(5_000), "tempo": rng.uniform(60, 200, 5_000)})
-    agg = aggregate_feature_means(points, ["energy", "tempo"], x_range=(0, 1), y_range=(0, 1),
-                                  width=4, height=2)
+    agg = bin_points(points, PixelGrid(UNIT, UNIT, 4, 2), features=["energy", "tempo"])
     # reference: the same 4 x 2 grid by hand
     col = np.minimum((points["pc1"] * 4).astype(int), 3)
     row = np.minimum((points["pc2"] * 2).astype(int), 1)
@@ -195,6 +200,6 @@ def test_feature_means_per_pixel_match_a_pandas_binning():
         assert float(agg["energy"][r, c]) == pytest.approx(values["energy"], rel=1e-6)
         assert float(agg["tempo"][r, c]) == pytest.approx(values["tempo"], rel=1e-6)
     assert int(agg["count"].sum()) == len(points)
-    images = render_feature_maps(points, ["energy", "tempo"], x_range=(0, 1), y_range=(0, 1),
-                                 width=200, height=150)
+    binned = bin_points(points, PixelGrid(UNIT, UNIT, 200, 150), features=["energy", "tempo"])
+    images = feature_images(binned, ["energy", "tempo"], x_range=UNIT, y_range=UNIT)
     assert set(images) == {"density", "energy", "tempo"} and images["tempo"].width > 200

@@ -14,7 +14,6 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from sonicatlas.estimators.arrays import sample_rows
-from sonicatlas.estimators.density import k_distance, knee_index
 from sonicatlas.estimators.registry import METHOD_NAMES, make_method
 
 K = 4
@@ -166,13 +165,18 @@ def test_minibatch_streams_every_chunk_reproducibly(data, fitted):
     np.testing.assert_array_equal(again.cluster_centers_, method.cluster_centers_)
 
 
-def test_dbscan_eps_lies_between_neighbours_and_the_gap_between_blobs(data, fitted):
+def test_dbscan_eps_is_the_knee_of_the_samples_k_distances(data, fitted):
     _, X, y = data
     method = fitted["dbscan"]
     sample = sample_of(X, method)
-    curve = k_distance(sample, 10)
-    np.testing.assert_array_equal(method.k_distance_, curve)
-    assert method.eps_ == curve[knee_index(curve)]
+    # brute force: each row's distance to its 10th nearest row, itself counted as the first
+    curve = np.sort(np.sort(cdist(sample.astype(np.float64), sample), axis=1)[:, 9])
+    np.testing.assert_allclose(method.k_distance_, curve, rtol=1e-6)
+    # the knee: largest perpendicular distance below the chord, from the 2-D cross product
+    start, end = np.array([0.0, curve[0]]), np.array([len(curve) - 1.0, curve[-1]])
+    offset, chord = np.c_[np.arange(len(curve)), curve] - start, end - start
+    below = offset[:, 0] * chord[1] - offset[:, 1] * chord[0]
+    assert method.eps_ == pytest.approx(curve[np.argmax(below)], rel=1e-6)
     # Labels of the sample rows' blobs: sample_rows keeps rows in order, so draw them alike.
     blob = sample_rows(da.from_array(np.c_[X.compute(), y], chunks=(700, -1)),
                        method.sample_size, SEED)[:, -1]
@@ -189,13 +193,6 @@ def test_dbscan_marks_far_outliers_as_noise():
     assert (labels[outlier] == -1).all()
     assert adjusted_rand_score(y[~outlier], labels[~outlier]) > 0.95
     assert method.n_clusters_ == K
-
-
-def test_knee_is_where_the_curve_bends():
-    curve = np.r_[np.linspace(0.0, 1.0, 80), np.linspace(1.0, 21.0, 21)[1:]]
-    assert knee_index(curve) == 79
-    # Scaling either axis leaves the knee where it is.
-    assert knee_index(curve * 1_000) == 79
 
 
 def test_given_eps_is_used_as_is(data):

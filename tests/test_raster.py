@@ -42,6 +42,7 @@ def _datashader(frame: pd.DataFrame):
     return means, by
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partitions", [None, 7])
 def test_bins_equal_datashaders(points, partitions):
     means, by = _datashader(points)

@@ -4,10 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import read_table, run_job, sklearn_reference
 from sonicatlas.contract import FEATURES
-from sonicatlas.io.ingest import ingest_csv, load_column_mapping
+from sonicatlas.io.columns import load_column_mapping
+from sonicatlas.io.ingest import ingest_csv
+
+pytestmark = pytest.mark.slow  # the job on the real catalog
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

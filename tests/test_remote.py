@@ -16,6 +16,8 @@ from distributed import Client
 
 from conftest import ALL_METHODS, read_table, run_job
 
+pytestmark = pytest.mark.slow  # a scheduler and workers in their own processes
+
 DASK = shutil.which("dask") or pytest.skip("the dask command is not installed",
                                            allow_module_level=True)
 

@@ -144,6 +144,7 @@ def full_report(tmp_path_factory) -> Path:
     return write_report(str(make_run(tmp_path_factory.mktemp("report") / "run")))
 
 
+@pytest.mark.slow
 def test_report_has_every_section_in_order_and_needs_no_network(full_report):
     page, text = parse(full_report)
     assert page.headings == SECTIONS
@@ -158,6 +159,7 @@ def test_report_has_every_section_in_order_and_needs_no_network(full_report):
     assert "missing value: 1" in text and "PC1 " in text and "1,234.5" in text
 
 
+@pytest.mark.slow
 def test_optional_tables_missing_leave_notes_not_charts(tmp_path):
     run = make_run(tmp_path / "run", tables=(), quartiles=False, zscores=False, png=False)
     page, text = parse(write_report(str(run)))
@@ -167,6 +169,7 @@ def test_optional_tables_missing_leave_notes_not_charts(tmp_path):
     assert not page.images
 
 
+@pytest.mark.slow
 def test_quartiles_stand_in_for_the_sample_and_the_sample_for_the_correlation(tmp_path):
     run = make_run(tmp_path / "a", tables=("feature_correlation",))
     page, text = parse(write_report(str(run)))
@@ -187,6 +190,7 @@ def test_z_scores_are_derived_when_the_profiles_lack_them(tmp_path):
     np.testing.assert_allclose(derived.to_numpy(), given.to_numpy(), atol=1e-9)
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(full_report):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     if not CHROMIUM.exists():
@@ -232,6 +236,7 @@ def test_report_renders_in_chromium(full_report):
     assert all(name in body for name in profiles["name"])
 
 
+@pytest.mark.slow
 def test_report_of_a_real_run(tmp_path):
     catalog = write_catalog(blob_tracks(1_500, groups=3, seed=5), tmp_path / "catalog")
     run_job(tmp_path / "run", f"input={catalog}", "k=3")

@@ -18,6 +18,8 @@ from sonicatlas.config import load_config
 from sonicatlas.runs.directory import job_session
 from sonicatlas.runtime import StageTimer
 
+pytestmark = pytest.mark.slow  # runs around a LocalCluster (job_session)
+
 #: one partition whose write takes a while, so that it is still running when the job ends
 _SLOW = 1.0
 
@@ -51,7 +53,7 @@ def test_a_background_write_is_whole_when_the_run_is_committed(tmp_path):
     out = tmp_path / "run"
     with _session(out) as (run_dir, _):
         run_dir.write_table("table", _table(_slowly), background=True)
-        # the job returns without waiting; the session waits before committing
+        # the job returns without waiting; job_session waits before committing
     written = pd.read_parquet(out / "table").sort_values("x", ignore_index=True)
     pd.testing.assert_frame_equal(
         written, pd.DataFrame({"x": np.arange(40), "name": [f"t{i}" for i in range(40)]}),
@@ -73,7 +75,7 @@ class _SlowMemory(MemoryFileSystem):
     """Storage that takes a while to open one part for writing: a write in progress."""
 
     protocol = "slowmemory"
-    delay = 3.0  # longer than the session takes to end (performance report, client)
+    delay = 3.0  # longer than job_session takes to end (performance report, client)
 
     @classmethod
     def _strip_protocol(cls, path):

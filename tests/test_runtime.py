@@ -21,6 +21,7 @@ def _saturation(dask_scheduler) -> float:
     return dask_scheduler.WORKER_SATURATION
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value, expected", [("inf", math.inf), (1.1, 1.1)])
 def test_local_cluster_scheduler_gets_the_configured_saturation_and_only_it(value, expected):
     before = dask.config.get(SETTING)
@@ -30,6 +31,7 @@ def test_local_cluster_scheduler_gets_the_configured_saturation_and_only_it(valu
         assert dask.config.get(SETTING) == before  # set for that scheduler, not globally
 
 
+@pytest.mark.slow
 def test_default_local_cluster_reads_ten_files_five_on_each_of_two_workers(tmp_path):
     # dask's queuing hands each read to whichever worker frees first, so one worker can end
     # up with 6 of 10 partitions and do 20 % more of every later per-partition task
@@ -53,6 +55,7 @@ def _huge_pages_allowed() -> str:
     pytest.skip("this kernel does not report THP_enabled")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 @pytest.mark.parametrize("setting, expected", [(False, "0"), (True, "1")])
 def test_local_cluster_workers_get_the_huge_pages_setting(setting, expected):

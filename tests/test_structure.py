@@ -11,7 +11,6 @@ from sklearn.metrics import (
 )
 
 from sonicatlas.evaluate.agreement import agreement, contingency
-from sonicatlas.evaluate.sweep import elbow
 
 
 @pytest.mark.parametrize("noise", [False, True])
@@ -32,12 +31,6 @@ def test_agreement_equals_sklearn_on_numpy_and_dask(noise):
         got = agreement(contingency(a, b))
         for name, value in expected.items():
             assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
-
-
-def test_elbow_of_a_known_curve():
-    ks = np.arange(2, 11)
-    costs = np.array([100, 40, 20, 17, 15, 14, 13, 12.5, 12.0])
-    assert elbow(ks, costs) == 4
 
 
 def _sweep_table(silhouettes, nulls, stabilities):

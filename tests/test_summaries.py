@@ -21,6 +21,7 @@ def run(tmp_path_factory):
     return root / "run", joined
 
 
+@pytest.mark.slow
 def test_profiles_match_pandas_groupby(run):
     path, joined = run
     profiles = read_table(path / "summary/cluster_profiles").set_index("cluster")
@@ -42,6 +43,7 @@ def test_profiles_match_pandas_groupby(run):
     assert profiles.loc[2, "name"] == "Workout" and profiles["name"].is_unique
 
 
+@pytest.mark.slow
 def test_representative_tracks_are_the_nearest_to_each_centroid(run):
     path, joined = run
     table = read_table(path / "summary/representative_tracks")
@@ -50,6 +52,7 @@ def test_representative_tracks_are_the_nearest_to_each_centroid(run):
     assert list(table["rank"]) == [1, 2, 3, 4, 5] * 4
 
 
+@pytest.mark.slow
 def test_feature_correlation_is_pearson_over_all_tracks(run):
     path, joined = run
     table = read_table(path / "summary/feature_correlation").set_index("feature")
@@ -57,6 +60,7 @@ def test_feature_correlation_is_pearson_over_all_tracks(run):
     np.testing.assert_allclose(table.loc[list(FEATURES), list(FEATURES)], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_genre_and_decade_mix_match_crosstabs(run):
     path, joined = run
     genre = read_table(path / "summary/genre_mix")
@@ -73,6 +77,7 @@ def test_genre_and_decade_mix_match_crosstabs(run):
                                    check_names=False, check_dtype=False, check_index_type=False)
 
 
+@pytest.mark.slow
 def test_artist_clusters_match_pandas(run):
     path, joined = run
     table = read_table(path / "summary/artist_clusters").set_index("artist_name").sort_index()
@@ -85,6 +90,7 @@ def test_artist_clusters_match_pandas(run):
     np.testing.assert_array_equal(table["dominant_cluster"], shares.to_numpy().argmax(axis=1))
 
 
+@pytest.mark.slow
 def test_album_popularity_ranks_albums_by_share_of_popular_tracks(run):
     path, joined = run
     table = read_table(path / "summary/album_popularity")
@@ -103,6 +109,7 @@ def test_names_stay_unique_when_centroids_coincide():
     assert len(set(names)) == 3 and names[2].startswith("Slow")
 
 
+@pytest.mark.slow
 def test_top_artists_are_those_with_most_tracks_in_each_cluster(run):
     path, joined = run
     table = read_table(path / "summary/top_artists")
@@ -113,6 +120,7 @@ def test_top_artists_are_those_with_most_tracks_in_each_cluster(run):
     assert list(table["tracks"]) == list(expected["tracks"])
 
 
+@pytest.mark.slow
 def test_every_small_table_names_its_clusters(run):
     path, _ = run
     names = read_table(path / "summary/cluster_profiles").set_index("cluster")["name"]
@@ -124,7 +132,8 @@ def test_every_small_table_names_its_clusters(run):
 def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
     import dask.dataframe as dd
 
-    from sonicatlas.summaries.profiles import cluster_column_stats
+    from sonicatlas.summaries.profiles import column_stats_reduction
+    from sonicatlas.summaries.scan import scan
 
     rng = np.random.default_rng(5)
     n = 3_000
@@ -134,10 +143,12 @@ def test_cluster_column_stats_match_pandas_groupby_with_gaps_and_offsets():
                           "popularity": rng.integers(0, 100, n)})
     frame.loc[::13, "duration_ms"] = np.nan
     frame.loc[frame["cluster"] == 2, "energy"] = np.nan  # a column empty in one cluster
-    got = cluster_column_stats(dd.from_pandas(frame, npartitions=5), k=5)  # cluster 4: empty
+    columns = ["duration_ms", "energy", "popularity"]
+    got = scan(dd.from_pandas(frame, npartitions=5),  # cluster 4: empty
+               {"stats": column_stats_reduction(columns, k=5)})["stats"]
     expected = frame[frame["cluster"] >= 0].astype({"energy": np.float64}).groupby(
         "cluster").agg(["count", "mean", "std"]).reindex(range(5))
-    for column in ("duration_ms", "energy", "popularity"):
+    for column in columns:
         np.testing.assert_array_equal(got[(column, "count")],
                                       expected[(column, "count")].fillna(0))
         for stat in ("mean", "std"):
@@ -180,7 +191,8 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     import dask
     import dask.dataframe as dd
 
-    from sonicatlas.summaries.mixes import category_mix
+    from sonicatlas.summaries.mixes import category_reduction
+    from sonicatlas.summaries.scan import scan
 
     rng = np.random.default_rng(8)
     n = 4_000
@@ -190,7 +202,8 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     frame.loc[::29, "genre"] = pd.NA
     frame.loc[frame["genre"] == "jazz", "cluster"] = 0  # a genre found in one cluster only
     with dask.config.set(scheduler="sync"):
-        got = category_mix(dd.from_pandas(frame, npartitions=6), "genre", 3)
+        got = scan(dd.from_pandas(frame, npartitions=6),
+                   {"mix": category_reduction("genre", 3)})["mix"]
     kept = frame[frame["cluster"] >= 0].fillna({"genre": "unknown"})
     expected = pd.crosstab(kept["cluster"], kept["genre"]).stack()
     expected = expected[expected > 0]

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from sonicatlas.contract import FEATURES, TRACK_ID, VALID_RANGES
+from sonicatlas.synthetic.params import load_genre_params
 from sonicatlas.synthetic.tracks import (
     GeneratedCatalog,
     generate_tracks,
     generate_tracks_partition,
-    load_genre_params,
     main,
 )
 

@@ -1,4 +1,4 @@
-"""Tests for the synthetic listening logs (sonicatlas.synthetic.listens)."""
+"""The synthetic listening logs and their listeners (sonicatlas.synthetic.listens, listeners)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import pandas as pd
 import pytest
 
 from sonicatlas.errors import MissingColumnsError, OutputExistsError
+from sonicatlas.synthetic.listeners import COUNTRIES, generate_users, taste_parameters
 from sonicatlas.synthetic.listens import (
-    COUNTRIES,
     GeneratedListens,
     build_track_pool,
     generate_listens,
     generate_listens_partition,
-    generate_users,
     listen_window,
-    taste_parameters,
 )
 from sonicatlas.synthetic.tracks import generate_tracks
 

@@ -47,7 +47,7 @@ def _user_errors(func):
 
 
 def _quiet_libraries() -> None:
-    # pandas 3 makes dask's Parquet reader warn once per partition (ARCHITECTURE.md).
+    # pandas 3 makes dask's Parquet reader warn once per partition: noise, not advice.
     warnings.filterwarnings("ignore", message=".*reset_index.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -181,7 +181,8 @@ def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> N
 
     Rows that cannot be parsed go to OUT/_rejects/ with their reason.
     """
-    from sonicatlas.io.ingest import ingest_csv, load_column_mapping, parse_column_mapping
+    from sonicatlas.io.columns import load_column_mapping, parse_column_mapping
+    from sonicatlas.io.ingest import ingest_csv
     from sonicatlas.runtime import connect
 
     columns = load_column_mapping(columns_file) if columns_file else {}

@@ -57,7 +57,7 @@ class ClusterConfig(_Strict):
         "auto", description="Transparent huge pages for a LocalCluster's worker processes (a "
         "remote cluster's workers keep their own setting). auto: off on a virtual machine whose "
         "balloon device reports free memory to its host, where the first touch of a huge page "
-        "cost ~5x that of small pages (docs/benchmarks.md); on elsewhere.")
+        "costs several times that of small pages (docs/benchmarks.md); on elsewhere.")
 
 
 class KMeansConfig(_Strict):

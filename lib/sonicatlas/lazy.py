@@ -1,7 +1,7 @@
 """Lazy re-exports for the subpackages' ``__init__`` modules.
 
 A worker process that unpickles one compiled kernel imports its subpackage; eager re-exports
-would import every module beside it (scikit-learn among them, ~0.6 s per worker), so each
+would import every module beside it (scikit-learn among them, in every worker), so each
 ``__init__`` names its public objects and they are imported on first use.
 """
 

@@ -106,8 +106,8 @@ def free_page_reporting(sysfs: str = "/sys") -> bool:
     """Whether this machine is a virtual machine whose balloon device reports free pages.
 
     The host then takes back memory the guest leaves free; touching it again costs the
-    host's work too, and for a 2 MB huge page far more than for small pages: 2.5 against
-    0.5 s per GB first touched, on the benchmark machine (docs/benchmarks.md).
+    host's work too, and for a 2 MB huge page far more than for small pages
+    (docs/benchmarks.md).
     """
     for path in glob.glob(f"{sysfs}/bus/virtio/drivers/virtio_balloon/*/features"):
         with open(path) as handle:
@@ -131,8 +131,8 @@ class NoHugePages(WorkerPlugin):
     """Turn transparent huge pages off in each worker process (Linux; elsewhere nothing).
 
     Each worker reads its partitions into memory it has never touched; where first touching
-    a huge page is dear (:func:`free_page_reporting`), reading 10M tracks took ~2 s longer
-    with them. Memory the worker already holds keeps its pages.
+    a huge page is dear (:func:`free_page_reporting`), that makes the read slower with them.
+    Memory the worker already holds keeps its pages.
     """
 
     name = "sonicatlas-no-huge-pages"

@@ -23,6 +23,7 @@ from sklearn.cluster import MeanShift as SklearnMeanShift
 from sklearn.cluster import estimate_bandwidth
 from sklearn.neighbors import NearestNeighbors
 
+from sonicatlas.estimators.knee import knee
 from sonicatlas.estimators.sampled import SampledClusterer, nearest_center_labels
 
 
@@ -35,20 +36,6 @@ def k_distance(points: np.ndarray, min_samples: int) -> np.ndarray:
     n_neighbors = min(min_samples, len(points))
     distances, _ = NearestNeighbors(n_neighbors=n_neighbors).fit(points).kneighbors(points)
     return np.sort(distances[:, -1])
-
-
-def knee_index(curve: np.ndarray) -> int:
-    """Index of the knee of an increasing curve: the point farthest below the chord.
-
-    The chord joins the curve's first and last points. The perpendicular distance to it is
-    proportional to the vertical gap ``chord - curve``, with the same factor for every point,
-    so the knee does not depend on how the two axes are scaled (no normalisation needed).
-    """
-    curve = np.asarray(curve, dtype=np.float64)
-    if len(curve) < 3:
-        return len(curve) - 1
-    chord = np.linspace(curve[0], curve[-1], len(curve))
-    return int(np.argmax(chord - curve))
 
 
 def _within_radius_labels(block: np.ndarray, index: NearestNeighbors | None,
@@ -74,10 +61,10 @@ class DBSCAN(SampledClusterer):
     of two clusters; a row within ``eps_`` of no core point is noise (``-1``).
 
     ``eps=None`` picks ``eps_`` on the sample's k-distance curve (:func:`k_distance` with
-    ``min_samples``, sorted, stored as ``k_distance_``) at its knee (:func:`knee_index`):
-    there the distance needed to become core starts to climb steeply, separating points
-    inside clusters from sparse ones. It is the sample's scale: a smaller sample gives a
-    larger ``eps_``.
+    ``min_samples``, sorted, stored as ``k_distance_``) at its knee
+    (:mod:`~sonicatlas.estimators.knee`): there the distance needed to become core starts to
+    climb steeply, separating points inside clusters from sparse ones. It is the sample's
+    scale: a smaller sample gives a larger ``eps_``.
 
     Parameters
     ----------
@@ -112,7 +99,7 @@ class DBSCAN(SampledClusterer):
     def _fit_sample(self, sample):
         if self.eps is None:
             self.k_distance_ = k_distance(sample, self.min_samples)
-            self.eps_ = float(self.k_distance_[knee_index(self.k_distance_)])
+            self.eps_ = float(self.k_distance_[knee(self.k_distance_)])
             if self.eps_ <= 0.0:
                 raise ValueError("the k-distance knee is at distance 0 (duplicate rows?); "
                                  "give eps or a larger min_samples")
@@ -199,8 +186,8 @@ class MeanShift(SampledClusterer):
     The bandwidth, unless given, is scikit-learn's ``estimate_bandwidth(sample,
     quantile=quantile)``: the mean distance of the sample points to their
     ``quantile * len(sample)``-th nearest neighbour. Each sample point seeds a climb unless
-    ``bin_seeding``, so the cost grows quadratically with the sample (1,000 rows took ~4 s
-    on a busy 2-core host; ``bin_seeding=True`` took 0.4 s).
+    ``bin_seeding``, so the cost grows quadratically with the sample; ``bin_seeding=True``
+    seeds from a grid instead.
 
     Parameters
     ----------

@@ -1,10 +1,11 @@
 """Distributed KMeans: k-means++ restarts on a sample, then exact Lloyd iterations on every row.
 
-Why not ``dask_ml.cluster.KMeans`` directly (measured here, see ARCHITECTURE.md): its default
-``k-means||`` initialisation takes ~60 s at 10M rows, ``init='k-means++'`` fails on current
-scikit-learn, a Lloyd iteration costs ~8x scikit-learn's, and its ``inertia_`` is not the squared
-cost. This estimator keeps dask-ml's interface (fit/predict/transform on dask or numpy arrays)
-and does one pass over the persisted chunks per iteration; each chunk returns only k x d sums.
+Why not ``dask_ml.cluster.KMeans`` directly (measured in docs/benchmarks.md): its default
+``k-means||`` initialisation is slow and seed-dependent, ``init='k-means++'`` fails on current
+scikit-learn, its Lloyd iteration costs several times scikit-learn's, and its ``inertia_`` is not
+the squared cost. This estimator keeps dask-ml's interface (fit/predict/transform on dask or
+numpy arrays) and does one pass over the persisted chunks per iteration; each chunk returns only
+k x d sums.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             # tiny input: use it all
             sample = dask.delayed(np.asarray(X.compute(), dtype=np.float64))
         # Each restart converges on the sample; the one that costs least on a second, larger
-        # sample seeds the full fit. Choosing by the first sample's own cost picked a 2.3%
-        # worse optimum at 10M rows.
+        # sample seeds the full fit: a restart's cost on its own sample flatters the restarts
+        # that fit that sample's noise.
         seeds = np.random.RandomState(self.random_state).randint(2**31 - 1, size=self.n_init)
         tol = self.tol * dask.delayed(mean_variance)(sample)  # the same for every fit below
         candidates = dask.delayed(np.stack)(

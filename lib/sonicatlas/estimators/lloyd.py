@@ -1,8 +1,8 @@
 """The compiled passes of KMeans, and its k-means++ restarts: what the workers run.
 
 Nothing here imports scikit-learn: a worker that unpickles these tasks loads numpy and numba
-only. scikit-learn costs ~0.6 s to import in each new worker process, and with two workers on
-two cores that was ~0.6 s of every run spent importing (docs/benchmarks.md).
+only, and no run pays for importing scikit-learn in every new worker process
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _label_tile(tile, m, centers, value, best_value, best):  # pragma: no cover 
     Distances in float64, ``sum((x - c)^2)`` over the features in order, first center on
     ties (as numpy's argmin). The innermost loop runs over the tile's rows, so the compiler
     vectorises it without reordering any row's sum: the results are those of a row-by-row
-    loop, bit for bit, at ~0.55x its time.
+    loop, bit for bit.
     """
     d = tile.shape[0]
     for c in range(centers.shape[0]):
@@ -109,9 +109,9 @@ def _label_tile(tile, m, centers, value, best_value, best):  # pragma: no cover 
 def _assign_and_sum(block, centers, out):  # pragma: no cover - numba
     """Label each row by its nearest center; add it to that center's sums, count and cost.
 
-    One pass over the rows in tiles (20 ms per 1M x 10 block). numpy's version (a product,
-    argmin, one bincount per feature) read the block d + 2 times and took ~3x as long.
-    Compiled once and cached on disk (``cache=True``), not in every run.
+    One pass over the rows in tiles, where numpy's version (a product, argmin, one bincount
+    per feature) reads the block d + 2 times. Compiled once and cached on disk
+    (``cache=True``), not in every run.
     """
     n, d = block.shape
     tile, value, best_value, best = _tile_buffers(d)
@@ -153,8 +153,8 @@ def _score(block, centers, mean, scale, project_mean, project, labels, squared,
 def lloyd_partial(block: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """k x (d + 2) array: per-cluster feature sums, count and squared distance (float64)."""
     out = np.zeros((centers.shape[0], centers.shape[1] + 2))
-    # Any memory layout: the scaled blocks are Fortran-ordered, and a C copy of a 2M-row
-    # block took as long as the kernel itself.
+    # Any memory layout: the scaled blocks are Fortran-ordered, and a C copy of a block
+    # would cost as much as the kernel itself.
     _assign_and_sum(block, np.ascontiguousarray(centers, dtype=np.float64), out)
     return out
 
@@ -162,8 +162,8 @@ def lloyd_partial(block: np.ndarray, centers: np.ndarray) -> np.ndarray:
 def candidate_costs(block: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Exact cost of ``block`` under each of several center sets (one per restart).
 
-    The compiled pass of the Lloyd iterations, once per set: ~3x faster than one product
-    with every set's centers and a minimum over each set, and exact rather than expanded.
+    The compiled pass of the Lloyd iterations, once per set: one read of the block per set
+    instead of a product with every set's centers, and exact rather than expanded.
     """
     return np.array([score_rows(block, centers)[1].sum() for centers in candidates])
 
@@ -187,9 +187,8 @@ def refine(candidates: np.ndarray, costs: list[np.ndarray], pieces: list[np.ndar
     -------
     numpy.ndarray of shape (k, d)
         Centers from which the full fit needs fewer passes over all rows: a restart's optimum
-        on ~100k rows moved by up to 0.8 (squared) in the first full pass at 10M rows (9
-        passes to converge); after this, 2 passes sufficed in the four seeds tried, at the
-        same or lower cost.
+        on ~100k rows is not the optimum of the whole data, and converging it on the larger
+        sample first moves it most of the way there, at the same or a lower final cost.
     """
     best = candidates[int(np.argmin(np.sum(costs, axis=0)))]
     return _converge(np.concatenate(pieces), best, tol, max_iter)

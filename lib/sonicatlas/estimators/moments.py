@@ -32,7 +32,7 @@ class Moments:
         """The moments of one block of rows, in float64.
 
         The rows are centred a tile at a time: a float64 copy of the whole block, and its
-        centred copy, were 160 MB of new memory per 1M rows of 10 float32 features.
+        centred copy, would be 160 MB of new memory per 1M rows of 10 float32 features.
         """
         block = np.asarray(block)
         n, d = block.shape

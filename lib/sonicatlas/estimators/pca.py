@@ -1,11 +1,11 @@
 """PCA of a tall, narrow feature matrix from its d x d covariance.
 
 scikit-learn's ``covariance_eigh`` solver, distributed: one pass of
-:mod:`sonicatlas.estimators.moments` (each chunk returns d x d numbers), then an eigendecomposition
-on
-the client; or no pass at all, from a covariance already known (:meth:`PCA.fit_covariance`,
-e.g. the scaler's). ``dask_ml.decomposition.PCA`` needs ~5x longer at 10M rows with ``tsqr`` and its
-``randomized`` solver fails on scikit-learn >= 1.8 (ARCHITECTURE.md).
+:mod:`sonicatlas.estimators.moments` (each chunk returns d x d numbers), then an
+eigendecomposition on the client; or no pass at all, from a covariance already known
+(:meth:`PCA.fit_covariance`, e.g. the scaler's). ``dask_ml.decomposition.PCA`` with ``tsqr``
+takes passes of its own (docs/benchmarks.md), and its ``randomized`` solver fails on
+scikit-learn >= 1.8.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class MiniBatchKMeans(SampledClusterer):
     """Mini-batch KMeans streamed over the chunks: one chunk on the client at a time.
 
     scikit-learn 1.9's own ``MiniBatchKMeans.fit`` draws each batch at a cost proportional
-    to the whole dataset (~26 ms a step at 2M rows), and needs it in memory; here each chunk
+    to the whole dataset, and needs it in memory; here each chunk
     is fetched in chunk order (``block.compute()``), its rows shuffled (seeded by epoch and
     chunk, so the same seed and chunks give the same centers) and fed to ``partial_fit`` in
     slices of ``batch_size`` rows. ``partial_fit`` treats its whole input as one batch, so a
@@ -174,8 +174,8 @@ class MiniBatchKMeans(SampledClusterer):
             self.n_clusters, init=self._seed(sample), n_init=1, batch_size=self.batch_size,
             compute_labels=False, random_state=self.random_state)
         blocks = X.to_delayed().ravel()
-        # A step on ~1000 rows is too small to share: OpenMP threads only add synchronisation
-        # (measured 120 ms a step with 2 threads on a busy 2-core host, 2 ms with one).
+        # A step on ~1000 rows is too small to share: OpenMP threads only add synchronisation,
+        # which on a busy host costs far more than the step.
         with threadpool_limits(1, user_api="openmp"):
             for epoch in range(self.max_epochs):
                 for index, block in enumerate(blocks):

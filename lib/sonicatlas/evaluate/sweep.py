@@ -2,16 +2,16 @@
 
 For each k: the exact within-cluster cost, Calinski-Harabasz and Davies-Bouldin over every row
 (:mod:`sonicatlas.evaluate.metrics`), the silhouette on random samples, the stability of the
-clusters
-(mean adjusted Rand between refits on bootstrap samples with other seeds) and a null reference
-(the same scores with every feature shuffled on its own, which destroys any structure).
+clusters (mean adjusted Rand between refits on bootstrap samples with other seeds) and a null
+reference (the same scores with every feature shuffled on its own, which destroys any
+structure).
 
 The rule: a k is *supported* when its clusters are stable (mean adjusted Rand of the refits
 at least ``stability_threshold``) and its mean silhouette beats the shuffled null by at least
 ``min_silhouette_gain``. The chosen k is the supported one with the highest mean silhouette;
 when no k is supported, the one whose silhouette gains most over the null, and the sweep says
-that the structure is weak. The elbow of the cost curve (the point farthest from the chord
-between its ends, on normalised axes) is reported next to it.
+that the structure is weak. The elbow of the cost curve (the point farthest below the chord
+between its ends, :mod:`sonicatlas.estimators.knee`) is reported next to it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sklearn.metrics import (
 from sonicatlas.config import KMeansConfig, SweepConfig
 from sonicatlas.estimators.arrays import sample_rows
 from sonicatlas.estimators.kmeans import KMeans
+from sonicatlas.estimators.knee import knee
 from sonicatlas.evaluate import metrics
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,6 @@ class SweepResult:
     models: dict[int, KMeans]
     #: whether the chosen k is stable and clearly above the null
     supported: bool = True
-
-
-def elbow(ks: np.ndarray, costs: np.ndarray) -> int:
-    """The k whose (normalised) cost lies farthest below the chord between the ends."""
-    if len(ks) < 3:
-        return int(ks[0])
-    x = (ks - ks[0]) / (ks[-1] - ks[0])
-    span = costs[0] - costs[-1]
-    y = (costs - costs[-1]) / span if span > 0 else np.zeros_like(costs)
-    # chord from (0, 1) to (1, 0): distance grows with 1 - x - y
-    return int(ks[np.argmax(1.0 - x - y)])
 
 
 def _stability(sample: np.ndarray, k: int, runs: int, seed: int) -> float:
@@ -127,7 +117,7 @@ def sweep_k(X, config: SweepConfig, kmeans: KMeansConfig, seed: int, echo=print
     if not supported:
         echo("    no k is both stable and clearly above the shuffled null: the structure is "
              f"weak; k={chosen} gains most over the null")
-    elbow_k = elbow(table["k"].to_numpy(), table["sse"].to_numpy())
+    elbow_k = int(table["k"].iloc[knee(table["sse"].to_numpy(), table["k"].to_numpy())])
     table["chosen"] = table["k"] == chosen
     table["elbow"] = table["k"] == elbow_k
     return SweepResult(table, chosen, elbow_k, models, supported)

@@ -2,8 +2,9 @@
 
 ``catalog`` lists and opens a Parquet catalog on any fsspec URL, maps column names onto the
 contract (:mod:`sonicatlas.contract`) and reads it as a dask DataFrame, a partition per file;
-``checks`` gives every row a reject reason or none and finds repeated track ids without a
-shuffle; ``ingest`` turns CSV exports into such a catalog.
+``checks`` gives every row a reject reason or none, and ``duplicates`` finds repeated track ids
+without a shuffle; ``ingest`` turns CSV exports into such a catalog, with the column mappings
+of ``columns``.
 """
 
 from sonicatlas.lazy import exports

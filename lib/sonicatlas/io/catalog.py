@@ -7,9 +7,9 @@ columns that are there).
 
 The rows are then read by pyarrow's dataset reader, one partition per file (a file with
 several row groups and many rows is split by row groups), with Hive ``key=value`` folders as
-columns. ``dd.read_parquet`` took ~3x as long per file through fsspec (0.36 s against 0.12 s
-for a 1M-row file of the catalog's 17 columns), and fused files into fewer, larger partitions
-once only some columns were read, which left one of two workers with 3 of 5 partitions.
+columns. ``dd.read_parquet`` reads each file through fsspec, several times slower
+(docs/benchmarks.md), and fuses files into fewer, larger partitions once only some columns are
+read, which can leave one of two workers with 3 of 5 partitions.
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ are left to the clustering job. The output appears at ``out`` only once it is co
 
 from __future__ import annotations
 
-import posixpath
-import uuid
 from dataclasses import dataclass
 
 import dask
@@ -17,10 +15,11 @@ import dask.dataframe as dd
 import fsspec
 import numpy as np
 import pandas as pd
-import yaml
 
+from sonicatlas import storage
 from sonicatlas.contract import FEATURES, METADATA, REQUIRED, TRACK_ID
 from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError, OutputExistsError
+from sonicatlas.io.columns import check_mapping
 
 CATALOG_COLUMNS: tuple[str, ...] = (*REQUIRED, *METADATA)
 #: Metadata stored as nullable integers; a fractional value there is unparsable.
@@ -45,72 +44,6 @@ class IngestResult:
     rows_accepted: int
     rows_rejected: int
     reject_reasons: dict[str, int]
-
-
-def parse_column_mapping(text: str) -> dict[str, str]:
-    """Parse a ``--columns`` option into a source -> contract column mapping.
-
-    Parameters
-    ----------
-    text : str
-        Comma-separated ``their_name=contract_name`` pairs; blank means no mapping.
-
-    Returns
-    -------
-    dict[str, str]
-        Source column name -> target (contract) column name.
-
-    Raises
-    ------
-    InputError
-        A pair without exactly one ``=``, an empty name, a source given twice, or two
-        sources mapped to one target. (``InputError`` is a ``ValueError``.)
-    """
-    pairs = []
-    for item in text.split(",") if text.strip() else []:
-        source, sep, target = item.partition("=")
-        if not sep or "=" in target:
-            raise InputError(f"malformed column mapping {item.strip()!r} in {text!r}: "
-                             "expected their_name=contract_name[,...]")
-        pairs.append((source.strip(), target.strip()))
-    return _check_mapping(pairs, f"--columns {text!r}")
-
-
-def load_column_mapping(yaml_path: str) -> dict[str, str]:
-    """Read the ``columns:`` mapping of a source file such as ``conf/sources/*.yaml``.
-
-    Parameters
-    ----------
-    yaml_path : str
-        Local path or fsspec URL of a YAML document with a ``columns`` mapping.
-
-    Returns
-    -------
-    dict[str, str]
-        Source column name -> contract column name, checked as by `parse_column_mapping`.
-    """
-    with fsspec.open(yaml_path, "rt") as f:
-        doc = yaml.safe_load(f)
-    if not isinstance(doc, dict) or not isinstance(doc.get("columns") or {}, dict):
-        raise InputError(f"{yaml_path}: expected a 'columns:' mapping of their_name: contract_name")
-    return _check_mapping(list((doc.get("columns") or {}).items()), yaml_path)
-
-
-def _check_mapping(pairs: list, origin: str) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    source_of: dict[str, str] = {}
-    for source, target in pairs:
-        # YAML 1.1 reads unquoted yes/no/on/off as booleans, hence the type check.
-        if not (isinstance(source, str) and isinstance(target, str) and source and target):
-            raise InputError(f"bad column mapping {source!r}={target!r} in {origin}: "
-                             "both names must be non-empty strings")
-        if source in mapping:
-            raise InputError(f"column {source!r} is mapped twice in {origin}")
-        if target in source_of:
-            raise InputError(f"columns {source_of[target]!r} and {source!r} are both mapped "
-                             f"to {target!r} in {origin}")
-        mapping[source], source_of[target] = target, source
-    return mapping
 
 
 def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None, *,
@@ -155,25 +88,16 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     so = dict(storage_options or {})
     paths = [paths] if isinstance(paths, str) else list(paths)
     files, header = _read_header(paths, so)
-    keep = _resolve_columns(header, _check_mapping(list((columns or {}).items()), "columns"),
+    keep = _resolve_columns(header, check_mapping(list((columns or {}).items()), "columns"),
                             files)
-    fs, out_path = fsspec.core.url_to_fs(out, **so)
-    out_path = out_path.rstrip("/")
-    if fs.exists(out_path) and not overwrite and not (fs.isdir(out_path) and not fs.ls(out_path)):
+    fs, out_path = storage.resolve(out, so)
+    if storage.occupied(fs, out_path) and not overwrite:
         raise OutputExistsError(f"output {out} already exists; pass overwrite=True "
                                 "(--overwrite) to replace it")
-    parent, name = posixpath.split(out_path)
-    fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        kinds = _convert(files, keep, fs.unstrip_protocol(tmp), blocksize, so)
+    with storage.replacing(fs, out_path) as partial:
+        kinds = _convert(files, keep, fs.unstrip_protocol(partial), blocksize, so)
         if not kinds:
             raise InputError(f"no data rows in {', '.join(map(_shown, files))}")
-        _replace(fs, tmp, out_path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
-        raise
     accepted = kinds.pop("", 0)
     return IngestResult(out, accepted + sum(kinds.values()), accepted, sum(kinds.values()),
                         dict(sorted(kinds.items())))
@@ -349,18 +273,3 @@ def _split(df: pd.DataFrame, targets: tuple[str, ...]) -> pd.DataFrame:
 
 def _shown(url: str) -> str:
     return url.removeprefix("file://")  # local paths as the user typed them
-
-
-def _replace(fs, tmp: str, out_path: str) -> None:
-    """Move the finished ``tmp`` onto ``out_path``, replacing what is there."""
-    aside = tmp.replace(".tmp-", ".old-")
-    if fs.exists(out_path):  # set aside first: moving onto a directory would nest inside it
-        fs.mv(out_path, aside, recursive=True)
-    try:
-        fs.mv(tmp, out_path, recursive=True)
-    except BaseException:
-        if fs.exists(aside):
-            fs.mv(aside, out_path, recursive=True)
-        raise
-    if fs.exists(aside):
-        fs.rm(aside, recursive=True)

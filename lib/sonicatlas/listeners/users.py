@@ -38,16 +38,9 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.contract import ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TS, USER_ID
-from sonicatlas.listeners.checks import (
-    EARLIEST,
-    check_listen_partition,
-    check_listens,
-    to_utc,
-    utc_timestamp,
-)
+from sonicatlas.listeners.checks import to_utc, utc_timestamp
 
-__all__ = ["EARLIEST", "check_listen_partition", "check_listens", "feature_columns",
-           "user_features"]
+__all__ = ["feature_columns", "user_features"]
 
 _WEIGHT = "_w"
 _LAST = "_last"

@@ -41,12 +41,3 @@ def pca_of_scaled(scaler: StandardScaler) -> PCA:
     """The PCA of the scaled matrix, from the scaler's moments: no pass over the data."""
     return PCA().fit_covariance(scaler.scaled_covariance_, np.zeros(scaler.n_features_in_),
                                 scaler.n_samples_seen_)
-
-
-def scaler_parameters(scaler: StandardScaler, features: tuple[str, ...]) -> dict:
-    """The scaler as plain data for ``model/scaler.json``."""
-    return {
-        "features": list(features),
-        "mean": np.asarray(scaler.mean_, dtype=float).tolist(),
-        "scale": np.asarray(scaler.scale_, dtype=float).tolist(),
-    }

@@ -1,7 +1,9 @@
 """The fitted track model as plain data: scaling, projection and centroids.
 
 It is small (a few hundred numbers), so it travels to the workers inside each task and is
-saved as JSON and Parquet (never a pickle). :meth:`ClusterModel.score` labels one partition.
+saved as JSON and Parquet (never a pickle). :meth:`ClusterModel.score_partition`
+places the rows of one partition; :meth:`ClusterModel.score_frame` does so lazily over a dask
+DataFrame.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class ClusterModel:
         X = frame[list(self.features)].to_numpy(dtype=np.float64)
         return (X - np.asarray(self.scale_mean)) / np.asarray(self.scale_std)
 
-    def scores(self, frame: pd.DataFrame, labeler=None) -> pd.DataFrame:
+    def score_partition(self, frame: pd.DataFrame, labeler=None) -> pd.DataFrame:
         """Cluster, distance to its centroid, pc1 and pc2 of every row of ``frame``.
 
         ``labeler`` (a fitted method with ``predict`` on z-scores) gives the clusters instead
@@ -62,7 +64,7 @@ class ClusterModel:
         components = np.asarray(self.pca_components)[:2]
         if labeler is None:
             # one compiled pass: z-scores, nearest centroid, distance and pc1/pc2 per row,
-            # ~5x numpy's separate products and argmin
+            # instead of numpy's separate products and argmin over float64 temporaries
             X = frame[list(self.features)].to_numpy()  # float32 for the accepted rows
             if X.dtype.kind != "f":
                 X = X.astype(np.float64)
@@ -79,14 +81,14 @@ class ClusterModel:
                              PC1: pcs[:, 0].astype(np.float32),
                              PC2: pcs[:, 1].astype(np.float32)}, index=frame.index)
 
-    def score(self, frame: pd.DataFrame, keep: list[str], labeler=None) -> pd.DataFrame:
-        """``frame[keep]`` with :meth:`scores` (cluster, distance, pc1, pc2) added."""
-        return with_scores(frame[keep], self.scores(frame, labeler))
+    def score_frame(self, frame: dd.DataFrame, keep: list[str], labeler=None
+                    ) -> dd.DataFrame:
+        """Lazy ``frame[keep]`` with :meth:`score_partition`'s four columns, partition by
+        partition."""
+        return frame.map_partitions(self._keep_and_score, keep, labeler)
 
-    def score_all(self, accepted: dd.DataFrame, keep: list[str], labeler=None
-                  ) -> dd.DataFrame:
-        """Lazy :meth:`score` over every partition."""
-        return accepted.map_partitions(self.score, keep, labeler)
+    def _keep_and_score(self, part: pd.DataFrame, keep: list[str], labeler) -> pd.DataFrame:
+        return with_scores(part[keep], self.score_partition(part, labeler))
 
     def save(self, directory: str, names: list[str], storage_options: dict | None = None):
         """Write ``model.json`` (all parameters) and ``centroids.parquet`` (readable units)."""

@@ -8,17 +8,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import platform
-import uuid
 from collections.abc import Iterator
 from importlib import metadata
 
 import dask.dataframe as dd
-import fsspec
 import pandas as pd
-from fsspec.implementations.local import LocalFileSystem
 
+from sonicatlas import storage
 from sonicatlas.contract import TRACK_ID
 from sonicatlas.errors import OutputExistsError
 
@@ -39,26 +36,20 @@ class RunDirectory:
 
     def __init__(self, final: str, storage_options: dict | None = None):
         self.storage_options = storage_options or {}
-        self.fs, self.final = fsspec.core.url_to_fs(final, **self.storage_options)
-        parent, _, name = self.final.rstrip("/").rpartition("/")
-        self.partial = f"{parent}/.{name}.partial-{uuid.uuid4().hex[:8]}" if parent else \
-            f".{name}.partial-{uuid.uuid4().hex[:8]}"
+        self.fs, self.final = storage.resolve(final, self.storage_options)
+        self.partial = storage.hidden_sibling(self.final)
         self.url = final
         self._writing: list = []  # futures of background writes, in the order started
 
     @property
     def is_local(self) -> bool:
         """Whether the run is written to this machine's file system."""
-        return isinstance(self.fs, LocalFileSystem)
+        return storage.is_local(self.fs)
 
     @property
     def path(self) -> str:
         """URL of the partial directory, for writers that take URLs."""
         return self.fs.unstrip_protocol(self.partial)
-
-    def local_path(self, relative: str) -> str:
-        """A path inside the partial directory (local file systems only)."""
-        return os.path.join(self.partial, relative)
 
     def write_table(self, name: str, table: pd.DataFrame | dd.DataFrame,
                     background: bool = False) -> None:
@@ -78,10 +69,10 @@ class RunDirectory:
         target = f"{self.path}/{name}"
         if isinstance(table, dd.DataFrame):
             # Row-group statistics for numbers only: min/max of unique text (ids, titles)
-            # prune nothing and took ~15% of an assignments file's write time. Values that
-            # seldom repeat (computed floats, the catalog's unique key) get neither a
-            # dictionary (built, then dropped for plain: another ~15%) nor compression
-            # (snappy saved 0-8% on them, for ~15% of the write); the files grow ~3%.
+            # prune nothing and cost write time. Values that seldom repeat (computed floats,
+            # the catalog's unique key) get neither a dictionary (built, then dropped for
+            # plain) nor compression (it saves little on them): the files grow a few percent
+            # and are written faster (docs/benchmarks.md).
             numbers = [c for c, t in table.dtypes.items() if pd.api.types.is_numeric_dtype(t)]
             repeating = [c for c, t in table.dtypes.items()
                          if not pd.api.types.is_float_dtype(t) and c != TRACK_ID]
@@ -114,7 +105,7 @@ class RunDirectory:
                 wait(writing)
             return
         if writing:
-            show_progress(*writing)  # at 100M tracks this is most of a minute
+            show_progress(*writing)  # on large catalogs this wait is long enough to show
         for future in writing:
             future.result()
 
@@ -142,21 +133,12 @@ def open_run(final: str, storage_options: dict | None = None, overwrite: bool = 
         ``final`` exists and ``overwrite`` is false (checked before any work).
     """
     run = RunDirectory(final, storage_options)
-    if run.fs.exists(run.final) and not overwrite:
+    if storage.exists(run.fs, run.final) and not overwrite:
         raise OutputExistsError(f"run directory {final} already exists; choose another --out "
                                 "or pass --overwrite")
-    run.fs.makedirs(run.partial, exist_ok=False)
-    try:
+    with storage.replacing(run.fs, run.final, run.partial):
+        run.fs.makedirs(run.partial, exist_ok=False)
         yield run
-    except BaseException:
-        run.fs.rm(run.partial, recursive=True)
-        raise
-    if run.fs.exists(run.final):
-        run.fs.rm(run.final, recursive=True)
-    if run.is_local:
-        os.replace(run.partial, run.final)  # atomic on one file system
-    else:
-        run.fs.mv(run.partial, run.final, recursive=True)
 
 
 def versions() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Take results out of a run directory: one cluster's tracks as a file, a markdown summary.
+"""Take one cluster's tracks (or all) out of a run directory, as CSV, JSON Lines or Parquet.
 
 Exports read ``assignments/`` lazily with Dask and write partition by partition, so a catalog
 of any size streams through without being collected on the client. Every output is written
@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +21,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas import storage
 from sonicatlas.contract import CLUSTER, CLUSTER_NAME
+from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas.runs.reading import read_profiles, run_path
 
 FORMATS = ("csv", "json", "parquet")
-#: The column the export adds next to ``cluster``.
-#: Where :func:`find_run` looks for runs, relative to the working directory or a parent.
-RUNS = "runs"
-RUN_ENV = "SONICATLAS_RUN"
 
 _JSON_ROWS = 50_000
 _SUFFIXES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json",
@@ -59,89 +56,6 @@ class ExportResult:
     cluster: int | None
     cluster_name: str | None
     columns: tuple[str, ...]
-
-
-# --- reading a run -----------------------------------------------------------------------
-
-def run_path(run_dir: str | os.PathLike) -> Path:
-    """``run_dir`` as a Path, after checking it holds a run (manifest and assignments)."""
-    run = Path(run_dir).expanduser()
-    if not (run / "manifest.json").is_file() or not (run / "assignments").is_dir():
-        raise InputError(f"{run_dir} is not a run directory (no manifest.json and "
-                         "assignments/); make one with `sonicatlas run cluster-tracks`")
-    return run
-
-
-def read_manifest(run_dir: str | os.PathLike) -> dict:
-    """The run's ``manifest.json``.
-
-    Parameters
-    ----------
-    run_dir : str or path-like
-        A run directory written by ``sonicatlas run``.
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    InputError
-        ``run_dir`` is not a run directory.
-    """
-    return json.loads((run_path(run_dir) / "manifest.json").read_text())
-
-
-def read_profiles(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The run's ``summary/cluster_profiles``, one row per cluster, sorted by id.
-
-    Parameters
-    ----------
-    run_dir : str or path-like
-
-    Returns
-    -------
-    pandas.DataFrame
-    """
-    table = pd.read_parquet(run_path(run_dir) / "summary" / "cluster_profiles")
-    return table.sort_values(CLUSTER, ignore_index=True)
-
-
-def find_run(run_dir: str | os.PathLike | None = None, root: str | os.PathLike | None = None
-             ) -> Path:
-    """The run directory to look at: given, else ``$SONICATLAS_RUN``, else the newest run.
-
-    Parameters
-    ----------
-    run_dir : str, path-like or None
-        Used as is when given.
-    root : str, path-like or None
-        Directory holding runs. Default: ``runs/`` in the working directory or the nearest
-        parent that has one (so that notebooks in ``notebooks/`` find the project's runs).
-
-    Returns
-    -------
-    pathlib.Path
-        A complete run directory (one with ``manifest.json``); the newest is the one whose
-        manifest was written last. Hidden (partial) runs are skipped.
-
-    Raises
-    ------
-    InputError
-        No run was given and none was found.
-    """
-    if run_dir is None:
-        run_dir = os.environ.get(RUN_ENV) or None
-    if run_dir is not None:
-        return run_path(run_dir)
-    roots = [Path(root)] if root is not None else \
-        [p / RUNS for p in (Path.cwd(), *Path.cwd().parents)]
-    for base in roots:
-        manifests = [p for p in base.glob("*/manifest.json") if not p.parent.name.startswith(".")]
-        if manifests:
-            return max(manifests, key=lambda p: p.stat().st_mtime).parent
-    raise InputError(f"no run directory found under {RUNS}/; pass one, set {RUN_ENV}, or "
-                     "make one with `sonicatlas run cluster-tracks`")
 
 
 # --- choosing a cluster ------------------------------------------------------------------
@@ -203,36 +117,6 @@ def infer_format(out: str | os.PathLike) -> str:
         parquet.
     """
     return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
-
-
-def temporary_sibling(out: Path) -> Path:
-    """A hidden, unique path beside ``out`` to write into before committing."""
-    return out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-
-
-def remove_path(path: Path) -> None:
-    """Remove a file, link or directory tree, if there."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def commit_output(partial: Path, out: Path) -> None:
-    """Move ``partial`` into place at ``out``, replacing what was there only on success."""
-    # Move any old output aside first: os.replace cannot replace a directory with contents.
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(partial, out)  # atomic on one file system
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        remove_path(old)
 
 
 def _add_names(part: pd.DataFrame, names: np.ndarray) -> pd.DataFrame:
@@ -331,7 +215,8 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     profiles = read_profiles(run)
     chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
     out = Path(out).expanduser()
-    if (out.exists() or out.is_symlink()) and not overwrite:
+    fs, target = storage.resolve(out)
+    if storage.exists(fs, target) and not overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass "
                                 "--overwrite")
 
@@ -342,14 +227,9 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
     frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = temporary_sibling(out)
-    try:
+    with storage.replacing(fs, target) as partial:
         if format == "parquet":
-            rows = _parquet_rows(frame, partial)
+            rows = _parquet_rows(frame, Path(partial))
         else:
-            rows = _text_rows(frame, partial, format)
-        commit_output(partial, out)
-    finally:
-        remove_path(partial)  # only there if something failed
+            rows = _text_rows(frame, Path(partial), format)
     return ExportResult(str(out), format, rows, chosen, name, tuple(frame.columns))

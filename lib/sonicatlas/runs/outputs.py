@@ -68,7 +68,7 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
                   carry: tuple[str, ...]) -> dd.DataFrame:
     """Lazy accepted rows (:func:`scored_columns`) with their scores, partition by partition.
 
-    ``scores`` comes from ``accepted.map_partitions(model.scores)``, so partition ``i`` of
+    ``scores`` comes from ``accepted.map_partitions(model.score_partition)``, so partition ``i`` of
     each holds the same rows in the same order; joining them costs a column assignment.
     """
     return dd.map_partitions(with_scores, accepted[scored_columns(features, carry)], scores,

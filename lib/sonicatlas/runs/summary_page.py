@@ -10,16 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonicatlas.errors import OutputExistsError
-from sonicatlas.runs.export import (
-    commit_output,
-    read_manifest,
-    read_profiles,
-    remove_path,
-    run_path,
-    temporary_sibling,
-)
+from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
+from sonicatlas.errors import OutputExistsError
+from sonicatlas.runs.reading import read_manifest, read_profiles, run_path
 
 
 def _features(profiles: pd.DataFrame, manifest: dict) -> list[str]:
@@ -197,15 +191,11 @@ def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out).expanduser()
-    if (out.exists() or out.is_symlink()) and not overwrite:
+    fs, path = storage.resolve(out)
+    if storage.exists(fs, path) and not overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass "
                                 "--overwrite")
     text = run_summary_markdown(run_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = temporary_sibling(out)
-    try:
-        partial.write_text(text, encoding="utf-8")
-        commit_output(partial, out)
-    finally:
-        remove_path(partial)
+    with storage.replacing(fs, path) as partial:
+        Path(partial).write_text(text, encoding="utf-8")
     return out

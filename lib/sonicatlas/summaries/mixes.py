@@ -15,24 +15,22 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.contract import CLUSTER
-from sonicatlas.io.checks import hash_ids
+from sonicatlas.io.duplicates import hash_ids
 from sonicatlas.summaries.scan import Reduction, Regroup, concat, scan
 
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
 
-def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
-                 name: str | None = None) -> pd.DataFrame:
-    """Tracks per (cluster, category) with the category's share of its cluster.
+def category_reduction(column: str, k: int, *, label=None, name: str | None = None
+                       ) -> Reduction:
+    """Tracks per (cluster, category) with the category's share of its cluster, as a
+    :class:`~sonicatlas.summaries.scan.Reduction` over tracks with ``cluster`` and ``column``.
 
-    Each partition counts its (cluster, value) pairs on integer codes (``pd.factorize``; a
-    groupby on the strings themselves took ~0.4 s per million rows); only those small counts
-    reach the client.
+    Each partition counts its (cluster, value) pairs on integer codes (``pd.factorize``, not
+    a groupby on the strings themselves); only those small counts reach the client.
 
     Parameters
     ----------
-    scored : dask.dataframe.DataFrame
-        Tracks with ``cluster`` and ``column``.
     column : str
         A low-cardinality column: ``genre``, ``release_year``.
     k : int
@@ -45,16 +43,10 @@ def category_mix(scored: dd.DataFrame, column: str, k: int, *, label=None,
 
     Returns
     -------
-    pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by cluster and
-    descending share. Missing values are counted as ``"unknown"``.
+    Reduction
+        Finishes as a pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by
+        cluster and descending share. Missing values are counted as ``"unknown"``.
     """
-    return scan(scored, {"mix": category_reduction(column, k, label=label, name=name)})["mix"]
-
-
-def category_reduction(column: str, k: int, *, label=None, name: str | None = None
-                       ) -> Reduction:
-    """:func:`category_mix` as a :class:`~sonicatlas.summaries.scan.Reduction`, for one shared
-    pass."""
     return Reduction(partial=lambda part, _: _pair_counts(part, column), combine=concat,
                      finish=lambda pairs: _mix(pairs, k, label, name or column))
 
@@ -79,8 +71,8 @@ def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
     clusters = frame[CLUSTER].to_numpy(dtype=np.int64)
     low = int(clusters.min()) if len(clusters) else 0  # noise labels (-1) are clusters too
-    # one bincount over (cluster, code) pairs, code + 1 so that "missing" has a slot:
-    # pandas' value_counts on the two columns took ~4x as long
+    # one bincount over (cluster, code) pairs, code + 1 so that "missing" has a slot: one
+    # pass over two integer arrays, where value_counts would hash both columns
     width = len(uniques) + 1
     counts = np.bincount((clusters - low) * width + codes + 1)
     pair = np.flatnonzero(counts)
@@ -113,8 +105,8 @@ def artist_regroup(scored: dd.DataFrame, features: tuple[str, ...], k: int,
     pass.
 
     Each partition counts tracks per (artist, cluster) and sums the features per artist on
-    factorized codes; only those per-artist rows are regrouped by a hash of the name. A
-    groupby of every track on the name strings, then a shuffle, took ~3 s at 10M tracks.
+    factorized codes; only those per-artist rows are regrouped by a hash of the name, not
+    every track as a groupby on the name strings and its shuffle would move.
     Tracks without an artist are left out, as a groupby leaves out a missing key.
     """
     features = tuple(features)
@@ -152,7 +144,7 @@ def _sum_by_code(codes, labels, values, counts, sums):  # pragma: no cover - num
     """Per code (rows with code -1 skipped): tracks per cluster into ``counts`` (a label
     outside ``0..k-1``, noise, in the last column) and feature sums in float64 into ``sums``,
     row by row in order, the sums ``bincount`` gives. One pass instead of a masked copy and a
-    ``bincount`` per feature (86 -> ~40 ms per 1M rows)."""
+    ``bincount`` per feature."""
     k = counts.shape[1] - 1
     for i in range(len(codes)):
         code = codes[i]

@@ -1,9 +1,9 @@
 """Synthetic data: realistic catalogs and listening logs, made on the workers.
 
 ``params`` learns per-genre copulas of the audio features from real data (shipped in
-``sonicatlas/data``); ``tracks`` draws catalogs from them, a partition per task; ``listens``
-draws listening logs with planted taste groups over a catalog; ``sample`` is the built-in
-sample the jobs use when no input is given.
+``sonicatlas/data``); ``tracks`` draws catalogs from them, a partition per task;
+``listeners`` makes users in planted taste groups, and ``listens`` their listening logs over
+a catalog; ``sample`` is the built-in sample the jobs use when no input is given.
 """
 
 from sonicatlas.lazy import exports

@@ -1,18 +1,16 @@
 """Synthetic listening logs over a synthetic catalog, with planted listener segments.
 
-Every user belongs to one of ``tastes`` taste groups (the ground truth written to ``users/``);
-a group has a preferred mix of genres and a daily rhythm. Listens come in sessions of
-consecutive tracks, drawn from a popularity-weighted pool of the catalog's tracks. Each
-partition is a pure function of ``(seed, partition)``, generated on the Dask workers.
+The listeners and their taste groups come from :mod:`sonicatlas.synthetic.listeners`. Listens
+come in sessions of consecutive tracks, drawn from a popularity-weighted pool of the catalog's
+tracks by each group's genre preference, at hours of the group's daily rhythm. Each partition
+is a pure function of ``(seed, partition)``, generated on the Dask workers.
 """
 
 from __future__ import annotations
 
 import math
-import posixpath
 import uuid
 from dataclasses import dataclass
-from functools import cache
 
 import dask
 import dask.dataframe as dd
@@ -20,16 +18,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from fsspec.core import url_to_fs
 
+from sonicatlas import storage
 from sonicatlas.contract import TRACK_ID
 from sonicatlas.errors import InputError, MissingColumnsError, OutputExistsError
-from sonicatlas.synthetic.tracks import inverse_cdf, mix_bits, move_into_place, occupied, stream_key
-from sonicatlas.synthetic.tracks import packaged_sampler as genre_sampler
+from sonicatlas.synthetic.listeners import TastePreferences, generate_users, taste_parameters
+from sonicatlas.synthetic.tracks import stream_key
 
-__all__ = ["GeneratedListens", "TastePreferences", "TrackPool",
-           "build_track_pool", "generate_listens", "generate_listens_partition", "generate_users",
-           "listen_window", "taste_parameters"]
+__all__ = ["GeneratedListens", "TrackPool", "build_track_pool", "generate_listens",
+           "generate_listens_partition", "listen_window"]
 
 WINDOW_DAYS = 90
 #: Mean listens per session (geometric), and the pause between two tracks of a session.
@@ -38,15 +35,10 @@ SESSION_LISTENS, MAX_PAUSE_US = 8, 20_000_000
 POPULARITY_POWER = 2.0
 #: Share of a group's sessions that start near its peak hour (the rest: any hour).
 PEAK_SHARE, PEAK_SD_HOURS = 0.85, 1.5
-#: (name, weekday peak hour, weekend peak hour, weekend-day rate relative to a weekday), UTC.
-RHYTHMS = (("morning commute", 8.0, 11.0, 0.5), ("evening", 20.0, 21.0, 1.0),
-           ("late night", 23.5, 1.5, 1.4), ("work hours", 14.0, 16.0, 0.4),
-           ("weekend nights", 21.0, 23.5, 2.5), ("early bird", 6.5, 8.5, 0.9))
-COUNTRIES = ("US", "BR", "MX", "GB", "DE", "FR", "ES", "SE", "JP", "IN")
-COUNTRY_SHARES = (0.30, 0.12, 0.09, 0.09, 0.08, 0.07, 0.06, 0.04, 0.08, 0.07)
 _US_PER_DAY = 86_400_000_000
 _STRINGS = {pa.string(): pd.StringDtype("pyarrow")}  # what dask gives the catalog's strings
-_GROUP, _COUNTRY, _PREMIUM, _ACTIVITY, _WINDOW, _TASTE, _LISTEN = range(11, 18)  # salts
+# hash salts; 11-14 and 16 are those of sonicatlas.synthetic.listeners: keep each distinct
+_WINDOW, _LISTEN = 15, 17
 
 
 @dataclass(frozen=True)
@@ -58,25 +50,6 @@ class GeneratedListens:
     users: int
     npartitions: int
     seed: int
-
-
-@dataclass(frozen=True, eq=False)
-class TastePreferences:
-    """The planted taste groups (row ``g`` of each array describes group ``g``)."""
-
-    genres: tuple[str, ...]
-    preference: np.ndarray  # (tastes, genres): probability of each genre per listen
-    share: np.ndarray  # share of users in each group
-    rhythm: tuple[str, ...]  # name of each group's daily rhythm (see RHYTHMS)
-    peak_hour: np.ndarray  # weekday peak hour, UTC
-    weekend_peak_hour: np.ndarray
-    weekend_rate: np.ndarray  # sessions per weekend day / sessions per weekday
-    premium_share: np.ndarray
-
-    def __post_init__(self):
-        for value in vars(self).values():  # shared through a cache: make it read-only
-            if isinstance(value, np.ndarray):
-                value.flags.writeable = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,45 +66,6 @@ class TrackPool:
     start: np.ndarray  # per block: first track
     size: np.ndarray  # per block: number of tracks
     last: np.ndarray  # per genre: its last block
-
-
-@cache
-def taste_parameters(seed: int, tastes: int) -> TastePreferences:
-    """The taste groups of a seed: what :func:`generate_listens` plants (the ground truth).
-
-    Each group's preference is Dirichlet-drawn with most of its mass on a primary and a
-    secondary genre (primaries cycle through all genres first), so groups differ clearly.
-
-    Parameters
-    ----------
-    seed, tastes : int
-        Seed of the listens and number of groups (>= 1).
-
-    Returns
-    -------
-    TastePreferences
-        Genre preference, rhythm, user share and premium share of each group.
-    """
-    if tastes < 1:
-        raise ValueError("need tastes >= 1")
-    genres = tuple(genre_sampler().genres)
-    rng = np.random.default_rng([seed, _TASTE])
-    g = len(genres)
-    primary = np.resize(rng.permutation(g), tastes)
-    secondary = (primary + 1 + rng.integers(0, g - 1, tastes)) % g
-    alpha = np.full((tastes, g), 0.4)
-    alpha[np.arange(tastes), primary] += 8.0
-    alpha[np.arange(tastes), secondary] += 3.0
-    rhythm = np.resize(rng.permutation(len(RHYTHMS)), tastes)
-    table = np.array([r[1:] for r in RHYTHMS])[rhythm]
-    return TastePreferences(
-        genres=genres,
-        preference=np.array([rng.dirichlet(a) for a in alpha]),
-        share=rng.dirichlet(np.full(tastes, 8.0)),
-        rhythm=tuple(RHYTHMS[r][0] for r in rhythm),
-        peak_hour=table[:, 0], weekend_peak_hour=table[:, 1], weekend_rate=table[:, 2],
-        premium_share=rng.uniform(0.15, 0.65, tastes),
-    )
 
 
 def listen_window(seed: int) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -206,50 +140,6 @@ def build_track_pool(tracks: str, seed: int = 0, per_genre: int = 200_000,
     ids = pc.take(pa.array(sample[TRACK_ID], pa.string()), np.concatenate(order))
     return TrackPool(tuple(genres), ids, np.concatenate(bounds), np.concatenate(start),
                      np.concatenate(size), np.cumsum([len(b) for b in bounds]) - 1)
-
-
-def _unit(index: np.ndarray, seed: int, salt: int) -> np.ndarray:
-    # A uniform in (0, 1) per user index: users do not depend on the partitioning.
-    return ((mix_bits(index, stream_key(seed, salt)) >> np.uint64(11)) + 0.5) * 2.0**-53
-
-
-def _user_ids(index: np.ndarray) -> pa.StringArray:
-    digits = (index[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.uint64)) % np.uint64(10)
-    chars = np.hstack([np.tile(np.frombuffer(b"user_", np.uint8), (len(index), 1)),
-                       (digits + np.uint64(48)).astype(np.uint8)])
-    offsets = np.arange(0, 14 * (len(index) + 1), 14, dtype=np.int32)
-    return pa.StringArray.from_buffers(len(index), pa.py_buffer(offsets), pa.py_buffer(chars))
-
-
-def generate_users(start: int, stop: int, seed: int, tastes: int) -> pd.DataFrame:
-    """Users number ``start`` to ``stop - 1``; each a pure function of ``(seed, tastes, i)``.
-
-    Parameters
-    ----------
-    start, stop, seed, tastes : int
-        User numbers ``start <= i < stop <= 10**9``; seed and groups as in generate_listens.
-
-    Returns
-    -------
-    pandas.DataFrame
-        user_id, country, subscription, taste_group (int64) and activity (float64, lognormal
-        relative listening volume; not written to ``users/``).
-    """
-    params = taste_parameters(seed, tastes)
-    index = np.arange(start, stop, dtype=np.uint64)
-    group = inverse_cdf(np.cumsum(params.share), _unit(index, seed, _GROUP))
-    country = inverse_cdf(np.cumsum(COUNTRY_SHARES), _unit(index, seed, _COUNTRY))
-    premium = _unit(index, seed, _PREMIUM) < params.premium_share[group]
-    # Box-Muller normal from two hashed uniforms; sigma 1.1 gives a heavy-listener tail.
-    u1, u2 = _unit(index, seed, _ACTIVITY), _unit(index, seed, _ACTIVITY + 100)
-    normal = np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
-    return pa.table({
-        "user_id": _user_ids(index),
-        "country": pc.take(pa.array(COUNTRIES), country),
-        "subscription": pc.take(pa.array(["free", "premium"]), premium.astype(np.int64)),
-        "taste_group": group.astype(np.int64),
-        "activity": np.exp(1.1 * normal),
-    }).to_pandas(types_mapper=_STRINGS.get)
 
 
 def generate_listens_partition(users: pd.DataFrame, pool: TrackPool, rows: int, seed: int,
@@ -403,9 +293,8 @@ def generate_listens(tracks: str, out: str, users: int, listens: int, seed: int 
     if listens < 1 or npartitions < 1 or not npartitions <= users < 10**9 or tastes < 1:
         raise InputError("need listens >= 1, rows_per_partition >= 1, tastes >= 1 and "
                          "ceil(listens / rows_per_partition) <= users < 10**9")
-    fs, path = url_to_fs(out, **(storage_options or {}))
-    path = path.rstrip("/")
-    if occupied(fs, path) and not overwrite:
+    fs, path = storage.resolve(out, storage_options)
+    if storage.occupied(fs, path) and not overwrite:
         raise OutputExistsError(f"{out} exists and is not empty; pass overwrite to replace it")
     pool = build_track_pool(tracks, seed, storage_options=storage_options)
     user_frames = dd.from_map(_users_of, range(npartitions),
@@ -414,16 +303,10 @@ def generate_listens(tracks: str, out: str, users: int, listens: int, seed: int 
     meta = generate_listens_partition(user_frames._meta, pool, 0, seed, tastes, 0)
     logs = user_frames.map_partitions(_partition, _ship(pool), listens, rows_per_partition, seed,
                                       tastes, meta=meta, align_dataframes=False)
-    parent, name = posixpath.split(path)
-    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
     write = {"write_index": False, "storage_options": storage_options, "compute": False}
-    try:
-        dask.compute(logs.to_parquet(fs.unstrip_protocol(f"{tmp}/listens"), **write),
+    with storage.replacing(fs, path) as partial:
+        dask.compute(logs.to_parquet(fs.unstrip_protocol(f"{partial}/listens"), **write),
                      user_frames.drop(columns="activity")
-                     .to_parquet(fs.unstrip_protocol(f"{tmp}/users"), **write))
-        move_into_place(fs, tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
+                     .to_parquet(fs.unstrip_protocol(f"{partial}/users"), **write))
     return GeneratedListens(out=out, listens=listens, users=users, npartitions=npartitions,
                             seed=seed)

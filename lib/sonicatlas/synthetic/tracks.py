@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import posixpath
-import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,9 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from fsspec.core import url_to_fs
-from fsspec.implementations.local import LocalFileSystem
 
+from sonicatlas import storage
 from sonicatlas.contract import FEATURES, TRACK_ID
 from sonicatlas.errors import OutputExistsError
 from sonicatlas.synthetic.params import (
@@ -37,13 +33,7 @@ from sonicatlas.synthetic.params import (
     load_genre_params,
 )
 
-__all__ = [
-    "GeneratedCatalog",
-    "generate_tracks",
-    "generate_tracks_partition",
-    "learn_genre_params",
-    "load_genre_params",
-]
+__all__ = ["GeneratedCatalog", "generate_tracks", "generate_tracks_partition"]
 
 #: Artists' expected track counts fall off as (rank + ZIPF_OFFSET) ** -ZIPF_EXPONENT; the offset
 #: (Zipf-Mandelbrot) keeps the few top artists from owning whole percents of a catalog.
@@ -220,26 +210,6 @@ def generate_tracks_partition(
     return pd.concat([frame, pd.DataFrame(features.T, columns=list(FEATURES))], axis=1)
 
 
-def occupied(fs, path: str) -> bool:
-    return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path, detail=False)))
-
-
-def move_into_place(fs, tmp: str, path: str) -> None:
-    if isinstance(fs, LocalFileSystem):
-        # rename(2) is atomic; an old catalog is first renamed aside so `out` is never partial.
-        old = None
-        if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            old = f"{tmp}.old"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            fs.rm(old, recursive=True)
-        return
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-    fs.mv(tmp, path, recursive=True)
-
-
 def generate_tracks(
     out: str,
     rows: int,
@@ -284,9 +254,8 @@ def generate_tracks(
     if rows < 1 or not 1 <= rows_per_partition < _MAX_32:
         raise ValueError("need rows >= 1 and 1 <= rows_per_partition < 2**32")
     n_artists = max(50, rows // 12) if n_artists is None else n_artists
-    fs, path = url_to_fs(out, **(storage_options or {}))
-    path = path.rstrip("/")
-    if occupied(fs, path) and not overwrite:
+    fs, path = storage.resolve(out, storage_options)
+    if storage.occupied(fs, path) and not overwrite:
         raise OutputExistsError(f"{out} exists and is not empty; pass --overwrite "
                                 "(overwrite=True) to replace it")
     npartitions = math.ceil(rows / rows_per_partition)
@@ -302,14 +271,9 @@ def generate_tracks(
         meta=meta,
         label="generate-tracks",
     )
-    parent, name = posixpath.split(path)
-    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
-    try:
-        ddf.to_parquet(fs.unstrip_protocol(tmp), write_index=False, storage_options=storage_options)
-        move_into_place(fs, tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
+    with storage.replacing(fs, path) as partial:
+        ddf.to_parquet(fs.unstrip_protocol(partial), write_index=False,
+                       storage_options=storage_options)
     return GeneratedCatalog(out=out, rows=rows, npartitions=npartitions, seed=seed)
 
 
@@ -320,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     learn = sub.add_parser("learn", help="learn genre parameters from the real CSV")
     learn.add_argument("csv")
-    learn.add_argument("--out", default=str(Path(__file__).parent / "data" / PARAMS_FILE))
+    learn.add_argument("--out", default=str(Path(__file__).parents[1] / "data" / PARAMS_FILE))
     args = parser.parse_args(argv)
     dump_params(learn_genre_params(args.csv), args.out)
     print(f"wrote {args.out}")

@@ -137,7 +137,7 @@ def boxes_from_sample(sample: pd.DataFrame, profiles: pd.DataFrame, features: li
     """Box and whiskers of each feature by cluster, from the stored track sample.
 
     Tukey's boxes (whiskers at the furthest value within 1.5 IQR, dots beyond), computed
-    with numpy and drawn with Bokeh: HoloViews' ``BoxWhisker`` took ~2 s for ten features.
+    with numpy and drawn with Bokeh (HoloViews' ``BoxWhisker`` is slow for ten features).
     """
     names = list(profiles["name"])
     labels = sample["cluster"].to_numpy()

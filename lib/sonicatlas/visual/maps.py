@@ -16,8 +16,6 @@ import numpy as np
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
 
-from sonicatlas.visual.raster import PixelGrid, bin_points
-
 #: Okabe-Ito first (safe under all common colour-vision deficiencies for up to 7 clusters),
 #: then Paul Tol's muted scheme and well-separated extras (no pair closer than ~14 CIELAB dE);
 #: very dark colours are left out because the background is dark.
@@ -54,67 +52,22 @@ def cluster_colors(n_clusters: int) -> list[str]:
     return [CLUSTER_COLORS[i % len(CLUSTER_COLORS)] for i in range(n_clusters)]
 
 
-def aggregate_clusters(
-    points, *, n_clusters: int, x_range, y_range, width: int = 900, height: int = 700
-) -> xr.DataArray:
-    """Count points per pixel and cluster.
-
-    Parameters
-    ----------
-    points : pandas.DataFrame or dask.dataframe.DataFrame
-        Float columns ``pc1``, ``pc2`` and integer ``cluster`` in ``0..n_clusters-1``
-        (other labels are not counted).
-    n_clusters : int
-        Number of clusters; fixes the categories, so empty clusters still get a layer.
-    x_range, y_range : tuple of float
-        Data bounds of the canvas; points outside are not counted.
-    width, height : int
-        Canvas size in pixels.
-
-    Returns
-    -------
-    xarray.DataArray
-        Counts with dims ``(pc2, pc1, cluster)`` and ``cluster`` coordinate ``0..n_clusters-1``,
-        as Datashader's ``Canvas.points(..., agg=ds.by("cluster", ds.count()))`` gives them.
-    """
-    grid = PixelGrid(x_range, y_range, width, height)
-    return bin_points(points, grid, n_clusters=n_clusters)["clusters"]
-
-
-def aggregate_feature_means(points, features, *, x_range, y_range, width: int = 900,
-                            height: int = 700) -> xr.Dataset:
-    """Per-pixel mean of every feature (and the count), in one pass over ``points``."""
-    return bin_points(points, PixelGrid(x_range, y_range, width, height), features=features)
-
-
-def render_cluster_map(
-    points,
-    *,
-    n_clusters: int,
-    x_range: tuple[float, float],
-    y_range: tuple[float, float],
-    names: list[str] | None = None,
-    sizes: list[int] | None = None,
-    width: int = 900,
-    height: int = 700,
-    title: str | None = None,
-) -> Image.Image:
+def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | None = None,
+                  sizes: list[int] | None = None, title: str | None = None) -> Image.Image:
     """Map of every point coloured by cluster, with axis labels, title and legend.
 
     Parameters
     ----------
-    points : pandas.DataFrame or dask.dataframe.DataFrame
-        Columns ``pc1``, ``pc2`` and ``cluster``, as for :func:`aggregate_clusters`.
-    n_clusters : int
-        Number of clusters; cluster ``i`` is drawn in ``cluster_colors(n_clusters)[i]``.
+    counts : xarray.DataArray
+        Points per pixel and cluster, dims ``(pc2, pc1, cluster)``: the ``clusters`` of
+        :func:`sonicatlas.visual.raster.bin_points`. The plot area is its size in pixels;
+        cluster ``i`` is drawn in ``cluster_colors(n_clusters)[i]``.
     x_range, y_range : tuple of float
         Data bounds of the plot area.
     names : list of str, optional
         Legend label per cluster; default ``"cluster i"``.
     sizes : list of int, optional
         Track count per cluster, shown in the legend with its share of the total.
-    width, height : int
-        Size of the plot area in pixels.
     title : str, optional
         Drawn above the plot (Pillow's bundled font; it lacks some glyphs, e.g. em dashes).
 
@@ -122,19 +75,6 @@ def render_cluster_map(
     -------
     PIL.Image.Image
         RGB image laid out as :func:`map_layout` says.
-    """
-    agg = aggregate_clusters(
-        points, n_clusters=n_clusters, x_range=x_range, y_range=y_range, width=width, height=height
-    )
-    return cluster_image(agg, x_range=x_range, y_range=y_range, names=names, sizes=sizes,
-                         title=title)
-
-
-def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | None = None,
-                  sizes: list[int] | None = None, title: str | None = None) -> Image.Image:
-    """The cluster map from counts per pixel and cluster (:func:`aggregate_clusters`).
-
-    Parameters are as for :func:`render_cluster_map`; the plot area is the size of ``counts``.
     """
     n_clusters = counts.sizes["cluster"]
     labels = list(names) if names is not None else [f"cluster {i}" for i in range(n_clusters)]
@@ -149,43 +89,26 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
     return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors)
 
 
-def render_density_map(
-    points, *, x_range, y_range, width: int = 900, height: int = 700, title: str | None = None
-) -> Image.Image:
-    """Map of point density: count per pixel, histogram-equalised, in :data:`DENSITY_CMAP`.
-
-    Parameters are as for :func:`render_cluster_map` (``points`` needs only ``pc1``, ``pc2``).
-
-    Returns
-    -------
-    PIL.Image.Image
-        RGB image with title and axis labels, without a legend.
-    """
-    agg = bin_points(points, PixelGrid(x_range, y_range, width, height))
-    return density_image(agg["count"], x_range=x_range, y_range=y_range, title=title)
-
-
 def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
                   ) -> Image.Image:
-    """The density map from an aggregate of counts (e.g. the ``count`` of a summary)."""
+    """Map of point density: count per pixel, histogram-equalised, in :data:`DENSITY_CMAP`.
+
+    ``counts`` is a ``(pc2, pc1)`` grid such as the ``count`` of
+    :func:`sonicatlas.visual.raster.bin_points`; the image has a title and axis labels and no
+    legend.
+    """
     return _compose(_shade(counts, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
 
 
-def render_feature_maps(points, features, *, x_range, y_range, width: int = 900,
-                        height: int = 700) -> dict[str, Image.Image]:
-    """One map per feature: the mean of the feature in each pixel, on PC1 x PC2; and the
-    density map (key ``"density"``) from the same aggregation's counts.
-
-    Colors run linearly from the feature's lowest to its highest pixel mean (not histogram
-    equalised: a mean is a value to read, not a density); the legend gives five values.
-    """
-    agg = aggregate_feature_means(points, features, x_range=x_range, y_range=y_range,
-                                  width=width, height=height)
-    return feature_images(agg, features, x_range=x_range, y_range=y_range)
-
-
 def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, Image.Image]:
-    """:func:`render_feature_maps` from an aggregate that has ``count`` and the feature means."""
+    """One map per feature, the mean of the feature in each pixel; and the density map.
+
+    ``agg`` holds ``count`` and each feature's mean per pixel (from
+    :func:`sonicatlas.visual.raster.bin_points` with ``features``); the density map is under
+    the key ``"density"``. Colors run linearly from the feature's lowest to its highest pixel
+    mean (not histogram equalised: a mean is a value to read, not a density); the legend
+    gives five values.
+    """
     images = {"density": density_image(agg["count"], x_range=x_range, y_range=y_range,
                                        title="Tracks per pixel, PC1 x PC2")}
     for name in features:
@@ -212,7 +135,7 @@ def _shade(agg: xr.DataArray, **colors) -> Image.Image:
 
 def _on_background(img) -> Image.Image:
     # Pillow's "over" rather than tf.set_background: importing datashader.composite compiles
-    # twenty numba ufuncs (~4 s in every new process).
+    # twenty numba ufuncs in every new process.
     rgba = img.to_pil()
     return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
 
@@ -306,6 +229,6 @@ def save_png(image: Image.Image, path: str, storage_options: dict | None = None)
     if "file" in fs.protocol:  # object stores have no directories to create
         fs.makedirs(os.path.dirname(fs_path), exist_ok=True)
     with fs.open(fs_path, "wb") as f:
-        # zlib level 3: the maps come out smaller than at Pillow's default 6, in 0.6x its time
-        # (the encoding was 60% of drawing the 12 maps)
+        # zlib level 3: on these maps smaller than Pillow's default 6, and faster; the
+        # encoding is most of drawing a run's maps
         image.save(f, format="PNG", compress_level=3)

@@ -5,8 +5,8 @@ truncation and edge rules, same coordinates), and the result is the same xarray,
 Datashader's transfer functions shade it. The binning is our own (small compiled loops,
 cached on disk) rather than Datashader's aggregation because Datashader compiles its
 aggregation with numba from generated source in every new process, which numba cannot
-cache: that cost ~4 s a run on each worker and in the client, longer than binning 10M points
-(see docs/benchmarks.md).
+cache: a cost paid by each worker and the client in every run, larger than the binning
+itself (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -111,8 +111,7 @@ def _count_by_pixel(index, inside, codes, k, count, clusters):  # pragma: no cov
 def _add_by_pixel(index, inside, values, out):  # pragma: no cover - numba
     """``out[index[i]] += values[i]`` for the points on the grid, in order (``bincount``'s
     sums, bit for bit), skipping NaN; returns how many were skipped. No float64 copy and no
-    masked copy of the column: per 1M-row partition the ten feature sums took 140 -> 85 ms
-    in a worker's allocator settings."""
+    masked copy of the column."""
     missing = 0
     for i in range(len(index)):
         if inside[i]:

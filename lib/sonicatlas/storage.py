@@ -1,0 +1,131 @@
+"""Atomic outputs: build a file or directory in a hidden sibling, then move it into place.
+
+Every writer of the project (run directories, exports, generated catalogs and logs, ingested
+catalogs) writes ``.<name>.partial-<id>`` beside its target and renames it onto the target
+only when it is complete; on failure the sibling is removed. So a target that exists is a
+whole one, and an old target is replaced only by a complete new one. Paths are local paths or
+any fsspec URL: on a local file system the move is a ``rename`` (atomic on one file system),
+elsewhere ``fs.mv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+def resolve(url: str | os.PathLike, storage_options: dict | None = None):
+    """``(filesystem, path)`` of a local path or fsspec URL, without a trailing slash.
+
+    Parameters
+    ----------
+    url : str or path-like
+    storage_options : dict, optional
+        Passed to fsspec.
+
+    Returns
+    -------
+    tuple of (fsspec.AbstractFileSystem, str)
+    """
+    fs, path = fsspec.core.url_to_fs(os.fspath(url), **(storage_options or {}))
+    return fs, path.rstrip("/") or path
+
+
+def hidden_sibling(path: str, role: str = "partial") -> str:
+    """A unique hidden path beside ``path``: ``.<name>.<role>-<8 hex digits>``.
+
+    Readers of a directory of runs or catalogs skip names that start with a dot.
+    """
+    parent, name = posixpath.split(path.rstrip("/"))
+    return posixpath.join(parent, f".{name}.{role}-{uuid.uuid4().hex[:8]}")
+
+
+def exists(fs, path: str) -> bool:
+    """Whether anything is at ``path``, a dangling local symbolic link included."""
+    if is_local(fs):
+        return os.path.lexists(path)
+    return fs.exists(path)
+
+
+def occupied(fs, path: str) -> bool:
+    """Whether ``path`` holds something other than an empty directory."""
+    return exists(fs, path) and (not fs.isdir(path) or bool(fs.ls(path, detail=False)))
+
+
+def is_local(fs) -> bool:
+    """Whether ``fs`` is this machine's file system."""
+    return isinstance(fs, LocalFileSystem)
+
+
+def remove(fs, path: str) -> None:
+    """Remove a file, link (not what it points to) or directory tree at ``path``, if any."""
+    if exists(fs, path):
+        fs.rm(path, recursive=True)
+
+
+def _move(fs, source: str, target: str) -> None:
+    if is_local(fs):
+        os.replace(source, target)  # atomic on one file system
+    else:
+        fs.mv(source, target, recursive=True)
+
+
+def move_into_place(fs, partial: str, path: str) -> None:
+    """Move the finished ``partial`` onto ``path``, replacing what is there only on success.
+
+    An old ``path`` is first moved aside (a rename cannot replace a directory that has
+    contents, and moving onto a directory would nest inside it); it is put back if the move
+    fails and removed once the new one is in place.
+    """
+    old = None
+    if exists(fs, path):
+        old = hidden_sibling(path, "old")
+        _move(fs, path, old)
+    try:
+        _move(fs, partial, path)
+    except BaseException:
+        if old is not None:
+            _move(fs, old, path)
+        raise
+    if old is not None:
+        remove(fs, old)
+
+
+@contextlib.contextmanager
+def replacing(fs, path: str, partial: str | None = None) -> Iterator[str]:
+    """Yield a hidden sibling of ``path`` to write; move it onto ``path`` if the block succeeds.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+    path : str
+        The target, in ``fs``'s terms (see :func:`resolve`). Its parent directory is made.
+    partial : str, optional
+        The sibling to use; default a new :func:`hidden_sibling`. Nothing is created there:
+        the block writes a file or a directory as it needs.
+
+    Yields
+    ------
+    str
+        The partial path, in ``fs``'s terms (``fs.unstrip_protocol`` makes it a URL).
+
+    Notes
+    -----
+    Whatever the block raises (``KeyboardInterrupt`` included), the partial path is removed
+    and ``path`` is left as it was.
+    """
+    partial = partial or hidden_sibling(path)
+    parent = posixpath.dirname(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    try:
+        yield partial
+        move_into_place(fs, partial, path)
+    finally:
+        remove(fs, partial)  # only there if something failed
