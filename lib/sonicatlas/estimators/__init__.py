@@ -13,7 +13,7 @@ from sonicatlas.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
     "StandardScaler": "scaler", "PCA": "pca", "KMeans": "kmeans",
-    "MiniBatchKMeans": "sampled", "GaussianMixture": "sampled", "Agglomerative": "sampled",
+    "MiniBatchKMeans": "minibatch", "GaussianMixture": "sampled", "Agglomerative": "sampled",
     "DBSCAN": "density", "HDBSCAN": "density", "MeanShift": "density",
     "make_method": "registry", "METHOD_NAMES": "registry",
 })
