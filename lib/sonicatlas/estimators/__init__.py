@@ -1,19 +1,21 @@
 """Estimators: what learns from a feature matrix, on numpy arrays and on dask arrays alike.
 
-Each follows the scikit-learn / dask-ml conventions (``fit`` returns self, learned attributes
-end in ``_``, ``predict`` / ``transform`` on numpy or dask input). ``StandardScaler`` and ``PCA``
-come from one pass of exact moments (``moments``); ``KMeans`` seeds exact Lloyd passes with
-k-means++ restarts on a sample, and its per-chunk work is the compiled kernels of ``lloyd``,
-which never import scikit-learn. ``sampled`` and ``density`` hold the methods that fit on a
-reproducible sample and label every row on the workers; ``registry`` builds any of them by the
-name the configuration uses. Nothing here knows about catalogs, files or runs.
+Each is a scikit-learn estimator (``fit`` returns self, ``labels_``, ``NotFittedError``,
+``n_features_in_`` checked, ``random_state`` as None / int / ``RandomState``, ``clone``,
+``Pipeline``; ``conventions`` holds the shared checks) that also takes dask arrays, and then
+returns dask arrays. ``StandardScaler`` and ``PCA`` come from one pass of exact moments
+(``moments``); ``KMeans`` seeds exact Lloyd passes with k-means++ restarts on a sample, and its
+per-chunk work is the compiled kernels of ``lloyd``, which never import scikit-learn.
+``sampled``, ``minibatch`` and ``density`` hold the methods that fit on a reproducible sample
+(or stream the chunks) and label every row on the workers; ``registry`` builds any of them by
+the name the configuration uses. Nothing here knows about catalogs, files or runs.
 """
 
 from sonicatlas.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
     "StandardScaler": "scaler", "PCA": "pca", "KMeans": "kmeans",
-    "MiniBatchKMeans": "sampled", "GaussianMixture": "sampled", "Agglomerative": "sampled",
+    "MiniBatchKMeans": "minibatch", "GaussianMixture": "sampled", "Agglomerative": "sampled",
     "DBSCAN": "density", "HDBSCAN": "density", "MeanShift": "density",
     "make_method": "registry", "METHOD_NAMES": "registry",
 })

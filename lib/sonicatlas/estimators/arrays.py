@@ -14,6 +14,12 @@ def as_dask_array(X) -> da.Array:
     return X if isinstance(X, da.Array) else da.from_array(np.asarray(X), chunks=(1_000_000, -1))
 
 
+def as_rows(X) -> da.Array:
+    """``X`` as a dask array with all columns in one block, so every chunk holds whole rows."""
+    X = as_dask_array(X)
+    return X.rechunk({1: -1}) if X.numblocks[1] > 1 else X
+
+
 def sample_rows(X: da.Array, size: int, seed: int) -> np.ndarray:
     """About ``size`` rows drawn uniformly from every chunk, reproducibly for a seed."""
     return np.asarray(dask.compute(delayed_sample(X, size, seed))[0])

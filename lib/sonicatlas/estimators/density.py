@@ -24,7 +24,8 @@ from sklearn.cluster import estimate_bandwidth
 from sklearn.neighbors import NearestNeighbors
 
 from sonicatlas.estimators.knee import knee
-from sonicatlas.estimators.sampled import SampledClusterer, nearest_center_labels
+from sonicatlas.estimators.lloyd import nearest_center_labels
+from sonicatlas.estimators.sampled import SampledClusterer
 
 
 def k_distance(points: np.ndarray, min_samples: int) -> np.ndarray:
@@ -74,8 +75,9 @@ class DBSCAN(SampledClusterer):
         Points (itself included) within ``eps`` that make a point core.
     sample_size : int
         Rows in the sample; neighbourhood queries make DBSCAN up to O(n^2).
-    random_state : int
-        Seed of the sample.
+    random_state : int, numpy.random.RandomState or None, default=0
+        Seed of the sample; a ``RandomState`` gives one seed drawn from it, None a
+        fresh one.
 
     Attributes
     ----------
@@ -87,7 +89,16 @@ class DBSCAN(SampledClusterer):
     n_core_ : int
         Core points in the sample.
     model_ : sklearn.cluster.DBSCAN
+    labels_ : ndarray or dask.array.Array of int64, shape (n_samples,)
+        Label of every fitted row, as ``predict`` gives it: lazy for dask input.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a pandas DataFrame.
     n_clusters_, fitted_on_sample_, sample_size_, fit_seconds_
+
+    Notes
+    -----
+    numpy and dask input: see :class:`sonicatlas.estimators.sampled.SampledClusterer`.
     """
 
     def __init__(self, *, eps=None, min_samples=5, sample_size=20_000, random_state=0):
@@ -96,7 +107,7 @@ class DBSCAN(SampledClusterer):
         self.sample_size = sample_size
         self.random_state = random_state
 
-    def _fit_sample(self, sample):
+    def _fit_sample(self, sample, seed):
         if self.eps is None:
             self.k_distance_ = k_distance(sample, self.min_samples)
             self.eps_ = float(self.k_distance_[knee(self.k_distance_)])
@@ -138,8 +149,9 @@ class HDBSCAN(SampledClusterer):
         As for scikit-learn.
     radius_quantile : float
     sample_size : int
-    random_state : int
-        Seed of the sample.
+    random_state : int, numpy.random.RandomState or None, default=0
+        Seed of the sample; a ``RandomState`` gives one seed drawn from it, None a
+        fresh one.
 
     Attributes
     ----------
@@ -147,7 +159,16 @@ class HDBSCAN(SampledClusterer):
     sample_labels_ : ndarray
         scikit-learn's labels of the sample.
     model_ : sklearn.cluster.HDBSCAN
+    labels_ : ndarray or dask.array.Array of int64, shape (n_samples,)
+        Label of every fitted row, as ``predict`` gives it: lazy for dask input.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a pandas DataFrame.
     n_clusters_, fitted_on_sample_, sample_size_, fit_seconds_
+
+    Notes
+    -----
+    numpy and dask input: see :class:`sonicatlas.estimators.sampled.SampledClusterer`.
     """
 
     def __init__(self, *, min_cluster_size=5, min_samples=None, radius_quantile=0.95,
@@ -158,7 +179,7 @@ class HDBSCAN(SampledClusterer):
         self.sample_size = sample_size
         self.random_state = random_state
 
-    def _fit_sample(self, sample):
+    def _fit_sample(self, sample, seed):
         self.model_ = SklearnHDBSCAN(min_cluster_size=self.min_cluster_size,
                                      min_samples=self.min_samples, copy=True).fit(sample)
         labels = self.model_.labels_
@@ -195,8 +216,9 @@ class MeanShift(SampledClusterer):
     quantile : float
     bin_seeding : bool
     sample_size : int
-    random_state : int
-        Seed of the sample and of the bandwidth estimate.
+    random_state : int, numpy.random.RandomState or None, default=0
+        Seed of the sample and of the bandwidth estimate; a ``RandomState`` gives one seed
+        drawn from it, None a fresh one.
 
     Attributes
     ----------
@@ -205,7 +227,16 @@ class MeanShift(SampledClusterer):
     sample_labels_ : ndarray
         scikit-learn's labels of the sample.
     model_ : sklearn.cluster.MeanShift
+    labels_ : ndarray or dask.array.Array of int64, shape (n_samples,)
+        Label of every fitted row, as ``predict`` gives it: lazy for dask input.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a pandas DataFrame.
     n_clusters_, fitted_on_sample_, sample_size_, fit_seconds_
+
+    Notes
+    -----
+    numpy and dask input: see :class:`sonicatlas.estimators.sampled.SampledClusterer`.
     """
 
     def __init__(self, *, bandwidth=None, quantile=0.2, bin_seeding=False, sample_size=5_000,
@@ -216,11 +247,10 @@ class MeanShift(SampledClusterer):
         self.sample_size = sample_size
         self.random_state = random_state
 
-    def _fit_sample(self, sample):
+    def _fit_sample(self, sample, seed):
         bandwidth = self.bandwidth
         if bandwidth is None:
-            bandwidth = estimate_bandwidth(sample, quantile=self.quantile,
-                                           random_state=self.random_state)
+            bandwidth = estimate_bandwidth(sample, quantile=self.quantile, random_state=seed)
         self.bandwidth_ = float(bandwidth)
         self.model_ = SklearnMeanShift(bandwidth=self.bandwidth_,
                                        bin_seeding=self.bin_seeding).fit(sample)

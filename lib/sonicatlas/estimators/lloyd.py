@@ -21,6 +21,17 @@ def nearest_centers(block: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray,
     return labels, squared
 
 
+def nearest_center_labels(block: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest center (int64): what ``predict`` gives on every chunk."""
+    return nearest_centers(block, centers)[0]
+
+
+def center_distances(block: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Euclidean distance (float64) of each row to every center: ``KMeans.transform``."""
+    x = np.asarray(block, dtype=np.float64)
+    return np.sqrt(np.maximum(((x[:, None, :] - centers[None]) ** 2).sum(-1), 0.0))
+
+
 def score_rows(block: np.ndarray, centers: np.ndarray, *, mean=None, scale=None,
                project_mean=None, project=None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

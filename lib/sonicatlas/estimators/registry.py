@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sonicatlas.estimators.density import DBSCAN, HDBSCAN, MeanShift
 from sonicatlas.estimators.kmeans import KMeans
-from sonicatlas.estimators.sampled import Agglomerative, GaussianMixture, MiniBatchKMeans
+from sonicatlas.estimators.minibatch import MiniBatchKMeans
+from sonicatlas.estimators.sampled import Agglomerative, GaussianMixture
 
 _WITH_K = {"kmeans": (KMeans, "n_clusters"), "minibatch": (MiniBatchKMeans, "n_clusters"),
            "gmm": (GaussianMixture, "n_components"),
@@ -13,7 +14,7 @@ _WITHOUT_K = ("dbscan", "hdbscan", "meanshift")
 METHOD_NAMES = (*_WITH_K, *_WITHOUT_K)
 
 
-def make_method(name: str, k: int | None, params: dict | None = None, random_state: int = 0):
+def make_method(name: str, k: int | None, params: dict | None = None, random_state=0):
     """A clustering estimator by name.
 
     Parameters
@@ -26,7 +27,7 @@ def make_method(name: str, k: int | None, params: dict | None = None, random_sta
         ``meanshift``, which find the number themselves.
     params : dict, optional
         Further constructor arguments (e.g. ``{"sample_size": 5000}``).
-    random_state : int
+    random_state : int, numpy.random.RandomState or None
 
     Returns
     -------

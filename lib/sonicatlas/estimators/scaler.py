@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
+from sonicatlas.estimators.conventions import check_rows
 from sonicatlas.estimators.moments import moments, standardized
 
 
-class StandardScaler(TransformerMixin, BaseEstimator):
+class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Zero mean and unit variance per feature, fitted in one pass of moments.
 
     The same statistics as scikit-learn's ``StandardScaler`` (population variance; a
-    constant feature gets scale 1). ``transform`` of a dask array gives float32 blocks: half
-    the memory, and clustering costs agree to ~1e-7 relative (docs/benchmarks.md).
+    constant feature gets scale 1). It has no parameters: it always centres and scales.
 
     Attributes
     ----------
@@ -30,12 +31,32 @@ class StandardScaler(TransformerMixin, BaseEstimator):
         Sample covariance (``n - 1``) of the input.
     scaled_covariance_ : ndarray of shape (n_features, n_features)
         Sample covariance of the scaled input: what
-        :meth:`sonicatlas.estimators.pca.PCA.fit_covariance`
-        takes, so a PCA of the scaled matrix needs no pass of its own.
+        :meth:`sonicatlas.estimators.pca.PCA.fit_covariance` takes, so a PCA of the scaled
+        matrix needs no pass of its own.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a pandas DataFrame.
+
+    Notes
+    -----
+    ``transform`` of a dask array gives float32 blocks: half the memory, and clustering costs
+    agree to ~1e-7 relative (docs/benchmarks.md). numpy input gives float64. A dask input may
+    have unknown chunk sizes; it is not scanned for NaN.
     """
 
     def fit(self, X, y=None):
-        stats = moments(X)
+        """Mean and scale of every feature (and the covariance), in one pass.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        stats = moments(check_rows(self, X, reset=True))
         if stats.n == 0:
             raise ValueError("StandardScaler needs at least one row")
         var = np.diag(stats.cross) / stats.n
@@ -46,11 +67,21 @@ class StandardScaler(TransformerMixin, BaseEstimator):
         self.mean_, self.var_, self.scale_, self.n_samples_seen_ = stats.mean, var, scale, stats.n
         self.covariance_ = stats.cross / max(stats.n - 1, 1)
         self.scaled_covariance_ = self.covariance_ / np.outer(scale, scale)
-        self.n_features_in_ = len(scale)
         return self
 
     def transform(self, X):
-        """Scale ``X``: float32 blocks for a dask array, float64 for numpy input."""
+        """``(X - mean_) / scale_``.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of float64, or dask.array.Array of float32
+        """
+        check_is_fitted(self)
+        X = check_rows(self, X, reset=False)
         if isinstance(X, da.Array):
             # a plain function and two arrays: the workers need not import scikit-learn
             return X.map_blocks(standardized, self.mean_, self.scale_, dtype=np.float32)
