@@ -189,7 +189,7 @@ def test_k_auto_algorithm_and_compare_run_on_the_dask_ml_engine(tmp_path):
     summary = run_job(tmp_path / "run", f"input={catalog}", "engine=dask-ml", "k=auto",
                       "sweep.k_max=7", "sweep.silhouette_sample_size=1500",
                       "sweep.stability_sample_size=1500", "sweep.null_sample_size=1000",
-                      "algorithm=gmm", "compare=[minibatch]")
+                      "algorithm=gmm", "compare=[minibatch, gmm]")
     sweep = read_table(tmp_path / "run/summary/k_sweep")
     assert list(sweep["k"]) == list(range(2, 8)) and summary.k == 5
     table = read_table(tmp_path / "run/summary/method_comparison").set_index("method")

@@ -3,12 +3,14 @@
 ``sonicatlas`` (the default) uses the job's own estimators: one pass of moments gives the scaler
 and the PCA, and KMeans runs compiled Lloyd passes. ``dask-ml`` uses
 ``dask_ml.preprocessing.StandardScaler``, ``dask_ml.decomposition.PCA`` and
-``dask_ml.cluster.KMeans``, steered around their traps: the PCA uses the ``tsqr`` solver (the
-randomized one fails on scikit-learn >= 1.8); KMeans starts from the job's own sampled
-k-means++ centres (``k-means||`` is slow and its result depends on the seed) with the job's
-tolerance; and the cost reported is the exact squared one, from one pass of the job's
-kernels (dask-ml's ``inertia_`` is not). Both give the same attributes to the rest of the job,
-so the run directory is the same either way.
+``dask_ml.cluster.KMeans``, steered around their traps: the PCA uses the exact ``tsqr`` solver
+(never the approximate ``randomized`` one) and takes scikit-learn's signs; KMeans starts from
+the job's own sampled k-means++ centres (``k-means||`` is slow and its result depends on the
+seed) with the job's tolerance; and the cost reported is the exact squared one, from one pass
+of the job's kernels (dask-ml's ``inertia_`` is not). Both give the same attributes to the
+rest of the job, so the run directory is the same either way. ``k: auto``, ``algorithm`` and
+``compare`` use the job's sweep and methods on the engine's scaled matrix; with ``k: auto``
+the engine's KMeans is then fitted at the k the sweep chose.
 """
 
 from __future__ import annotations
@@ -160,8 +162,8 @@ class DaskMLEngine(Engine):
     def project(self, scaler, scaled):
         from dask_ml.decomposition import PCA
 
-        # 'randomized' (what 'auto' picks for wide data) fails on scikit-learn >= 1.8; 'tsqr'
-        # is the exact SVD through a tall-and-skinny QR
+        # 'tsqr': the exact SVD through a tall-and-skinny QR, one pass ('auto' may pick the
+        # approximate 'randomized' solver, whose variances are not scikit-learn's to 1e-6)
         pca = PCA(svd_solver="tsqr").fit(scaled)
         # dask-ml leaves mean_ a lazy dask array; the model holds plain numbers
         pca.mean_ = np.asarray(pca.mean_.compute(), dtype=np.float64)
