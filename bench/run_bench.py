@@ -1,13 +1,14 @@
 """cluster-tracks against a single-process pandas + scikit-learn pipeline, same data, same run.
 
-    python bench/run_bench.py --rows 1_000_000 10_000_000 --k 6 --repeat 1 \
-        --data-dir /tmp/sonicatlas-bench [--peers dask-ml spark]
+    python bench/run_bench.py --rows 1_000_000 10_000_000 --k 6 --repeat 3 \
+        --data-dir /tmp/sonicatlas-bench [--engines sonicatlas dask-ml] [--peers dask-ml spark]
 
 For each N: generate the synthetic catalog once (cached in --data-dir), then run the job (Python
-API, LocalCluster included) and the reference pipeline side by side, ``--repeat`` times
-(alternating which goes first), print medians and write bench/results/<date>-<N>.json.
-``--peers`` also runs dask-ml and/or Spark MLlib pipelines (bench/peers.py) in the first repeat,
-after the job and the reference. See docs/benchmarks.md.
+API, LocalCluster included) on each of ``--engines`` (``engine:`` in the config; default both)
+and the reference pipeline side by side, ``--repeat`` times (the order rotated each repeat),
+print medians and write bench/results/<date>-<N>.json. ``--peers`` also runs dask-ml and/or
+Spark MLlib pipelines with their defaults (bench/peers.py) in the first repeat, after the job
+and the reference. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def machine() -> dict:
 def code_version() -> dict:
     """HEAD and a digest of the job's sources: other people edit them while benchmarks run."""
     root = Path(__file__).resolve().parents[1]
-    files = sorted([*root.glob("lib/sonicatlas/*.py"), *root.glob("jobs/*.py")])
+    files = sorted([*root.glob("lib/sonicatlas/**/*.py"), *root.glob("jobs/*.py")])
     digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
@@ -116,11 +117,14 @@ def ensure_catalog(data_dir: Path, rows: int) -> Path:
     return path
 
 
-def run_job(path: Path, k: int, work: Path) -> dict:
+ENGINES = ("sonicatlas", "dask-ml")  # the config's ``engine:`` values
+
+
+def run_job(path: Path, k: int, work: Path, engine: str = "sonicatlas") -> dict:
     from jobs.cluster_tracks import Config, run
     from sonicatlas.config import load_config
 
-    cfg = load_config(Config, None, [f"input={path}", f"k={k}"])
+    cfg = load_config(Config, None, [f"input={path}", f"k={k}", f"engine={engine}"])
     with PeakRSS() as rss:
         start, started = time.perf_counter(), time.time()
         summary = run(cfg, out=str(work / "run"), overwrite=True, echo=lambda *a: None)
@@ -199,35 +203,58 @@ def median(values):
     return statistics.median(values) if values else None  # None: the reference has no such stage
 
 
+def paired(tops: list[dict], bottoms: list[dict], stage: str):
+    """Median over repeats of one run's seconds over another's in the same repeat."""
+    return median([a["seconds"][stage] / b["seconds"][stage]
+                   for a, b in zip(tops, bottoms, strict=True)
+                   if stage in a["seconds"] and b["seconds"].get(stage)])
+
+
 def report(rows: int, k: int, trials: list[dict], info: dict) -> dict:
-    jobs, refs = [t["job"] for t in trials], [t["reference"] for t in trials]
-    for run_ in (*jobs, *refs):
+    engines = list(trials[0]["jobs"])
+    jobs = {e: [t["jobs"][e] for t in trials] for e in engines}
+    refs = [t["reference"] for t in trials]
+    for run_ in (*(j for runs in jobs.values() for j in runs), *refs):
         run_["seconds"]["(4 compared)"] = round(sum(run_["seconds"][s] for s in COMPARED), 3)
     for ref in refs:
         ref["seconds"][END_TO_END] = ref["seconds"]["(4 compared)"]
-    stages = list(dict.fromkeys(s for j in jobs for s in j["seconds"]))
-    print(f"\n== {rows:,} rows, k={k}, {len(trials)} repeat(s), medians ==")
-    print(f"{'stage':<16}{'job s':>9}{'ref s':>9}{'job/ref':>9}{'paired':>9}")
+    stages = list(dict.fromkeys(s for runs in jobs.values() for j in runs for s in j["seconds"]))
+    first = engines[0]
+    print(f"\n== {rows:,} rows, k={k}, {len(trials)} repeat(s), medians; ratios paired per "
+          f"repeat ==")
+    header = ("".join(f"{e + ' s':>13}" for e in engines) + f"{'ref s':>9}"
+              + "".join(f"{e + '/ref':>15}" for e in engines)
+              + "".join(f"{e + '/' + first:>22}" for e in engines[1:]))
+    print(f"{'stage':<16}{header}")
     med = {}
     for stage in stages:
-        job_s = median([j["seconds"][stage] for j in jobs])
-        ref_s = median([r["seconds"][stage] for r in refs if stage in r["seconds"]])
-        paired = median([j["seconds"][stage] / r["seconds"][stage]  # per-repeat ratios
-                         for j, r in zip(jobs, refs, strict=True) if r["seconds"].get(stage)])
-        med[stage] = {"job": job_s, "reference": ref_s, "paired_ratio": paired}
-        cells = [f"{job_s:9.2f}", f"{ref_s:9.2f}" if ref_s is not None else f"{'-':>9}",
-                 f"{job_s / ref_s:9.2f}" if ref_s else " " * 9,
-                 f"{paired:9.2f}" if paired is not None else ""]
+        row = {e: median([j["seconds"][stage] for j in jobs[e] if stage in j["seconds"]])
+               for e in engines}
+        row["reference"] = median([r["seconds"][stage] for r in refs if stage in r["seconds"]])
+        row.update({f"{e}/reference": paired(jobs[e], refs, stage) for e in engines})
+        row.update({f"{e}/{first}": paired(jobs[e], jobs[first], stage) for e in engines[1:]})
+        med[stage] = row
+        cells = [f"{row[e]:13.2f}" if row[e] is not None else f"{'-':>13}" for e in engines]
+        cells.append(f"{row['reference']:9.2f}" if row["reference"] is not None else f"{'-':>9}")
+        cells += [f"{row[f'{e}/reference']:15.2f}" if row[f"{e}/reference"] is not None
+                  else " " * 15 for e in engines]
+        cells += [f"{row[f'{e}/{first}']:22.2f}" if row[f"{e}/{first}"] is not None
+                  else " " * 22 for e in engines[1:]]
         print(f"{stage:<16}" + "".join(cells))
-    job_cost, ref_cost = median([j["inertia"] for j in jobs]), median([r["inertia"] for r in refs])
-    rel = (job_cost - ref_cost) / ref_cost
-    print(f"cost: job {job_cost:,.1f} ({jobs[0]['n_iter']} it), sklearn {ref_cost:,.1f} "
-          f"({refs[0]['n_iter']} it); relative difference {rel:+.2e}")
-    print(f"peak RSS (process tree, median): job {median([j['peak_rss_gib'] for j in jobs])} GiB, "
-          f"reference {median([r['peak_rss_gib'] for r in refs])} GiB")
-    out = {"medians": med, "cost": {"job": job_cost, "reference": ref_cost, "relative": rel}}
+    ref_cost = median([r["inertia"] for r in refs])
+    costs = {"reference": ref_cost}
+    for e in engines:
+        cost = median([j["inertia"] for j in jobs[e]])
+        rel = (cost - ref_cost) / ref_cost
+        costs[e] = {"cost": cost, "relative": rel}
+        print(f"cost: {e} {cost:,.1f} ({jobs[e][0]['n_iter']} it), sklearn {ref_cost:,.1f} "
+              f"({refs[0]['n_iter']} it); relative difference {rel:+.2e}")
+    print("peak RSS (process tree, median): " + ", ".join(
+        f"{e} {median([j['peak_rss_gib'] for j in jobs[e]])} GiB" for e in engines)
+        + f", reference {median([r['peak_rss_gib'] for r in refs])} GiB")
+    out = {"medians": med, "cost": costs}
     if "peers" in trials[0]:
-        out["peers"] = report_peers(trials[0]["job"], ref_cost, trials[0]["peers"])
+        out["peers"] = report_peers(trials[0]["jobs"][first], ref_cost, trials[0]["peers"])
     print("machine: " + ", ".join(f"{key} {val}" for key, val in info.items()))
     return out
 
@@ -273,33 +300,42 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                        help="run the job on each of these engines (engine: in the config)")
     parser.add_argument("--peers", nargs="+", choices=list(PEERS), default=[],
                         help="also run these peer pipelines once per row count (bench/peers.py)")
     args = parser.parse_args(argv)
     info, code = machine(), code_version()
     print(f"code: {code}")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    engines = list(dict.fromkeys(args.engines))
+    runs = [*engines, "reference"]
     for rows in args.rows:
         path = ensure_catalog(args.data_dir, rows)
         trials = []
         for i in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=args.data_dir) as work:
-                job_first = i % 2 == 0
-                trial = {"job_first": job_first, "code": code_version()}
+                # each repeat starts one later in the list, so no run always goes first
+                order = runs[i % len(runs):] + runs[:i % len(runs)]
+                trial = {"order": order, "code": code_version(), "jobs": {}}
                 if trial["code"] != code:  # workers would import the new code, the client not
                     print(f"WARNING: sources changed since start: {trial['code']}")
-                for which in ("job", "reference") if job_first else ("reference", "job"):
-                    trial[which] = (run_job(path, args.k, Path(work)) if which == "job" else
-                                    run_reference(path, args.k))
-                    print(f"repeat {i + 1} {which}: {trial[which]['seconds']}", flush=True)
-                if i == 0 and args.peers:  # after both, so neither's timing shares the machine
+                for which in order:
+                    if which == "reference":
+                        trial["reference"] = result = run_reference(path, args.k)
+                    else:
+                        trial["jobs"][which] = result = run_job(path, args.k, Path(work), which)
+                    print(f"repeat {i + 1} {which}: {result['seconds']}", flush=True)
+                trial["jobs"] = {e: trial["jobs"][e] for e in engines}  # in --engines order
+                if i == 0 and args.peers:  # after all, so no timing shares the machine
                     trial["peers"] = run_peers(args.peers, path, args.k)
                 trials.append(trial)
         summary = report(rows, args.k, trials, info)
         rusage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss / 2**20
                   for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}  # KiB -> GiB, largest process
         result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "rows": rows,
-                  "k": args.k, "command": " ".join([sys.executable, *sys.argv]),
+                  "k": args.k, "engines": engines,
+                  "command": " ".join([sys.executable, *sys.argv]),
                   "machine": info, "code": code, "trials": trials, "maxrss_gib": rusage, **summary}
         out = RESULTS / f"{dt.date.today().isoformat()}-{rows}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")

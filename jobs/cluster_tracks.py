@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from sonicatlas.config import ClusterTracksConfig
 from sonicatlas.io import catalog, checks
-from sonicatlas.modeling import features
-from sonicatlas.modeling.clustering import fit_clusters
-from sonicatlas.modeling.model import ClusterModel
+from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job
 from sonicatlas.runtime import show_progress
@@ -46,16 +44,10 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 
-    with stage("scale"):
-        scaler, scaled = features.standardize(accepted, config.features)
-    with stage("pca"):
-        pca = features.pca_of_scaled(scaler)
-    clusters = fit_clusters(scaled, config, stage, echo)
-    del scaled
-    for name, table in clusters.tables.items():
+    fitted = fit_model(accepted, config.features, config, stage, echo)
+    for name, table in fitted.tables.items():
         run_dir.write_table(f"summary/{name}", table)
-    model = ClusterModel.from_estimators(config.features, scaler, pca, clusters.centers,
-                                       config.seed)
+    model, pca, clusters = fitted.model, fitted.pca, fitted.clusters
     names = name_clusters(model.centers, config.features, overrides=config.names)
 
     with stage("assign"):

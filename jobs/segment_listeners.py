@@ -19,9 +19,7 @@ from sonicatlas.io.checks import split
 from sonicatlas.listeners import segments
 from sonicatlas.listeners.checks import check_listens
 from sonicatlas.listeners.users import user_features
-from sonicatlas.modeling import features
-from sonicatlas.modeling.clustering import fit_clusters
-from sonicatlas.modeling.model import ClusterModel
+from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job, versions
 from sonicatlas.visual import maps
@@ -52,15 +50,10 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
             user_features(accepted, tracks, len(track_names), now=config.now)).persist()
         wait(users)
     columns = segments.clustering_columns(len(track_names))
-    with stage("scale"):
-        scaler, scaled = features.standardize(users, tuple(columns))
-    with stage("pca"):
-        pca = features.pca_of_scaled(scaler)
-    clusters = fit_clusters(scaled, config, stage, echo)
-    del scaled
-    for name, table in clusters.tables.items():
+    fitted = fit_model(users, columns, config, stage, echo)
+    for name, table in fitted.tables.items():
         run_dir.write_table(f"summary/{name}", table)
-    model = ClusterModel.from_estimators(columns, scaler, pca, clusters.centers, config.seed)
+    model, pca, clusters = fitted.model, fitted.pca, fitted.clusters
     names = segments.name_segments(model.centers, columns, track_names, config.names)
 
     with stage("assign"):

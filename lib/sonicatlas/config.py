@@ -119,6 +119,11 @@ class ClusteringConfig(_Strict):
     k: int | Literal["auto"] = Field(6, description="Number of clusters, or auto to choose "
                                      "it with a sweep (see sweep).")
     seed: int = 0
+    engine: Literal["sonicatlas", "dask-ml"] = Field(
+        "sonicatlas", description="What scales, projects and clusters the feature matrix: "
+        "sonicatlas (the job's own estimators) or dask-ml (dask_ml's StandardScaler, PCA and "
+        "KMeans; k: auto, algorithm and compare use the job's sweep and methods on its "
+        "scaled matrix).")
     names: dict[int, str] = Field(default_factory=dict, description="Cluster names that "
                                   "replace the generated ones: {cluster id: name}.")
     algorithm: str = Field("kmeans", description="Method whose clusters the run writes: "

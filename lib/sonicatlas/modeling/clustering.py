@@ -1,4 +1,4 @@
-"""The clustering step of cluster-tracks: KMeans at a given or chosen k, then the configured
+"""The clustering step of both jobs: KMeans at a given or chosen k, then the configured
 algorithm and the methods to compare, all on the same scaled matrix."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from sonicatlas.config import ClusterTracksConfig
+from sonicatlas.config import ClusteringConfig
 from sonicatlas.estimators.kmeans import KMeans
 from sonicatlas.evaluate import compare
 from sonicatlas.evaluate.sweep import sweep_k
+from sonicatlas.modeling.engines import Engine, engine_named
 
 
 @dataclass
@@ -28,13 +29,19 @@ class Clustering:
     manifest: dict = field(default_factory=dict)
 
 
-def fit_clusters(scaled: da.Array, config: ClusterTracksConfig, stage, echo) -> Clustering:
-    """Fit KMeans (sweeping k when ``k: auto``), then the algorithm and comparisons."""
+def fit_clusters(scaled: da.Array, config: ClusteringConfig, stage, echo,
+                 engine: Engine | None = None) -> Clustering:
+    """Fit KMeans (sweeping k when ``k: auto``), then the algorithm and comparisons.
+
+    ``engine`` fits the run's KMeans (default: the one ``config.engine`` names); the sweep,
+    the algorithm and the comparisons use the job's estimators on the same matrix.
+    """
     seed = config.seed
+    engine = engine or engine_named(config.engine)
     if config.k == "auto":
         with stage("choose k"):
             sweep = sweep_k(scaled, config.sweep, config.kmeans, seed, echo)
-            kmeans = sweep.models[sweep.k]
+            kmeans = engine.refit(sweep.models[sweep.k], scaled, config.kmeans, seed)
             why = ("highest silhouette among stable k clearly above the null" if sweep.supported
                    else "largest silhouette gain over the null; no k was supported")
             echo(f"Chose k={sweep.k} ({why}; elbow at k={sweep.elbow_k})")
@@ -44,12 +51,10 @@ def fit_clusters(scaled: da.Array, config: ClusterTracksConfig, stage, echo) -> 
                                                   "supported": sweep.supported}})
     else:
         with stage("kmeans"):
-            kmeans = KMeans(config.k, n_init=config.kmeans.n_init,
-                            max_iter=config.kmeans.max_iter,
-                            init_sample_size=config.kmeans.init_sample_size,
-                            tol=config.kmeans.tol, random_state=seed).fit(scaled)
+            kmeans = engine.kmeans(config.k, config.kmeans, seed).fit(scaled)
         result = Clustering(kmeans, config.k, kmeans.cluster_centers_)
     result.manifest["algorithm"] = config.algorithm
+    result.manifest["engine"] = engine.name
 
     fitted = {}
     if config.algorithm != "kmeans":
