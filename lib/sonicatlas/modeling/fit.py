@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dask.array as da
 import dask.dataframe as dd
 import pandas as pd
 
@@ -58,6 +59,11 @@ def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, ech
     with stage("pca"):
         pca = engine.project(scaler, scaled)
     clusters = fit_clusters(scaled, config, stage, echo, engine)
+    # A fitted estimator's lazy labels_ is a graph over the scaled matrix: holding it would
+    # keep every scaled chunk on the workers for the rest of the run.
+    for estimator in (clusters.kmeans, clusters.labeler):
+        if isinstance(getattr(estimator, "labels_", None), da.Array):
+            del estimator.labels_
     del scaled
     model = ClusterModel.from_estimators(columns, scaler, pca, clusters.centers, config.seed)
     return FittedModel(scaler, pca, clusters, model)
