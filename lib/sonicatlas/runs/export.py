@@ -8,7 +8,6 @@ whole.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil

@@ -9,15 +9,12 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from sonicatlas.visual import maps
-from sonicatlas.visual import raster
-from sonicatlas.contract import POSITION, REASON
 from sonicatlas.config import MapConfig
-from sonicatlas.contract import TRACK_ID
+from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2, POSITION, REASON, TRACK_ID
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
-from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2
 from sonicatlas.runs.directory import versions
+from sonicatlas.visual import maps, raster
 
 
 def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
