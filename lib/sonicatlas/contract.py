@@ -12,6 +12,12 @@ import numpy as np
 
 TRACK_ID = "track_id"
 ARTIST = "artist_name"
+GENRE = "genre"
+
+#: A track with several genres (a list in the source, or the same track in several playlists)
+#: carries them in one ``genre`` string joined by this separator, in first-seen order; a
+#: missing genre is a null, never a word such as "unknown".
+GENRE_SEPARATOR = "|"
 
 #: Columns a run adds to every track (or user): its cluster, the cluster's name, the distance
 #: to the cluster's centre, and the first two principal components.

@@ -1,0 +1,39 @@
+"""`sonicatlas ingest`: CSV exports into a Parquet catalog."""
+
+from __future__ import annotations
+
+import click
+
+from sonicatlas.cli.common import user_errors
+from sonicatlas.config import ClusterConfig
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", required=True, metavar="DIR", help="Catalog directory to write.")
+@click.option("--columns", "mapping", metavar="SRC=DST,...",
+              help="Map CSV column names onto the contract, e.g. track_artist=artist_name.")
+@click.option("--columns-file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML with a `columns:` mapping (see conf/sources/).")
+@click.option("--scheduler", metavar="ADDRESS", help="Ingest on this Dask scheduler.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing catalog.")
+@user_errors
+def ingest_command(paths, out, mapping, columns_file, scheduler, overwrite) -> None:
+    """Turn CSV exports (PATHS: files or globs, any fsspec URL) into a Parquet catalog.
+
+    Rows that cannot be parsed go to OUT/_rejects/ with their reason.
+    """
+    from sonicatlas.io.columns import load_column_mapping, parse_column_mapping
+    from sonicatlas.io.ingest import ingest_csv
+    from sonicatlas.runtime import connect
+
+    columns = load_column_mapping(columns_file) if columns_file else {}
+    columns.update(parse_column_mapping(mapping) if mapping else {})
+    with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
+                 click.echo):
+        result = ingest_csv(list(paths), out, columns, overwrite=overwrite)
+    click.echo(f"Read {result.rows_read:,} rows: {result.rows_accepted:,} to {result.out}, "
+               f"{result.rows_rejected:,} to {result.out}/_rejects")
+    for reason, n in result.reject_reasons.items():
+        click.echo(f"  {n:>10,}  {reason}")
+

@@ -1,0 +1,56 @@
+"""`sonicatlas run` and `sonicatlas jobs`: the jobs registered under ``sonicatlas.jobs``."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import click
+
+from sonicatlas.cli.common import EPILOG, user_errors
+from sonicatlas.config import load_config
+
+
+def _jobs() -> dict:
+    # Jobs register under this entry-point group (pyproject.toml), so lib/ never imports jobs/.
+    return {ep.name: ep for ep in entry_points(group="sonicatlas.jobs")}
+
+
+@click.command("run", epilog=EPILOG)
+@click.argument("job", metavar="JOB")
+@click.option("-c", "--config", "config_paths", type=click.Path(dir_okay=False),
+              multiple=True, help="YAML config (see conf/); repeat to merge several, e.g. "
+              "a job file and conf/cluster/remote.yaml. Unset options take their defaults.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set k=8 --set kmeans.max_iter=50. "
+                   "Repeatable.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on this Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
+                   "the workers read the input themselves.")
+@click.option("--out", metavar="DIR", help="Run directory (default: runs/<job>-<time>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@user_errors
+def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
+    """Run JOB (cluster-tracks) and write a run directory.
+
+    The run is written to a hidden directory beside --out and moved into place only when it
+    is complete, so a failed run leaves nothing behind.
+    """
+    jobs = _jobs()
+    if job not in jobs:
+        raise click.BadParameter(f"unknown job {job!r}; available: {', '.join(sorted(jobs))}",
+                                 param_hint="JOB")
+    module = jobs[job].load()
+    overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
+    config = load_config(module.Config, config_paths, overrides)
+    click.echo(f"sonicatlas {job}")
+    summary = module.run(config, out=out, overwrite=overwrite, echo=click.echo)
+    click.echo(summary.text())
+
+
+@click.command("jobs")
+def jobs_command() -> None:
+    """List the jobs that `sonicatlas run` knows."""
+    for name, ep in sorted(_jobs().items()):
+        doc = (ep.load().__doc__ or "").strip().splitlines()
+        click.echo(f"{name:<20} {doc[0] if doc else ''}")
+
