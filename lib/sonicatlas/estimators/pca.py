@@ -4,8 +4,7 @@ scikit-learn's ``covariance_eigh`` solver, distributed: one pass of
 :mod:`sonicatlas.estimators.moments` (each chunk returns d x d numbers), then an
 eigendecomposition on the client; or no pass at all, from a covariance already known
 (:meth:`PCA.fit_covariance`, e.g. the scaler's). ``dask_ml.decomposition.PCA`` with ``tsqr``
-takes passes of its own (docs/benchmarks.md), and its ``randomized`` solver fails on
-scikit-learn >= 1.8.
+takes passes of its own (docs/benchmarks.md), and its ``randomized`` solver is approximate.
 """
 
 from __future__ import annotations
