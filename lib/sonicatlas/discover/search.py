@@ -50,55 +50,64 @@ def fold_text(text: str) -> str:
     return folded
 
 
-def match_tiers(names, folded_query: str) -> np.ndarray:
-    """0 exact, 1 prefix, 2 substring, 3 no match, for each name (missing: no match)."""
-    names = fold(names)
-    exact = pc.fill_null(pc.equal(names, folded_query), False).to_numpy(zero_copy_only=False)
-    prefix = pc.fill_null(pc.starts_with(names, folded_query), False).to_numpy(
-        zero_copy_only=False)
-    inside = pc.fill_null(pc.match_substring(names, folded_query), False).to_numpy(
-        zero_copy_only=False)
-    return np.select([exact, prefix, inside], [0, 1, 2], default=3).astype(np.int8)
+def match_tiers(folded, folded_query: str) -> np.ndarray:
+    """0 exact, 1 prefix, 2 substring, 3 no match, for each folded name (missing: no match)."""
+    def mask(matches) -> np.ndarray:
+        return pc.fill_null(matches, False).to_numpy(zero_copy_only=False)
+    inside = mask(pc.match_substring(folded, folded_query))
+    tiers = np.where(inside, 2, 3).astype(np.int8)
+    if inside.any():  # prefix and exact only among the substring matches
+        rows = np.flatnonzero(inside)
+        few = folded.take(pa.array(rows))
+        tiers[rows[mask(pc.starts_with(few, folded_query))]] = 1
+        tiers[rows[mask(pc.equal(few, folded_query))]] = 0
+    return tiers
 
 
-def search_frame(frame: pd.DataFrame, text: str, where: str = "both", n: int = 20,
-                 artist: str | None = None) -> pd.DataFrame:
-    """The best ``n`` matches of ``text`` among the rows of ``frame``.
+class NameIndex:
+    """Folded names of a set of tracks held in memory, so a search is a few Arrow kernels.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         ``track_id`` and ``track_name`` and/or ``artist_name``; ``popularity`` if known.
-    text : str
-    where : {"name", "artist", "both"}
-        Which names to match; with both, a row's better match counts.
-    n : int
-    artist : str, optional
-        Only rows whose artist name contains this (folded the same way).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The matching rows of ``frame``, best first, with ``match`` (exact, prefix, substring).
     """
-    query = fold_text(text)
-    if where not in WHERE:
-        raise InputError(f"unknown --in {where!r}; choose one of {', '.join(WHERE)}")
-    fields = {"name": [NAME], "artist": [ARTIST], "both": [NAME, ARTIST]}[where]
-    missing = [f for f in fields if f not in frame]
-    if len(missing) == len(fields):
-        raise InputError(f"the run carried no {' or '.join(missing)} to search")
-    tiers = np.min([match_tiers(pa.array(frame[f], pa.string()), query)
-                    for f in fields if f in frame], axis=0)
-    if artist is not None:
-        if ARTIST not in frame:
-            raise InputError(f"the run carried no {ARTIST} to filter on")
-        by = match_tiers(pa.array(frame[ARTIST], pa.string()), fold_text(artist))
-        tiers = np.where(by < 3, tiers, 3)
-    hits = np.flatnonzero(tiers < 3)
-    found = frame.iloc[hits].copy()
-    found["match"] = pd.Categorical.from_codes(tiers[hits], categories=list(MATCH))
-    return rank_matches(found, n)
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.folded = {f: fold(pa.array(frame[f], pa.string())) for f in (NAME, ARTIST)
+                       if f in frame}
+
+    def search(self, text: str, where: str = "both", n: int = 20, artist: str | None = None
+               ) -> pd.DataFrame:
+        """The best ``n`` rows matching ``text``, with ``match`` (exact, prefix, substring).
+
+        ``where`` is name, artist or both (a row's better match counts); ``artist`` keeps only
+        rows whose artist name contains it.
+        """
+        query = fold_text(text)
+        if where not in WHERE:
+            raise InputError(f"unknown --in {where!r}; choose one of {', '.join(WHERE)}")
+        fields = [f for f in {"name": [NAME], "artist": [ARTIST], "both": [NAME, ARTIST]}[where]
+                  if f in self.folded]
+        if not fields:
+            raise InputError(f"the run carried no {NAME if where == 'name' else ARTIST} "
+                             "to search")
+        tiers = np.min([match_tiers(self.folded[f], query) for f in fields], axis=0)
+        if artist is not None:
+            if ARTIST not in self.folded:
+                raise InputError(f"the run carried no {ARTIST} to filter on")
+            tiers = np.where(match_tiers(self.folded[ARTIST], fold_text(artist)) < 3, tiers, 3)
+        hits = np.flatnonzero(tiers < 3)
+        found = self.frame.iloc[hits].copy()
+        found["match"] = pd.Categorical.from_codes(tiers[hits], categories=list(MATCH))
+        return rank_matches(found, n)
+
+
+def search_frame(frame: pd.DataFrame, text: str, where: str = "both", n: int = 20,
+                 artist: str | None = None) -> pd.DataFrame:
+    """:meth:`NameIndex.search` over ``frame``, its names folded for this one search."""
+    return NameIndex(frame).search(text, where, n, artist)
 
 
 def rank_matches(found: pd.DataFrame, n: int) -> pd.DataFrame:
