@@ -69,6 +69,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
         run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("query", outputs.query_data(scored, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)
