@@ -23,6 +23,7 @@ from sonicatlas.runs.provenance import RUN_KIND, is_run_directory
 
 _VERSIONED = ("sonicatlas", "dask", "distributed", "dask-ml", "scikit-learn", "pandas",
               "numpy", "pyarrow", "datashader")
+_FAILED_WRITES_WAIT = 30.0
 
 
 def default_run_name(job: str) -> str:
@@ -96,7 +97,8 @@ class RunDirectory:
 
         After a failure (``failed``) their errors are ignored: this only lets the writes
         already running end, so that none writes into the directory once it is removed (a
-        remote worker goes on with a task whose client has gone).
+        remote worker goes on with a task whose client has gone). It waits at most
+        ``_FAILED_WRITES_WAIT`` seconds: a cluster without workers would never end them.
         """
         from distributed import wait
 
@@ -104,7 +106,7 @@ class RunDirectory:
         writing, self._writing = self._writing, []
         if failed:
             with contextlib.suppress(Exception):
-                wait(writing)
+                wait(writing, timeout=_FAILED_WRITES_WAIT)
             return
         if writing:
             show_progress(*writing)  # on large catalogs this wait is long enough to show
