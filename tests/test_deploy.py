@@ -110,3 +110,34 @@ def test_a_factory_that_cannot_be_built_is_one_line(tmp_path, factory, options, 
     [line] = finished.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    (["cluster.scheduler=tcp://h:1", "cluster.factory=distributed.LocalCluster"],
+     "cluster: set scheduler or factory, not both"),
+    (["cluster.factory_options={n_workers: 1}"], "cluster: factory_options needs factory"),
+    (["cluster.scheduler=tcp://h:1", "cluster.tls={ca_file: a, cert: b, key: c}"],
+     "cluster: tls is for a tls:// scheduler"),
+    (["cluster.tls={ca_file: a, cert: b}"], "cluster.tls.key: Field required"),
+    (["cluster.no_workers_timeout=0"], "cluster.no_workers_timeout: Input should be greater"),
+])
+def test_cluster_keys_are_validated_and_the_message_names_the_key(settings, message):
+    from sonicatlas.config import ClusterTracksConfig, load_config
+    from sonicatlas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(ClusterTracksConfig, None, settings)
+
+
+def test_the_readmes_cluster_examples_are_valid_configs():
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Where it runs", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    factories = [ClusterConfig(**yaml.safe_load(block)["cluster"]).factory for block in blocks]
+    assert factories == [None, "dask_jobqueue.SLURMCluster",
+                         "dask_kubernetes.operator.KubeCluster", "dask_gateway.GatewayCluster",
+                         "coiled.Cluster"]
