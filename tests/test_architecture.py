@@ -17,7 +17,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib" / "sonicatlas"
 LAYERS = [
     {"errors", "contract", "lazy"},
     {"config", "storage"},
-    {"deploy"},
+    {"deploy", "watch"},
     {"runtime", "estimators"},
     {"io", "synthetic", "evaluate"},
     {"modeling"},

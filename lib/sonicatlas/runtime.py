@@ -23,6 +23,7 @@ from distributed import Client, WorkerPlugin, progress
 from sonicatlas import deploy
 from sonicatlas.config import ClusterConfig
 from sonicatlas.errors import NoWorkersError, SchedulerUnreachableError
+from sonicatlas.watch import NoWorkersSignal, WorkerWatch, quiet_after_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -57,52 +58,29 @@ def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
     NoWorkersError
         The scheduler had no workers for ``no_workers_timeout`` seconds.
     """
-    with contextlib.ExitStack() as stack:
-        cluster = None
-        if config.scheduler:
-            client = _remote_client(config)
-        else:
-            if config.factory:
-                cluster = deploy.build_factory(config)
-            else:
-                cluster = deploy.local_cluster(config, local_cluster_size(config))
-            stack.callback(cluster.close)
-            client = Client(cluster, set_as_default=True)
-        # Persisted collections still held by the caller would otherwise be reported as
-        # "lost" while the workers shut down.
-        stack.callback(client.close)
-        stack.callback(logging.getLogger("distributed.scheduler").setLevel, logging.ERROR)
-        client.register_plugin(QuietSizeof())
-        echo(_announce(config, client, cluster))
-        watch = stack.enter_context(WorkerWatch(client, config.no_workers_timeout, echo))
-        stack.enter_context(_quiet_after_interrupt())
-        try:
-            yield client
-        except NoWorkersSignal:
-            raise NoWorkersError(watch.message) from None
-
-
-@contextlib.contextmanager
-def _quiet_after_interrupt() -> Iterator[None]:
-    """Ctrl-C as a plain KeyboardInterrupt, with distributed's logs silenced from that moment.
-
-    The tasks it cuts short are logged (with tracebacks) as they are collected and as the
-    client and cluster close: noise after the user has asked to stop.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupted(signum, frame):
-        for name in ("distributed", "asyncio", "tornado"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        with contextlib.ExitStack() as stack:
+            cluster = None
+            if config.scheduler:
+                client = _remote_client(config)
+            else:
+                if config.factory:
+                    cluster = deploy.build_factory(config)
+                else:
+                    cluster = deploy.local_cluster(config, local_cluster_size(config))
+                stack.callback(cluster.close)
+                client = Client(cluster, set_as_default=True)
+            stack.callback(client.close)
+            # Persisted collections still held by the caller would otherwise be reported as
+            # "lost" while the workers shut down.
+            stack.callback(logging.getLogger("distributed.scheduler").setLevel, logging.ERROR)
+            client.register_plugin(QuietSizeof())
+            echo(_announce(config, client, cluster))
+            stack.enter_context(WorkerWatch(client, config.no_workers_timeout, echo))
+            stack.enter_context(quiet_after_interrupt())
+            yield client
+    except NoWorkersSignal as exc:  # wherever it reached the main thread, cleanup included
+        raise NoWorkersError(str(exc)) from None
 
 
 def _remote_client(config: ClusterConfig) -> Client:
@@ -136,80 +114,6 @@ def _announce(config: ClusterConfig, client: Client, cluster) -> str:
     return line
 
 
-class NoWorkersSignal(BaseException):
-    """Raised in the main thread by :class:`WorkerWatch`; :func:`connect` turns it into a
-    NoWorkersError. A BaseException, so that no ``except Exception`` on the way swallows it."""
-
-
-class WorkerWatch:
-    """Watch from the client that the scheduler has workers; warn, then stop the job.
-
-    A thread asks the scheduler for its worker count every second. After a few seconds with
-    none it says so (and again every minute); after ``timeout`` seconds it interrupts the main
-    thread with :class:`NoWorkersSignal`, which wakes it from any wait on the cluster. Being
-    on the client side, this works with a remote scheduler whose own settings the job cannot
-    change. Outside the main thread (no signal can reach it) it only warns.
-    """
-
-    poll = 1.0
-
-    def __init__(self, client: Client, timeout: float, echo=print):
-        self.client, self.timeout, self.echo = client, timeout, echo
-        self.message = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sonicatlas-worker-watch",
-                                        daemon=True)
-        self._main = threading.current_thread() is threading.main_thread()
-        self._previous = None
-
-    def __enter__(self) -> WorkerWatch:
-        if self._main:
-            self._previous = signal.signal(_SIGNAL, self._interrupt)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self._main:
-            signal.signal(_SIGNAL, self._previous)
-
-    def _interrupt(self, signum, frame) -> None:
-        if not self._stop.is_set():
-            raise NoWorkersSignal
-
-    def _workers(self) -> int:
-        try:
-            return self.client.sync(self.client.scheduler.identity, n_workers=0)["n_workers"]
-        except Exception:  # a scheduler that does not answer has no workers to offer
-            return 0
-
-    def _run(self) -> None:
-        since, warn_at = None, min(_FIRST_WARNING, self.timeout / 2)
-        while not self._stop.wait(self.poll):
-            if self._workers():
-                since, warn_at = None, min(_FIRST_WARNING, self.timeout / 2)
-                continue
-            now = time.monotonic()
-            since = since or now - self.poll
-            idle = now - since
-            if idle >= self.timeout:
-                self.message = (f"the scheduler had no workers for {idle:.0f} s "
-                                f"(cluster.no_workers_timeout: {self.timeout:g} s); start "
-                                "workers or check the cluster, then run again")
-                if self._main and not self._stop.is_set():
-                    signal.pthread_kill(threading.main_thread().ident, _SIGNAL)
-                return
-            if idle >= warn_at and not self._stop.is_set():
-                self.echo(f"no workers for {idle:.0f} s; waiting up to {self.timeout:g} s "
-                          f"(cluster.no_workers_timeout), see the dashboard "
-                          f"{self.client.dashboard_link}")
-                warn_at += _REPEAT_WARNING
-
-
-_SIGNAL = signal.SIGUSR1  # only this process's main thread gets it, from the watch
-_FIRST_WARNING = 5.0
-_REPEAT_WARNING = 60.0
 
 
 class QuietSizeof(WorkerPlugin):
