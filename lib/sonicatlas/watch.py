@@ -78,9 +78,9 @@ class WorkerWatch:
             since = since or now - self.poll
             idle = now - since
             if idle >= self.timeout:
-                self.message = (f"the scheduler had no workers for {idle:.0f} s "
-                                f"(cluster.no_workers_timeout: {self.timeout:g} s); start "
-                                "workers or check the cluster, then run again")
+                self.message = (f"the scheduler has had no workers for {self.timeout:g} s "
+                                "(cluster.no_workers_timeout); start workers or check the "
+                                "cluster, then run again")
                 if self._main and not self._stop.is_set():
                     signal.pthread_kill(threading.main_thread().ident, _SIGNAL)
                 return
