@@ -133,3 +133,28 @@ def test_export_overwrite_replaces_an_export(tmp_path, made_run, fmt):
         finished = _sonicatlas("export", made_run, "--summary", "--out", summary,
                                "--overwrite")
         assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
+def test_a_failed_move_puts_the_old_output_back(tmp_path):
+    from sonicatlas import storage
+
+    old = tmp_path / "run"
+    old.mkdir()
+    (old / "manifest.json").write_text("old")
+    fs, path = storage.resolve(old)
+    with pytest.raises(FileNotFoundError):  # the new one is not there to move in
+        storage.move_into_place(fs, str(tmp_path / ".run.partial-00000000"), path)
+    assert (old / "manifest.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_run_moved_aside_and_left_is_named_by_the_next_sweep(tmp_path):
+    from sonicatlas import storage
+    from sonicatlas.runs.partials import sweep_partials
+
+    (tmp_path / ".run.old-0123abcd").mkdir()
+    fs, parent = storage.resolve(tmp_path)
+    swept = sweep_partials(fs, parent)
+    assert swept.removed == [] and len(swept.left) == 1
+    assert swept.left[0].startswith(f"{tmp_path / '.run.old-0123abcd'} (an old run moved aside")
+    assert (tmp_path / ".run.old-0123abcd").is_dir()

@@ -6,7 +6,8 @@ owner in ``.owner.json``: process id, host and the process's start time (a proce
 may have been reused). A later run in the same parent directory removes the partial runs
 whose owner was on this host and is gone, and names those it cannot judge: an owner on
 another host, or no owner record at all (an export or catalog being written, or a partial
-left by an older version). The record is removed before a run is moved into place.
+left by an older version), and any old output left moved aside by a replacement killed
+between its two renames. The record is removed before a run is moved into place.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sonicatlas import storage
 
 OWNER_FILE = ".owner.json"
 _PARTIAL = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
+_MOVED_ASIDE = re.compile(r"^\.(?P<name>.+)\.old-[0-9a-f]{8}$")
 _SAME_START = 1.0  # seconds: start times are compared to the clock tick
 
 
@@ -111,9 +113,14 @@ def sweep_partials(fs, parent: str) -> Sweep:
     if not storage.is_local(fs) or not os.path.isdir(parent or "."):
         return Sweep(removed, left)
     for entry in sorted(os.scandir(parent or "."), key=lambda e: e.name):
+        path = posixpath.join(parent, entry.name) if parent else entry.name
+        aside = _MOVED_ASIDE.match(entry.name)
+        if aside:  # only there if a replacing run was killed between its two renames
+            left.append(f"{path} (an old {aside['name']} moved aside while a new one was put "
+                        f"in place; if {aside['name']} is missing, move it back)")
+            continue
         if not _PARTIAL.match(entry.name) or not entry.is_dir(follow_symlinks=False):
             continue
-        path = posixpath.join(parent, entry.name) if parent else entry.name
         record = _read_owner(fs, path)
         alive = None if record is None else owner_alive(record)
         if alive is False:
