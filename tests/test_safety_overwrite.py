@@ -156,5 +156,5 @@ def test_a_run_moved_aside_and_left_is_named_by_the_next_sweep(tmp_path):
     fs, parent = storage.resolve(tmp_path)
     swept = sweep_partials(fs, parent)
     assert swept.removed == [] and len(swept.left) == 1
-    assert swept.left[0].startswith(f"{tmp_path / '.run.old-0123abcd'} (an old run moved aside")
+    assert swept.left[0].startswith(f"{tmp_path / '.run.old-0123abcd'}: an old run moved aside")
     assert (tmp_path / ".run.old-0123abcd").is_dir()

@@ -153,7 +153,7 @@ def open_run(final: str, storage_options: dict | None = None, overwrite: bool = 
             echo(f"Removed {len(swept.removed)} partial run(s) of processes that are gone: "
                  + ", ".join(swept.removed))
         for line in swept.left:
-            echo(f"Left partial run {line}; remove it once nothing writes it")
+            echo(f"Left {line}")
     with storage.replacing(run.fs, run.final, run.partial):
         run.fs.makedirs(run.partial, exist_ok=False)
         record_owner(run.fs, run.partial)
@@ -184,8 +184,8 @@ def job_session(config, out: str, overwrite: bool, stage, echo
     from sonicatlas.runtime import connect
 
     with contextlib.ExitStack() as stack:
-        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite,
-                                                     echo))
+        run_dir = stack.enter_context(
+            open_run(out, config.storage_options, overwrite, echo))
         with stage("start cluster"):
             client = stack.enter_context(connect(config.cluster, echo))
         stack.enter_context(performance_report(f"{run_dir.path}/performance.html",

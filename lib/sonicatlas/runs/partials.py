@@ -116,8 +116,8 @@ def sweep_partials(fs, parent: str) -> Sweep:
         path = posixpath.join(parent, entry.name) if parent else entry.name
         aside = _MOVED_ASIDE.match(entry.name)
         if aside:  # only there if a replacing run was killed between its two renames
-            left.append(f"{path} (an old {aside['name']} moved aside while a new one was put "
-                        f"in place; if {aside['name']} is missing, move it back)")
+            left.append(f"{path}: an old {aside['name']} moved aside while a new one was put "
+                        f"in place; if {aside['name']} is missing, move it back")
             continue
         if not _PARTIAL.match(entry.name) or not entry.is_dir(follow_symlinks=False):
             continue
@@ -127,9 +127,11 @@ def sweep_partials(fs, parent: str) -> Sweep:
             storage.remove(fs, path)
             removed.append(path)
         elif record is None:
-            left.append(f"{path} (no owner recorded: an export or catalog being written, or "
-                        "a run of an older version)")
+            left.append(f"partial run {path} (no owner recorded: an export or catalog being "
+                        "written, or a run of an older version); remove it once nothing "
+                        "writes it")
         elif alive is None:
-            left.append(f"{path} (owned by pid {record['pid']} on {record['host']}, started "
-                        f"{record.get('started', '?')}: another host)")
+            left.append(f"partial run {path} (owned by pid {record['pid']} on "
+                        f"{record['host']}, started {record.get('started', '?')}: another "
+                        "host); remove it once that run has ended")
     return Sweep(removed, left)
