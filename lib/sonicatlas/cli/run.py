@@ -27,13 +27,16 @@ def _jobs() -> dict:
               help="Run on this Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
                    "the workers read the input themselves.")
 @click.option("--out", metavar="DIR", help="Run directory (default: runs/<job>-<time>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory; only one a sonicatlas job wrote (its "
+                   "manifest.json says so) is replaced, once the new run is complete.")
 @user_errors
 def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
     """Run JOB (cluster-tracks) and write a run directory.
 
     The run is written to a hidden directory beside --out and moved into place only when it
-    is complete, so a failed run leaves nothing behind.
+    is complete, so a failed run leaves nothing behind. Ctrl-C stops the cluster, removes
+    the partial run and exits with 130.
     """
     jobs = _jobs()
     if job not in jobs:
