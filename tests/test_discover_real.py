@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from test_discover_similar import brute_force, reference_matrix
 
 from conftest import run_job, write_catalog
 from sonicatlas.discover.similar import similar_tracks
 from sonicatlas.io.columns import load_column_mapping
 from sonicatlas.io.ingest import ingest_csv
-from test_discover_similar import brute_force, reference_matrix
 
 pytestmark = pytest.mark.slow  # ingest and two runs of the real catalog
 
