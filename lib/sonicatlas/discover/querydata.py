@@ -164,8 +164,8 @@ def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
         raise InputError(f"{run} has no query data (query/): re-run {MAKE_RUN} on its input "
                          "to make it queryable")
     features = manifest.get("config", {}).get("features")
-    model = load_model(f"{root}/model", tuple(features) if features else None,
-                       storage_options)
+    model = load_model(fs.unstrip_protocol(f"{root}/model"),
+                       tuple(features) if features else None, storage_options)
     with fs.open(f"{root}/model/model.json") as handle:
         names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
                                                            for c in range(model.k)]
