@@ -152,3 +152,21 @@ def test_assign_refuses_a_damaged_or_foreign_model_before_writing(made, schedule
         assert result.exit_code == 2, result.output
         assert "model at" in result.stderr and result.stderr.count("\n") == 1
         assert not out.exists()
+
+
+def test_a_run_on_an_fsspec_url_answers_the_same(made):
+    import dask
+    import fsspec
+
+    root, frame = made
+    memory = fsspec.filesystem("memory")
+    for table in ("model", "query", "assignments"):
+        for path in sorted((root / "run" / table).iterdir()):
+            memory.put(str(path), f"/discover-run/{table}/{path.name}")
+    memory.put(str(root / "run/manifest.json"), "/discover-run/manifest.json")
+    from sonicatlas.discover.similar import similar_tracks
+    track = frame["track_id"].iloc[3]
+    with dask.config.set(scheduler="sync"):  # the memory file system is this process's
+        _, remote = similar_tracks("memory://discover-run", track, n=8)
+        _, local = similar_tracks(str(root / "run"), track, n=8)
+    pd.testing.assert_frame_equal(remote, local)

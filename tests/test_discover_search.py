@@ -80,3 +80,23 @@ def test_empty_query_is_an_error(index, text):
 def test_unknown_field_is_an_error(index):
     with pytest.raises(InputError, match="--in"):
         index.search("x", where="album")
+
+
+def test_many_matches_rank_as_a_full_sort_by_hand():
+    import numpy as np
+    rng = np.random.default_rng(4)
+    words = np.array(["love", "Lové", "glove", "dove", "LOVE me", "clover", "above"])
+    frame = pd.DataFrame({"track_id": [f"id{i:05d}" for i in range(5_000)],
+                          "track_name": rng.choice(words, 5_000),
+                          "artist_name": rng.choice(["a", "b"], 5_000),
+                          "popularity": rng.integers(0, 5, 5_000).astype(float)})
+    frame.loc[rng.random(5_000) < 0.1, "popularity"] = np.nan
+    folded = frame["track_name"].str.lower().str.replace("é", "e")
+    tier = np.select([folded == "love", folded.str.startswith("love"),
+                      folded.str.contains("love")], [0, 1, 2], 3)
+    expected = frame.assign(tier=tier, pop=frame["popularity"].fillna(-np.inf))[tier < 3]
+    expected = expected.sort_values(["tier", "pop", "track_name", "track_id"],
+                                    ascending=[True, False, True, True])
+    for n in (1, 7, 300, 5_000):
+        got = NameIndex(frame).search("love", where="name", n=n)
+        assert got["track_id"].tolist() == expected["track_id"].head(n).tolist()

@@ -15,8 +15,11 @@ from sonicatlas.errors import InputError
 pytestmark = pytest.mark.slow  # two cluster-tracks runs
 
 
-def brute_force(X, ids, q, n, metric, exclude=None, mask=None):
-    """The reference: every row scored in float64 by numpy, sorted by (score, id)."""
+def brute_force(X, ids, q, n, metric, exclude=None, mask=None, decimals=None):
+    """The reference: every row scored in float64 by numpy, sorted by (score, id).
+
+    ``decimals`` rounds the scores before sorting, so that identical vectors (exact ties) are
+    tied here too whatever order BLAS summed them in."""
     X = X.astype(np.float64)
     if metric == "cosine":
         norms = np.linalg.norm(X, axis=1) * np.linalg.norm(q)
@@ -29,6 +32,8 @@ def brute_force(X, ids, q, n, metric, exclude=None, mask=None):
     if exclude is not None:
         keep &= ids != exclude
     rows = np.flatnonzero(keep)
+    if decimals is not None:
+        key = np.round(key, decimals)
     order = rows[np.lexsort((ids[rows], key[rows]))][:n]
     return list(ids[order]), score[order]
 

@@ -14,5 +14,9 @@ __getattr__, __dir__ = exports(__name__, {
     "open_query_run": "querydata", "load_matrix": "querydata", "load_model": "querydata",
     "TrackMatrix": "querydata", "QueryRun": "querydata",
     "similar_to": "similar", "similar_tracks": "similar",
+    "make_playlist": "playlist", "Playlist": "playlist",
+    "NameIndex": "search", "search_tracks": "search",
+    "artist_profile": "artists", "artist_means": "artists", "similar_artists": "artists",
+    "assign_catalog": "assign",
 })
 __all__ = __dir__()

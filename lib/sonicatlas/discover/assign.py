@@ -70,8 +70,8 @@ def read_run_model(run: str, storage_options: dict | None = None):
         raise InputError(f"{run} is a {manifest.get('job')} run; tracks are placed into a "
                          "cluster-tracks run")
     features = manifest.get("config", {}).get("features")
-    model = load_model(f"{root}/model", tuple(features) if features else None,
-                       storage_options)
+    model = load_model(fs.unstrip_protocol(f"{root}/model"),
+                       tuple(features) if features else None, storage_options)
     with fs.open(f"{root}/model/model.json") as handle:
         names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
                                                            for c in range(model.k)]

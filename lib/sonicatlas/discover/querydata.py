@@ -164,8 +164,8 @@ def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
         raise InputError(f"{run} has no query data (query/): re-run {MAKE_RUN} on its input "
                          "to make it queryable")
     features = manifest.get("config", {}).get("features")
-    model = load_model(f"{root}/model", tuple(features) if features else None,
-                       storage_options)
+    model = load_model(fs.unstrip_protocol(f"{root}/model"),
+                       tuple(features) if features else None, storage_options)
     with fs.open(f"{root}/model/model.json") as handle:
         names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
                                                            for c in range(model.k)]
@@ -181,10 +181,14 @@ def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
 # --- one partition ------------------------------------------------------------------------
 
 def read_vectors(run: QueryRun, part: str) -> np.ndarray:
-    """One partition's standardised features as a C-ordered float32 (rows, features) matrix."""
+    """One partition's standardised features as a float32 (rows, features) matrix.
+
+    Column-major: each column is copied in one contiguous write (twice as fast as filling a
+    row-major matrix), and the scoring kernels read the ten columns as ten sequential streams.
+    """
     table = pq.read_table(run.query_file(part), columns=list(run.features),
                           filesystem=run.fs)
-    out = np.empty((table.num_rows, len(run.features)), dtype=np.float32)
+    out = np.empty((table.num_rows, len(run.features)), dtype=np.float32, order="F")
     for j, name in enumerate(run.features):
         out[:, j] = table.column(name).to_numpy()
     return out
@@ -213,7 +217,7 @@ class TrackMatrix:
     ids : pyarrow.Array
         Track ids, row for row.
     vectors : numpy.ndarray
-        float32, (tracks, features), C-ordered.
+        float32, (tracks, features), column-major (as read; any layout works).
     clusters : numpy.ndarray
         int32 cluster of each row.
     features : tuple of str

@@ -77,6 +77,9 @@ class NameIndex:
         self.frame = frame
         self.folded = {f: fold(pa.array(frame[f], pa.string())) for f in (NAME, ARTIST)
                        if f in frame}
+        popularity = (pd.to_numeric(frame[POPULARITY], errors="coerce").to_numpy(np.float64)
+                      if POPULARITY in frame else np.zeros(len(frame)))
+        self._unpopular = np.where(np.isnan(popularity), np.inf, -popularity)
 
     def search(self, text: str, where: str = "both", n: int = 20, artist: str | None = None
                ) -> pd.DataFrame:
@@ -99,8 +102,15 @@ class NameIndex:
                 raise InputError(f"the run carried no {ARTIST} to filter on")
             tiers = np.where(match_tiers(self.folded[ARTIST], fold_text(artist)) < 3, tiers, 3)
         hits = np.flatnonzero(tiers < 3)
-        found = self.frame.iloc[hits].copy()
-        found["match"] = pd.Categorical.from_codes(tiers[hits], categories=list(MATCH))
+        # numbers first: only the rows tied with the n-th on (match, popularity) are sorted
+        # by name and id, not every match of a short query
+        order = hits[np.lexsort((self._unpopular[hits], tiers[hits]))]
+        if len(order) > n:
+            last = (tiers[order[n - 1]], self._unpopular[order[n - 1]])
+            tail = (tiers[order[n:]] == last[0]) & (self._unpopular[order[n:]] == last[1])
+            order = order[:n + int(np.argmin(tail)) if not tail.all() else len(order)]
+        found = self.frame.iloc[order].copy()
+        found["match"] = pd.Categorical.from_codes(tiers[order], categories=list(MATCH))
         return rank_matches(found, n)
 
 

@@ -83,7 +83,7 @@ def scores(vectors: np.ndarray, query_vector: np.ndarray, metric: str = "cosine"
     numpy.ndarray
         float64, one per row.
     """
-    X = np.ascontiguousarray(vectors)
+    X = np.asarray(vectors)  # any memory layout: the kernels index rows and columns
     q = np.asarray(query_vector, dtype=np.float64).ravel()
     if X.ndim != 2 or X.shape[1] != len(q):
         raise ValueError(f"vectors of shape {X.shape} and a query of {len(q)} features")
