@@ -40,19 +40,19 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) ->
     return path
 
 
-# Each planted row: (row, expected reason or None when accepted).
+# Each planted row: (row, expected (reason, detail) or None when accepted).
 PLANTED = [
     (_row("ok1"), None),
     (_row("ok2", date="2019-06"), None),
     (_row("ok3", date="1999", explicit="0"), None),
     (_row("ok4", date="06/10/2022", explicit="FALSE", popularity=""), None),
     (_row("empty_energy", energy=""), None),  # kept as NaN; the job rejects it later
-    (_row("bad_tempo", tempo="abc"), "unparsable tempo: 'abc'"),
-    (_row(""), "missing track_id"),
-    (_row("  ", tempo="x"), "missing track_id; unparsable tempo: 'x'"),
-    (_row("frac_pop", popularity="5.5"), "unparsable popularity: '5.5'"),
-    (_row("bad_explicit", explicit="maybe"), "unparsable explicit: 'maybe'"),
-    (_row("bad_date", date="someday"), "unparsable release_date: 'someday'"),
+    (_row("bad_tempo", tempo="abc"), ("unparsable tempo", "'abc'")),
+    (_row(""), ("missing track_id", "''")),
+    (_row("  ", tempo="x"), ("missing track_id", "'  '; unparsable tempo: 'x'")),
+    (_row("frac_pop", popularity="5.5"), ("unparsable popularity", "'5.5'")),
+    (_row("bad_explicit", explicit="maybe"), ("unparsable explicit", "'maybe'")),
+    (_row("bad_date", date="someday"), ("unparsable release_date", "'someday'")),
 ]
 
 
@@ -115,10 +115,14 @@ def test_planted_rows_give_expected_accepts_and_rejects(planted: Path, tmp_path:
     assert cat["popularity"].dtype == "Int64" and pd.isna(cat.loc["ok4", "popularity"])
 
     rej = pd.read_parquet(out / REJECTS_DIR)
-    assert sorted(zip(rej["track_id"], rej["reason"], strict=True)) == sorted(
-        expected_rejects.items())
+    found = zip(rej["track_id"], zip(rej["reason"], rej["detail"], strict=True), strict=True)
+    assert sorted(found) == sorted(expected_rejects.items())
     assert (rej["source_file"] == str(planted)).all()
-    assert all(pd.api.types.is_string_dtype(rej[c]) for c in rej.columns)
+    # the header is line 1, so row i of the file is on line i + 2
+    lines = {r[0]: i + 2 for i, (r, _) in enumerate(PLANTED)}
+    assert dict(zip(rej["track_id"], rej["source_line"], strict=True)) == {
+        t: lines[t] for t in expected_rejects}
+    assert all(pd.api.types.is_string_dtype(rej[c]) for c in rej.columns if c != "source_line")
     assert rej.set_index("track_id").loc["bad_tempo", "tempo"] == "abc"
 
 
@@ -167,7 +171,7 @@ def test_missing_required_column_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("columns, match", [
     ({"nope": "tempo"}, "not in"),
-    ({"uri": "album_id"}, "not catalog columns"),
+    ({"uri": "album_uri"}, "not catalog columns"),
     ({"id": "track_id", "artist": "track_id"}, "both mapped"),
     ({"artist": "popularity"}, "would become"),
 ])

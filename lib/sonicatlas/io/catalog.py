@@ -222,3 +222,10 @@ def _dataset(url: str, files, storage_options: dict) -> ds.Dataset:
 
 def _stripped(path: str) -> str:
     return fsspec.core.strip_protocol(path)
+
+
+def expand_paths(url: str, storage_options: dict | None = None) -> list[str]:
+    """``url`` as full URLs of files: a glob (``*``, ``?``, ``[01]``) expanded and sorted."""
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    found = sorted(fs.glob(path)) if any(ch in path for ch in "*?[") else [path]
+    return [fs.unstrip_protocol(p) for p in found]
