@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pytest
 from dask.bytes import read_bytes
@@ -289,3 +290,134 @@ def test_real_file_ingests_every_row(tmp_path: Path, csv: str, mapping: str) -> 
     assert len(cat) == result.rows_accepted and set(REQUIRED) <= set(cat.columns)
     dated = cat["release_date"].notna()
     assert dated.any() and cat.loc[dated, "release_year"].notna().all()
+
+
+# --- column names, ids, delimiters, lines ------------------------------------------------------
+
+def _usual_frame(n: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"ID": [f"t{i}" for i in range(n)], "name": [f"song {i}" for i in range(n)],
+                          "artists": [f"artist {i % 4}" for i in range(n)],
+                          "album": [f"album {i % 5}" for i in range(n)],
+                          "year": rng.integers(1960, 2024, n),
+                          "playlist_genre": ["pop", "rock"] * (n // 2),
+                          "track_popularity": rng.integers(0, 100, n), "uri": "x", "notes": "y"})
+    for name in FEATURES:
+        frame[name] = rng.uniform(0.1, 0.9, n) * (200_000 if name == "duration_ms" else 1)
+    return frame
+
+
+def test_usual_column_names_need_no_mapping(tmp_path: Path) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "usual.csv", index=False)
+    result = ingest_csv([str(tmp_path / "usual.csv")], str(tmp_path / "out"))
+    assert result.dropped == ("uri", "notes")
+    cat = pd.read_parquet(tmp_path / "out")
+    expected = {"ID": "track_id", "name": "track_name", "artists": "artist_name",
+                "album": "album_name", "year": "release_year", "playlist_genre": "genre",
+                "track_popularity": "popularity"}
+    for source, target in expected.items():
+        assert cat[target].astype(str).tolist() == frame[source].astype(str).tolist(), target
+
+
+def test_id_from_makes_stable_documented_ids(tmp_path: Path) -> None:
+    import hashlib
+
+    frame = _usual_frame().drop(columns="ID")
+    frame.loc[3, "artists"] = " "
+    frame.to_csv(tmp_path / "noid.csv", index=False)
+    with pytest.raises(MissingColumnsError, match="--id-from"):
+        ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "fail"))
+    result = ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "out"),
+                        id_from=("artists", "track_name"))
+    assert (result.rows_accepted, result.reject_reasons) == (29, {"missing track_id": 1})
+    cat = pd.read_parquet(tmp_path / "out")
+    reference = [hashlib.sha256(f"{a}\x1f{n}".encode()).hexdigest()[:16]
+                 for a, n in zip(frame["artists"], frame["name"], strict=True)]
+    assert cat["track_id"].tolist() == reference[:3] + reference[4:]
+    rej = pd.read_parquet(tmp_path / "out" / REJECTS_DIR)
+    assert rej["detail"].tolist() == ["artist_name='', track_name='song 3'"]
+    again = ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "again"),
+                       id_from=("artist_name", "name"))
+    assert again.rows_accepted == 29
+    assert pd.read_parquet(tmp_path / "again")["track_id"].tolist() == cat["track_id"].tolist()
+
+
+@pytest.mark.parametrize("given", [{}, {"sep": ";", "decimal": ","}])
+def test_semicolons_and_decimal_commas(tmp_path: Path, given: dict) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "eu.csv", index=False, sep=";", decimal=",")
+    result = ingest_csv([str(tmp_path / "eu.csv")], str(tmp_path / "out"), **given)
+    assert (result.format.sep, result.format.decimal) == (";", ",")
+    assert result.format.detected == (() if given else ("delimiter", "decimal"))
+    assert result.rows_accepted == len(frame)
+    cat = pd.read_parquet(tmp_path / "out")
+    for name in FEATURES:
+        np.testing.assert_array_equal(cat[name].to_numpy(), frame[name].to_numpy())
+
+
+def test_source_lines_across_blocks_and_files(tmp_path: Path) -> None:
+    rows = [_row(f"t{i}", tempo="bad" if i % 7 == 0 else "100") for i in range(400)]
+    _write_csv(tmp_path / "a.csv", rows[:250])
+    _write_csv(tmp_path / "b.csv", rows[250:])
+    with (tmp_path / "b.csv").open("a") as f:  # a blank line is a row, so lines stay counted
+        f.write("\n" + ",".join(_row("t400")) + "\n")
+    ingest_csv([str(tmp_path / "*.csv")], str(tmp_path / "out"), MAPPING, blocksize="4KB")
+    both = pd.concat([pd.read_parquet(tmp_path / "out"),
+                      pd.read_parquet(tmp_path / "out" / REJECTS_DIR)])
+    for name in ("a.csv", "b.csv"):  # the reference: each id's line number in the file
+        lines = (tmp_path / name).read_text().splitlines()
+        truth = {line.split(",")[0]: n for n, line in enumerate(lines, 1) if line}
+        truth.pop("id")
+        mine = both[both["source_file"] == str(tmp_path / name)]
+        got = dict(zip(mine["track_id"], mine["source_line"], strict=True))
+        if name == "b.csv":
+            assert got.pop("") == lines.index("") + 1
+        assert got == truth
+
+
+def test_real_catalog_keeps_its_metadata_without_a_mapping(tmp_path: Path) -> None:
+    path = REAL / "spotify_songs.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    result = ingest_csv([str(path)], str(tmp_path / "out"))
+    assert set(result.dropped) == {"playlist_name", "playlist_id"}
+    cat = pd.read_parquet(tmp_path / "out")
+    source = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(cat) == len(source)
+    for ours, theirs in [("track_name", "track_name"), ("artist_name", "track_artist"),
+                         ("album_name", "track_album_name"), ("genre", "playlist_genre"),
+                         ("popularity", "track_popularity")]:
+        assert cat[ours].astype(str).replace("<NA>", "None").replace("None", "").tolist() == \
+            source[theirs].tolist(), ours
+    assert (cat["release_year"] == source["track_album_release_date"].str[:4].astype(int)).all()
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": f"{REPO / 'lib'}:{REPO}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "sonicatlas.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_lists_dropped_columns_in_one_line_and_warns_of_no_shuffle(tmp_path: Path) -> None:
+    _usual_frame().to_csv(tmp_path / "usual.csv", index=False)
+    done = _cli("ingest", str(tmp_path / "usual.csv"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "Columns dropped: uri, notes\n" in done.stdout
+    assert "delimiter ',' (detected)" in done.stdout
+    assert "shuffle" not in (done.stdout + done.stderr).lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("out", ["/sys/sonicatlas-catalog", "{tmp}/a-file/catalog"])
+def test_cli_out_that_cannot_be_written_is_one_line(tmp_path: Path, out: str) -> None:
+    _usual_frame().to_csv(tmp_path / "usual.csv", index=False)
+    (tmp_path / "a-file").write_text("not a directory")
+    done = _cli("ingest", str(tmp_path / "usual.csv"), "--out", out.format(tmp=tmp_path))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write the catalog at")
