@@ -296,7 +296,8 @@ def test_real_file_ingests_every_row(tmp_path: Path, csv: str, mapping: str) -> 
 
 def _usual_frame(n: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"ID": [f"t{i}" for i in range(n)], "name": [f"song {i}" for i in range(n)],
+    frame = pd.DataFrame({"ID": [f"t{i}" for i in range(n)],
+                          "name": [f"song {i}" for i in range(n)],
                           "artists": [f"artist {i % 4}" for i in range(n)],
                           "album": [f"album {i % 5}" for i in range(n)],
                           "year": rng.integers(1960, 2024, n),
