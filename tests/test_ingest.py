@@ -422,3 +422,30 @@ def test_cli_out_that_cannot_be_written_is_one_line(tmp_path: Path, out: str) ->
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot write the catalog at")
+
+
+@pytest.mark.slow
+def test_a_run_over_an_ingested_catalog_accounts_for_every_csv_row(tmp_path: Path) -> None:
+    from conftest import blob_tracks, run_job
+
+    frame = blob_tracks(600, seed=9).astype({"tempo": object, "energy": object})
+    frame.loc[5, "tempo"] = "fast"       # ingest rejects these three
+    frame.loc[9, "track_id"] = ""
+    frame.loc[12, "energy"] = "high"
+    frame.loc[20, "duration_ms"] = 1e30  # the run rejects these two
+    frame.loc[21, "valence"] = None
+    frame.to_csv(tmp_path / "tracks.csv", index=False)
+    ingest_csv([str(tmp_path / "tracks.csv")], str(tmp_path / "catalog"))
+    summary = run_job(tmp_path / "run", f"input={tmp_path / 'catalog'}", "k=3")
+
+    rows = len(pd.read_csv(tmp_path / "tracks.csv"))  # pandas' own count of the CSV
+    assigned = len(pd.read_parquet(tmp_path / "run" / "assignments"))
+    rejects = pd.read_parquet(tmp_path / "run" / "summary" / "rejects")
+    assert summary.counts["rows_read"] == rows == assigned + len(rejects)
+    found = {line: (reason, detail) for line, reason, detail in zip(
+        rejects["source_line"], rejects["reason"], rejects["detail"], strict=True)}
+    assert found == {7: ("unparsable tempo", "'fast'"), 11: ("missing track_id", "''"),
+                     14: ("unparsable energy", "'high'"),
+                     22: ("duration_ms outside (0, 8.64e+07]", "1e+30"),
+                     23: ("missing valence", "nan")}
+    assert (rejects["source_file"] == str(tmp_path / "tracks.csv")).all()

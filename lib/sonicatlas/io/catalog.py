@@ -30,8 +30,6 @@ from fsspec.implementations.local import LocalFileSystem
 from sonicatlas.contract import (
     DETAIL,
     FEATURES,
-    INGEST_REJECTS_DIR,
-    INGEST_REJECTS_SUFFIX,
     METADATA,
     REASON,
     SOURCE_FILE,
@@ -40,6 +38,7 @@ from sonicatlas.contract import (
 )
 from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError, WrongTypeError
 from sonicatlas.io.schema import lacking, unify
+from sonicatlas.io.setaside import list_ingest_rejects, read_set_aside
 
 
 @dataclass(frozen=True)
@@ -84,16 +83,6 @@ def list_parquet_files(url: str, storage_options: dict | None = None) -> list[st
                 continue
             files.append(fs.unstrip_protocol(name))
     return sorted(files)
-
-
-def list_ingest_rejects(url: str, storage_options: dict | None = None) -> list[str]:
-    """The files of rows ``sonicatlas ingest`` set aside in the catalog directory ``url``."""
-    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    folder = f"{root.rstrip('/')}/{INGEST_REJECTS_DIR}"
-    if not fs.isdir(root) or not fs.isdir(folder):
-        return []
-    return sorted(fs.unstrip_protocol(p) for p in fs.ls(folder, detail=False)
-                  if p.endswith(INGEST_REJECTS_SUFFIX))
 
 
 def _footer(path: str, storage_options: dict
@@ -249,8 +238,8 @@ def _read_piece(piece, columns: list[str], schema: pa.Schema, judged: tuple[str,
     fragment, row_groups, path = piece
     try:
         if fragment is None:  # ingest's rejects: text, typed here as the catalog's columns
-            return _to_pandas(_set_aside(path, row_groups, columns, schema, judged,
-                                         storage_options or {}))
+            return _to_pandas(read_set_aside(path, row_groups, columns, schema, judged,
+                                             storage_options or {}))
         if row_groups is not None:
             fragment = fragment.subset(row_group_ids=row_groups)
         table = fragment.to_table(schema=schema, columns=columns)
@@ -264,41 +253,6 @@ def _with_nulls(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
     for name in names:
         table = table.append_column(name, pa.nulls(len(table), pa.string()))
     return table
-
-
-def _set_aside(path: str, contract: list[str], columns: list[str], schema: pa.Schema,
-               judged: tuple[str, ...], storage_options: dict) -> pa.Table:
-    """Rows ingest rejected, in the catalog's columns and types; what does not parse is null.
-
-    The values as read stay in the reject's ``detail``.
-    """
-    with fsspec.open(path, "rb", **storage_options) as handle:
-        text = pq.read_table(handle)
-    arrays = []
-    for name, column in zip(contract, columns, strict=True):
-        arrays.append(_as_type(text[name] if name in text.column_names else None,
-                               schema.field(column).type, len(text)))
-    arrays += [text[name].cast(pa.string()) if name in text.column_names
-               else pa.nulls(len(text), pa.string()) for name in judged]
-    return pa.table(arrays, names=[*columns, *judged])
-
-
-def _as_type(values, type_: pa.DataType, n: int) -> pa.Array:
-    if values is None:
-        return pa.nulls(n, type_)
-    if values.type == type_:
-        return values
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return values.cast(type_)
-    if pa.types.is_boolean(type_):
-        words = pd.Series(values.to_pandas(), dtype=object).str.strip().str.lower()
-        return pa.array(words.map({"true": True, "1": True, "false": False, "0": False}),
-                        type=pa.bool_(), from_pandas=True)
-    numbers = pd.to_numeric(pd.Series(values.to_pandas(), dtype=object), errors="coerce")
-    try:
-        return pa.array(numbers, from_pandas=True).cast(type_)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.nulls(n, type_)
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
