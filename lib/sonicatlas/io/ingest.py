@@ -10,22 +10,18 @@ are left to the clustering job. The output appears at ``out`` only once it is co
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from dataclasses import dataclass, field
 
 import dask
 import fsspec
-import numpy as np
 import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import (
     DETAIL,
-    FEATURES,
     INGEST_REJECTS_DIR,
     INGEST_REJECTS_SUFFIX,
-    METADATA,
     REASON,
     REQUIRED,
     SOURCE_FILE,
@@ -36,20 +32,10 @@ from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError,
 from sonicatlas.io.catalog import expand_paths
 from sonicatlas.io.columns import check_mapping, recognise_columns
 from sonicatlas.io.csvfiles import CsvFormat, head_lines, read_text, sniff_format
+from sonicatlas.io.parsing import CATALOG_COLUMNS, RAW_PREFIX, REJECTED, parse_rows
 
-CATALOG_COLUMNS: tuple[str, ...] = (*REQUIRED, *METADATA)
-#: Metadata stored as nullable integers; a fractional value there is unparsable.
-INTEGER_METADATA: tuple[str, ...] = ("popularity", "key", "mode", "time_signature", "release_year")
 REJECTS_DIR = INGEST_REJECTS_DIR
 REJECTS_SUFFIX = INGEST_REJECTS_SUFFIX
-#: ``--id-from`` joins the named columns' stripped values with this separator before hashing.
-ID_SEPARATOR = "\x1f"
-
-# A 4-digit group: covers YYYY-MM-DD, YYYY-MM, YYYY and MM/DD/YYYY in the real files.
-_YEAR = r"(?<!\d)(\d{4})(?!\d)"
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-# Internal columns of the per-partition frame; "__" cannot clash with contract names.
-_REJECTED, _KIND, _RAW = "__rejected", "__kind", "__raw:"
 
 
 @dataclass(frozen=True)
@@ -67,15 +53,6 @@ class IngestResult:
     dropped: tuple[str, ...] = ()
     #: the delimiter and decimal mark used, and which were detected
     format: CsvFormat = CsvFormat()
-
-
-def stable_track_id(values: pd.Series) -> str:
-    """The ``--id-from`` id of one row: 16 hex digits of SHA-256 over its values.
-
-    The values (text, stripped of surrounding blanks) are joined with U+001F and encoded as
-    UTF-8, so the same artist and title give the same id in every run and on every machine.
-    """
-    return hashlib.sha256(ID_SEPARATOR.join(values).encode("utf-8")).hexdigest()[:16]
 
 
 def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None, *,
@@ -108,7 +85,7 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
         Field delimiter and decimal mark; detected from the first lines when not given.
     id_from : sequence of str
         Make ``track_id`` from these columns (source or contract names) with
-        :func:`stable_track_id`; a row where one of them is blank is rejected.
+        :func:`sonicatlas.io.parsing.stable_track_id`; a row where one of them is blank is rejected.
 
     Returns
     -------
@@ -236,14 +213,14 @@ def _convert(files: list[str], header: list[str], fmt: CsvFormat, keep: dict[str
     id_columns = tuple(keep.get(s, s) for s in id_sources)
     try:
         text = read_text(files, header, fmt, blocksize, so).rename(columns=keep)
-        parts = text.map_partitions(_split, targets, fmt.decimal, id_columns)
+        parts = text.map_partitions(parse_rows, targets, fmt.decimal, id_columns)
         typed = [c for c in parts.columns if not c.startswith("__") and c not in (REASON,
                                                                                   DETAIL)]
-        raw = [_RAW + c for c in targets]
-        accepted = parts[~parts[_REJECTED]][typed]
-        rejected = parts[parts[_REJECTED]][[*raw, REASON, DETAIL, SOURCE_FILE, SOURCE_LINE]]
-        rejected = rejected.rename(columns={_RAW + c: c for c in targets})
-        kinds = parts[_KIND].map_partitions(lambda s: s.value_counts(), meta=("n", "int64"))
+        raw = [RAW_PREFIX + c for c in targets]
+        accepted = parts[~parts[REJECTED]][typed]
+        rejected = parts[parts[REJECTED]][[*raw, REASON, DETAIL, SOURCE_FILE, SOURCE_LINE]]
+        rejected = rejected.rename(columns={RAW_PREFIX + c: c for c in targets})
+        kinds = parts[REASON].map_partitions(lambda s: s.value_counts(), meta=("n", "int64"))
         # One compute, so the CSV is read once for both outputs and the counts; the counts
         # are per partition (dask's own value_counts would start a shuffle).
         _, _, kinds = dask.compute(
@@ -275,87 +252,6 @@ def _find_bad_file(files: list[str], header: list[str], fmt: CsvFormat, so: dict
         except (pd.errors.ParserError, UnicodeDecodeError):
             return _shown(f)
     return f"among {', '.join(map(_shown, files))}"
-
-
-def _split(df: pd.DataFrame, targets: tuple[str, ...], decimal: str = ".",
-           id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Parse one partition: typed contract columns, the raw text, a reason and a detail.
-
-    A row's ``reason`` is its first problem; ``detail`` holds that value as read, then any
-    further problems as ``<reason>: <value>``.
-    """
-    n = len(df)
-    if id_columns:
-        df = df.assign(**{TRACK_ID: _made_ids(df, id_columns)})
-    # pandas pads a short row with empty fields (indistinguishable from empty values).
-    raw = {c: df[c].fillna("").astype(str) for c in targets}
-    blank = {c: (raw[c].str.strip() == "").to_numpy(dtype=bool) for c in targets}
-    kinds = np.full(n, "", dtype=object)
-    details = np.full(n, "", dtype=object)
-
-    def flag(bad, kind: str, values, quote: bool = True) -> None:
-        bad = np.asarray(bad, dtype=bool)
-        if not bad.any():
-            return
-        shown = np.array([repr(v) if quote else v
-                          for v in np.asarray(values, dtype=object)[bad]], dtype=object)
-        first = bad & (kinds == "")
-        later = bad & (kinds != "")
-        details[later] = details[later] + "; " + kind + ": " + shown[later[bad]]
-        details[first] = shown[first[bad]]
-        kinds[first] = kind
-
-    if id_columns:
-        parts = [df[c].fillna("").astype(str).str.strip() for c in id_columns]
-        any_blank = np.logical_or.reduce([(p == "").to_numpy() for p in parts])
-        shown = pd.Series([", ".join(f"{c}={v!r}" for c, v in zip(id_columns, row,
-                                                                   strict=True))
-                           for row in zip(*parts, strict=True)], dtype=object)
-        flag(any_blank, f"missing {TRACK_ID}", shown.to_numpy(), quote=False)
-    else:
-        flag(blank[TRACK_ID], f"missing {TRACK_ID}", raw[TRACK_ID])
-    typed: dict[str, pd.Series] = {}
-    for c in targets:
-        text = raw[c].str.strip()
-        if c in FEATURES or c in INTEGER_METADATA:
-            if decimal != ".":
-                text = text.str.replace(decimal, ".", regex=False)
-            num = pd.to_numeric(text, errors="coerce").astype("float64")
-            bad = num.isna().to_numpy() & ~blank[c]
-            if c in INTEGER_METADATA:
-                fractional = (num.notna() & (num % 1 != 0)).to_numpy()  # inf % 1 is NaN
-                bad |= fractional
-                num = num.mask(fractional).astype("Int64")
-            flag(bad, f"unparsable {c}", raw[c])
-            typed[c] = num
-        elif c == "explicit":
-            value = text.str.lower().map(_BOOLEANS)
-            flag(value.isna().to_numpy() & ~blank[c], f"unparsable {c}", raw[c])
-            typed[c] = value.astype("boolean")
-        else:
-            typed[c] = raw[c].mask(blank[c]).astype(str)
-    if "release_date" in targets:
-        year = raw["release_date"].str.extract(_YEAR, expand=False)
-        flag(year.isna().to_numpy() & ~blank["release_date"], "unparsable release_date",
-             raw["release_date"])
-        derived = pd.to_numeric(year).astype("Int64")
-        typed["release_year"] = (typed["release_year"].fillna(derived)
-                                 if "release_year" in typed else derived)
-    columns = {c: typed[c] for c in CATALOG_COLUMNS if c in typed}
-    columns[SOURCE_FILE] = df[SOURCE_FILE].astype(str)
-    columns[SOURCE_LINE] = df[SOURCE_LINE].astype("int64")
-    columns.update({_RAW + c: raw[c] for c in targets})
-    columns[REASON] = pd.Series(kinds, index=df.index, dtype=str)
-    columns[DETAIL] = pd.Series(details, index=df.index, dtype=str)
-    columns[_KIND] = columns[REASON]
-    columns[_REJECTED] = pd.Series(kinds != "", index=df.index, dtype=bool)
-    return pd.DataFrame(columns, index=df.index)
-
-
-def _made_ids(df: pd.DataFrame, id_columns: tuple[str, ...]) -> pd.Series:
-    parts = [df[c].fillna("").astype(str).str.strip() for c in id_columns]
-    return pd.Series([stable_track_id(row) for row in zip(*parts, strict=True)],
-                     index=df.index, dtype=object)
 
 
 def _shown(url: str) -> str:
