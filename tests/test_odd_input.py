@@ -136,3 +136,30 @@ def test_an_empty_directory_is_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"error: catalog at {tmp_path / 'empty'}: no Parquet files found"]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_out_that_cannot_be_written_is_one_line(tmp_path):
+    _four_files(blob_tracks(40, seed=9), tmp_path / "c")
+    done = _cli("run", "cluster-tracks", "--set", f"input={tmp_path / 'c'}",
+                "--set", "cluster.n_workers=1", "--set", "cluster.dashboard_address=:0",
+                "--out", "/sys/sonicatlas-run")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write /sys/sonicatlas-run: ")
+
+
+def test_ingest_of_a_directory_reads_its_files_or_says_it_is_empty(tmp_path):
+    from sonicatlas.errors import InputError
+    from sonicatlas.io.ingest import ingest_csv
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no input files in the directory"):
+        ingest_csv([str(tmp_path / "empty")], str(tmp_path / "out"))
+    (tmp_path / "csvs").mkdir()
+    frame = blob_tracks(30, seed=10)
+    frame.iloc[:10].to_csv(tmp_path / "csvs" / "a.csv", index=False)
+    frame.iloc[10:].to_csv(tmp_path / "csvs" / "b.csv", index=False)
+    result = ingest_csv([str(tmp_path / "csvs")], str(tmp_path / "out"))
+    assert result.rows_accepted == len(frame)
+    assert sorted(pd.read_parquet(tmp_path / "out")["track_id"]) == sorted(frame["track_id"])

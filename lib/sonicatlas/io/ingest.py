@@ -10,7 +10,6 @@ are left to the clustering job. The output appears at ``out`` only once it is co
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 
 import dask
@@ -113,7 +112,7 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     if storage.occupied(fs, out_path) and not overwrite:
         raise OutputExistsError(f"output {out} already exists; pass overwrite=True "
                                 "(--overwrite) to replace it")
-    _check_writable(fs, out_path, out)
+    storage.check_writable(fs, out_path, f"the catalog at {out}")
     with storage.replacing(fs, out_path) as partial:
         kinds = _convert(files, header, fmt, keep, id_sources, fs.unstrip_protocol(partial),
                          blocksize, so)
@@ -125,20 +124,19 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
                         dict(sorted(kinds.items())), dict(keep), dropped, fmt)
 
 
-def _check_writable(fs, path: str, shown: str) -> None:
-    """Fail in one line, before any reading, where ``out`` cannot be written."""
-    probe = storage.hidden_sibling(path, "probe")
-    try:
-        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-        fs.touch(probe)
-        fs.rm(probe)
-    except OSError as e:
-        raise InputError(f"cannot write the catalog at {shown}: "
-                         f"{e.strerror or e.__class__.__name__}") from None
-
-
 def _input_files(paths: list[str], so: dict) -> list[str]:
-    files = [f for p in paths for f in expand_paths(p, so)]
+    """The files of ``paths``: globs expanded, a directory's visible files, in order."""
+    files = []
+    for url in (f for p in paths for f in expand_paths(p, so)):
+        fs, path = storage.resolve(url, so)
+        if fs.isdir(path):  # names starting with "_" or "." are skipped, as catalog readers do
+            inside = [p for p in fs.find(path) if not any(
+                part.startswith(("_", ".")) for part in p[len(path):].split("/") if part)]
+            if not inside:
+                raise InputError(f"no input files in the directory {_shown(url)}")
+            files += [fs.unstrip_protocol(p) for p in sorted(inside)]
+        else:
+            files.append(url)
     if not files:
         raise InputError(f"no input files match {' '.join(paths)}")
     return files
