@@ -62,3 +62,30 @@ def test_a_file_whose_data_cannot_be_read_is_named(tmp_path, client):
     catalog = open_catalog(str(catalog_dir), {}, FEATURES, client)  # the footer still reads
     with pytest.raises(CorruptFileError, match=r"part\.1\.parquet"):
         read_catalog(catalog, ()).compute()
+
+
+def test_an_ingested_catalog_is_read_with_the_rows_ingest_set_aside(tmp_path, client):
+    from sonicatlas.io.checks import validate
+    from sonicatlas.io.ingest import ingest_csv
+
+    frame = blob_tracks(200, seed=13).astype({"tempo": object})
+    frame.loc[[3, 50, 120], "tempo"] = ["fast", "slow", "?"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ingest_csv([str(tmp_path / "t.csv")], str(tmp_path / "cat"), blocksize=None)
+    catalog = open_catalog(str(tmp_path / "cat"), {}, FEATURES, client)
+    assert catalog.rows == len(pd.read_csv(tmp_path / "t.csv"))  # every row of the CSV
+    accepted, rejects = (f.compute() for f in validate(read_catalog(catalog, ()), FEATURES))
+    assert len(accepted) + len(rejects) == catalog.rows
+    assert rejects[["track_id", "reason", "detail", "source_line"]].values.tolist() == [
+        [frame.loc[i, "track_id"], "unparsable tempo", repr(frame.loc[i, "tempo"]), i + 2]
+        for i in (3, 50, 120)]
+
+
+def test_common_types_across_files():
+    from sonicatlas.io.schema import common_type
+
+    assert common_type([pa.int32(), pa.int64()]) == pa.int64()
+    assert common_type([pa.int64(), pa.float64(), pa.float32()]) == pa.float64()
+    assert common_type([pa.float64(), pa.string()]) == pa.string()
+    assert common_type([pa.null(), pa.float64()]) == pa.float64()
+    assert common_type([pa.bool_(), pa.float64()]) is None
