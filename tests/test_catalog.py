@@ -89,3 +89,18 @@ def test_common_types_across_files():
     assert common_type([pa.float64(), pa.string()]) == pa.string()
     assert common_type([pa.null(), pa.float64()]) == pa.float64()
     assert common_type([pa.bool_(), pa.float64()]) is None
+
+
+def test_duplicates_in_an_ingested_catalog_keep_their_lines(tmp_path, client):
+    from sonicatlas.io.checks import validate
+    from sonicatlas.io.ingest import ingest_csv
+
+    frame = blob_tracks(100, seed=14)
+    frame.loc[70, "track_id"] = frame.loc[10, "track_id"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ingest_csv([str(tmp_path / "t.csv")], str(tmp_path / "cat"), blocksize="2KB")
+    catalog = open_catalog(str(tmp_path / "cat"), {}, FEATURES, client)
+    accepted, rejects = (f.compute() for f in validate(read_catalog(catalog, ()), FEATURES))
+    assert rejects[["track_id", "reason", "source_file", "source_line"]].values.tolist() == [
+        [frame.loc[10, "track_id"], "duplicate track_id", str(tmp_path / "t.csv"), 72]]
+    assert len(accepted) == 99

@@ -449,3 +449,13 @@ def test_a_run_over_an_ingested_catalog_accounts_for_every_csv_row(tmp_path: Pat
                      22: ("duration_ms outside (0, 8.64e+07]", "1e+30"),
                      23: ("missing valence", "nan")}
     assert (rejects["source_file"] == str(tmp_path / "tracks.csv")).all()
+
+
+@pytest.mark.parametrize("sep", ["\t", "|"])
+def test_other_delimiters_are_detected(tmp_path: Path, sep: str) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "x.csv", index=False, sep=sep)
+    result = ingest_csv([str(tmp_path / "x.csv")], str(tmp_path / "out"))
+    assert (result.format.sep, result.format.decimal) == (sep, ".")
+    cat = pd.read_parquet(tmp_path / "out")
+    np.testing.assert_array_equal(cat["tempo"].to_numpy(), frame["tempo"].to_numpy())

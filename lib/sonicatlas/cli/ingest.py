@@ -19,7 +19,8 @@ from sonicatlas.config import ClusterConfig
 @click.option("--id-from", metavar="COL,...",
               help="Make track_id from these columns, e.g. artist,name: 16 hex digits of "
                    "SHA-256 over their values, the same in every run.")
-@click.option("--sep", metavar="CHAR", help="Field delimiter (default: detected).")
+@click.option("--sep", metavar="CHAR", help="Field delimiter, e.g. ';' or tab (default: "
+              "detected).")
 @click.option("--decimal", metavar="CHAR", help="Decimal mark, e.g. ',' (default: detected).")
 @click.option("--scheduler", metavar="ADDRESS", help="Ingest on this Dask scheduler.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalog.")
@@ -37,6 +38,7 @@ def ingest_command(paths, out, mapping, columns_file, id_from, sep, decimal, sch
 
     columns = load_column_mapping(columns_file) if columns_file else {}
     columns.update(parse_column_mapping(mapping) if mapping else {})
+    sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)  # a tab is hard to type in a shell
     id_columns = tuple(c.strip() for c in id_from.split(",") if c.strip()) if id_from else ()
     with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
                  click.echo):

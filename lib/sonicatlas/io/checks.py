@@ -22,6 +22,8 @@ from sonicatlas.contract import (
     FLOAT32_MAX,
     POSITION,
     REASON,
+    SOURCE_FILE,
+    SOURCE_LINE,
     TRACK_ID,
     VALID_RANGES,
     Range,
@@ -176,6 +178,11 @@ def _accepted_part(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFra
     valid = frame[REASON].isna().to_numpy()
     kept = frame if valid.all() else frame[valid]  # no copy of a partition with no rejects
     out = kept.drop(columns=[REASON, DETAIL])
+    if SOURCE_FILE in out:
+        # Held for the whole run, for the duplicates' rejects only: the file (one per
+        # partition) as a category and the line as int32, not a path and an int64 per row.
+        out = out.assign(**{SOURCE_FILE: out[SOURCE_FILE].astype("category"),
+                            SOURCE_LINE: out[SOURCE_LINE].astype(np.int32)})
     if features:
         # One 2-D float32 block, not a block per column: the scaling, the scores and the
         # per-artist sums then read ``frame[features]`` as a view, not a 40 MB copy each.
@@ -219,7 +226,8 @@ def validate(frame: dd.DataFrame, features: tuple[str, ...],
     Both are persisted from the same read (the checked frame itself is never held, so a
     catalog larger than memory spills once, not twice); repeated ``track_id`` are then
     found among the accepted rows and moved to the rejects, partition by partition. Their
-    features are then the float32 values the accepted rows hold.
+    features are then the float32 values the accepted rows hold. ``ranges`` replaces the
+    contract's valid ranges by feature (the run's ``bounds``).
     """
     accepted, rejects = dask.persist(*split(check_rows(frame, features, ranges), features))
     duplicates = find_duplicates(accepted)
