@@ -137,6 +137,10 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
                                f"{error}")
     data, set_aside = footers[:len(files)], footers[len(files):]
     rows = sum(sum(groups) for _, groups, _, _ in data)
+    set_aside_rows = sum(sum(groups) for _, groups, _, _ in set_aside)
+    if rows == 0 and set_aside_rows:
+        raise InputError(f"catalog at {url} has no rows to cluster: ingest set aside all "
+                         f"{set_aside_rows:,} (see their reasons in {url}/_rejects)")
     if rows == 0:
         raise InputError(f"catalog at {url} is empty: {len(files)} file(s) and no rows")
 
@@ -147,7 +151,7 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
     fingerprint = hashlib.sha256(
         "\n".join(f"{path}:{sum(groups)}" for path, groups, _, _ in footers).encode()
     ).hexdigest()[:16]
-    return Catalog(url, tuple(files), rows + sum(sum(g) for _, g, _, _ in set_aside),
+    return Catalog(url, tuple(files), rows + set_aside_rows,
                    fingerprint, sources, storage_options,
                    tuple(groups for _, groups, _, _ in data), dataset.schema,
                    tuple(path for path, _, _, _ in set_aside),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import dask
 import dask.dataframe as dd
 import fsspec
+import numpy as np
 import pandas as pd
 from dask.bytes import read_bytes
 from fsspec.utils import infer_compression
@@ -150,7 +151,19 @@ def _parse_block(block: bytes, header: list[str], sep: str, has_header: bool, fi
     start = int(first_line) + (1 if has_header else 0)
     frame[SOURCE_FILE] = path
     frame[SOURCE_LINE] = pd.RangeIndex(start, start + len(frame)).to_numpy()
-    return frame
+    if _BLANK_LINE.search(block):
+        # Counted for the line numbers, then left out, as pandas leaves out blank lines;
+        # only where each row is one line (no quoted line breaks), else they stay rows.
+        lines = block.split(b"\n")[1 if has_header else 0:]
+        if lines and lines[-1] == b"":
+            lines.pop()  # the end of the last line
+        if len(lines) == len(frame):
+            kept = np.array([bool(line.strip(b"\r")) for line in lines], dtype=bool)
+            frame = frame if kept.all() else frame[kept]
+    return frame.reset_index(drop=True)
+
+
+_BLANK_LINE = re.compile(rb"(?:^|\n)\r?(?:\n|$)")
 
 
 def _shown(url: str) -> str:

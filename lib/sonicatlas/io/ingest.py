@@ -84,7 +84,8 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
         Field delimiter and decimal mark; detected from the first lines when not given.
     id_from : sequence of str
         Make ``track_id`` from these columns (source or contract names) with
-        :func:`sonicatlas.io.parsing.stable_track_id`; a row where one of them is blank is rejected.
+        :func:`sonicatlas.io.parsing.stable_track_id`; a row where one of them is blank is
+        rejected.
 
     Returns
     -------
@@ -104,7 +105,12 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     so = dict(storage_options or {})
     paths = [paths] if isinstance(paths, str) else list(paths)
     files = _input_files(paths, so)
-    fmt = sniff_format(head_lines(files[0], so), sep, decimal)
+    try:
+        fmt = sniff_format(head_lines(files[0], so), sep, decimal)
+    except FileNotFoundError as e:
+        raise InputError(f"input file not found: {_shown(files[0])}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{_shown(files[0])} is not UTF-8 text: {e}") from e
     header = _read_header(files, fmt, so)
     keep, id_sources = _resolve_columns(header, check_mapping(
         list((columns or {}).items()), "columns"), files, tuple(id_from))
