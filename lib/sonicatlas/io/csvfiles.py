@@ -3,7 +3,8 @@
 The files are split into byte blocks at line ends (as ``dask.dataframe.read_csv`` does); each
 block's first line number is one plus the line ends before it, counted from the same bytes
 the block is parsed from, so every row knows its line in its own file (the header is line 1).
-A quoted field that spans lines shifts the numbers of the rows after it in that block.
+Blank lines are counted but are not rows. A quoted field that spans lines shifts the numbers
+of the rows after it in that block.
 
 The delimiter is taken from the header when not given: the candidate that splits the first
 lines into the most fields, the same number on each line. A ``;`` or tab file whose numbers
