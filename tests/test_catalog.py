@@ -88,7 +88,9 @@ def test_common_types_across_files():
     assert common_type([pa.int64(), pa.float64(), pa.float32()]) == pa.float64()
     assert common_type([pa.float64(), pa.string()]) == pa.string()
     assert common_type([pa.null(), pa.float64()]) == pa.float64()
-    assert common_type([pa.bool_(), pa.float64()]) is None
+    assert common_type([pa.bool_(), pa.int8()]) == pa.int64()
+    assert common_type([pa.date32(), pa.string()]) == pa.string()
+    assert common_type([pa.date32(), pa.float64()]) is None
 
 
 def test_duplicates_in_an_ingested_catalog_keep_their_lines(tmp_path, client):
@@ -104,3 +106,16 @@ def test_duplicates_in_an_ingested_catalog_keep_their_lines(tmp_path, client):
     assert rejects[["track_id", "reason", "source_file", "source_line"]].values.tolist() == [
         [frame.loc[10, "track_id"], "duplicate track_id", str(tmp_path / "t.csv"), 72]]
     assert len(accepted) == 99
+
+
+def test_types_without_a_common_one_name_the_files():
+    from sonicatlas.errors import WrongTypeError
+    from sonicatlas.io.schema import unify
+
+    schemas = {"a.parquet": pa.schema([("tempo", pa.float64()), ("day", pa.date32())]),
+               "b.parquet": pa.schema([("tempo", pa.int64()), ("day", pa.float64())])}
+    with pytest.raises(WrongTypeError, match=r"'day'.*date32\[day\] in a\.parquet; "
+                                             r"double in b\.parquet"):
+        unify(schemas, "cat")
+    del schemas["a.parquet"]
+    assert unify(schemas, "cat") == schemas["b.parquet"]

@@ -1,9 +1,9 @@
 """One schema for the files of a catalog whose files were written by different hands.
 
 Numbers of different types are promoted to one (integers of any width and floats: float64;
-integers only: int64); a column that is text in some files and numbers in others is read as
-text everywhere, so that the row checks name each value that is not a number. Any other
-disagreement is an error naming the files and their types.
+integers and booleans: int64); a column that is text in some files is read as text everywhere,
+so that the row checks name each value that is not a number. Any other disagreement (a date
+and a number, say) is an error naming the files and their types.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def _kind(type_: pa.DataType) -> str:
         return "text"
     if pa.types.is_null(type_):
         return "null"
+    if pa.types.is_boolean(type_):
+        return "bool"
     return str(type_)
 
 
@@ -33,11 +35,11 @@ def common_type(types: list[pa.DataType]) -> pa.DataType | None:
     kinds = {_kind(t) for t in distinct} - {"null"}
     if not kinds:
         return distinct[0]
-    if kinds == {"int"}:
+    if kinds <= {"int", "bool"}:
         return pa.int64()
-    if kinds <= {"int", "float"}:
+    if kinds <= {"int", "bool", "float"}:
         return pa.float64()
-    if kinds <= {"int", "float", "text"}:
+    if "text" in kinds:  # numbers, dates, booleans all have a text form
         return pa.string()
     if len(kinds) == 1:  # e.g. timestamps in two units: the first non-null type
         return next(t for t in distinct if _kind(t) != "null")
