@@ -27,15 +27,6 @@ CLUSTER, CLUSTER_NAME, DISTANCE, PC1, PC2 = "cluster", "cluster_name", "distance
 #: was (partition number in the high 32 bits, row in the low 32 bits).
 REASON, DETAIL, POSITION = "reason", "detail", "_pos"
 
-#: Where a row came from, written by ``sonicatlas ingest`` beside every row it writes (and
-#: carried into a run's rejects): the CSV file and the line the row starts on (the header is
-#: line 1).
-SOURCE_FILE, SOURCE_LINE = "source_file", "source_line"
-
-#: Rows that ``sonicatlas ingest`` set aside live under ``<catalog>/_rejects/`` in Parquet files
-#: with this suffix, so that catalog readers skip them; a run over the catalog counts them in.
-INGEST_REJECTS_DIR, INGEST_REJECTS_SUFFIX = "_rejects", ".parquet.rejects"
-
 #: The listening log: who played, and when (UTC).
 USER_ID, TS = "user_id", "ts"
 
@@ -72,6 +63,16 @@ METADATA: tuple[str, ...] = (
     "mode",
     "time_signature",
 )
+
+
+#: Where a row came from, written by ``sonicatlas ingest`` beside every row it writes (and
+#: carried into a run's rejects): the CSV file and the line the row starts on (the header is
+#: line 1).
+SOURCE_FILE, SOURCE_LINE = "source_file", "source_line"
+
+#: Rows that ``sonicatlas ingest`` set aside live under ``<catalog>/_rejects/`` in Parquet files
+#: with this suffix, so that catalog readers skip them; a run over the catalog counts them in.
+INGEST_REJECTS_DIR, INGEST_REJECTS_SUFFIX = "_rejects", ".parquet.rejects"
 
 
 @dataclass(frozen=True)
