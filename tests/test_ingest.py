@@ -249,16 +249,26 @@ def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
 
 def test_existing_output_needs_overwrite(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    ingest_csv([str(planted)], str(out), MAPPING)
+    (out / "part.0.parquet").write_bytes(b"old")
     beside = sorted(p.name for p in tmp_path.iterdir())  # planted.csv and out
     with pytest.raises(OutputExistsError, match="overwrite"):
         ingest_csv([str(planted)], str(out), MAPPING)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert (out / "part.0.parquet").read_bytes() == b"old"
     ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
-    assert not (out / "old.txt").exists() and (out / REJECTS_DIR).is_dir()
+    assert len(pd.read_parquet(out)) == sum(1 for _, why in PLANTED if not why)
     # neither the partial output nor the old one set aside is left beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == beside
+
+
+def test_overwrite_replaces_only_a_catalog_ingest_wrote(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("a user's file")
+    with pytest.raises(OutputExistsError, match="not a catalog sonicatlas ingest wrote"):
+        ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "a user's file"
 
 
 def test_runs_on_a_distributed_cluster(planted: Path, tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from sonicatlas.config import ClusterConfig
               "detected).")
 @click.option("--decimal", metavar="CHAR", help="Decimal mark, e.g. ',' (default: detected).")
 @click.option("--scheduler", metavar="ADDRESS", help="Ingest on this Dask scheduler.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing catalog.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing catalog; only one sonicatlas ingest wrote is replaced.")
 @user_errors
 def ingest_command(paths, out, mapping, columns_file, id_from, sep, decimal, scheduler,
                    overwrite) -> None:

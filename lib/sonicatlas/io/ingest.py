@@ -115,9 +115,14 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     keep, id_sources = _resolve_columns(header, check_mapping(
         list((columns or {}).items()), "columns"), files, tuple(id_from))
     fs, out_path = storage.resolve(out, so)
-    if storage.occupied(fs, out_path) and not overwrite:
-        raise OutputExistsError(f"output {out} already exists; pass overwrite=True "
-                                "(--overwrite) to replace it")
+    if storage.occupied(fs, out_path):
+        if not overwrite:
+            raise OutputExistsError(f"output {out} already exists; pass overwrite=True "
+                                    "(--overwrite) to replace it")
+        if not _is_ingested_catalog(fs, out_path):
+            raise OutputExistsError(f"{out} is not a catalog sonicatlas ingest wrote; "
+                                    "--overwrite replaces only that, so it was left "
+                                    "untouched: choose another --out")
     storage.check_writable(fs, out_path, f"the catalog at {out}")
     with storage.replacing(fs, out_path) as partial:
         kinds = _convert(files, header, fmt, keep, id_sources, fs.unstrip_protocol(partial),
@@ -128,6 +133,16 @@ def ingest_csv(paths: list[str], out: str, columns: dict[str, str] | None = None
     dropped = tuple(c for c in header if c not in keep and c not in id_sources)
     return IngestResult(out, accepted + sum(kinds.values()), accepted, sum(kinds.values()),
                         dict(sorted(kinds.items())), dict(keep), dropped, fmt)
+
+
+def _is_ingested_catalog(fs, path: str) -> bool:
+    """Whether ``path`` holds only what an ingest writes: Parquet parts and ``_rejects/``."""
+    if not fs.isdir(path):
+        return False
+    names = [n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(path, detail=False)]
+    return REJECTS_DIR in names and all(
+        n.endswith(".parquet") or n in (REJECTS_DIR, "_metadata", "_common_metadata")
+        for n in names)
 
 
 def _input_files(paths: list[str], so: dict) -> list[str]:
