@@ -117,7 +117,6 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
 
 
 _MISSING, _INFINITE, _TOO_LARGE, _OUTSIDE = 1, 2, 3, 4
-_FLOAT32_MAX = FLOAT32_MAX
 
 
 def _shown(value) -> str:
@@ -136,9 +135,8 @@ def _failures(values, low, high, low_inclusive, high_inclusive, open_rows, failu
     """The first rule each row without a reason yet fails on ``values``, in one pass.
 
     ``failure`` gets 0 (passes), missing, infinite, too large for float32 or outside the range
-    (the rules' order);
-    a failing row is closed in ``open_rows``. Returns how many failed. One read of the
-    column, where numpy would build five masks per feature.
+    (the rules' order); a failing row is closed in ``open_rows``. Returns how many failed.
+    One read of the column, where numpy would build five masks per feature.
     """
     failed = 0
     for r in range(values.shape[0]):
@@ -149,7 +147,7 @@ def _failures(values, low, high, low_inclusive, high_inclusive, open_rows, failu
                 code = _MISSING
             elif np.isinf(v):
                 code = _INFINITE
-            elif abs(v) > _FLOAT32_MAX:
+            elif abs(v) > FLOAT32_MAX:
                 code = _TOO_LARGE
             elif (v < low or (v == low and not low_inclusive)
                   or v > high or (v == high and not high_inclusive)):
