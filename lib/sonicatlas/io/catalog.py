@@ -37,7 +37,7 @@ from sonicatlas.contract import (
     TRACK_ID,
 )
 from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError, WrongTypeError
-from sonicatlas.io.schema import lacking, unify
+from sonicatlas.io.schema import require_everywhere, unify
 from sonicatlas.io.setaside import list_ingest_rejects, read_set_aside
 
 
@@ -147,7 +147,7 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
     schemas = {path: schema for path, _, schema, _ in data}
     dataset = _dataset(url, files, storage_options, unify(schemas, url))
     sources = _resolve_columns(url, _empty_frame(dataset.schema), columns, features)
-    _require_everywhere(url, schemas, [sources[c] for c in (TRACK_ID, *features)])
+    require_everywhere(url, schemas, [sources[c] for c in (TRACK_ID, *features)])
     fingerprint = hashlib.sha256(
         "\n".join(f"{path}:{sum(groups)}" for path, groups, _, _ in footers).encode()
     ).hexdigest()[:16]
@@ -156,22 +156,6 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
                    tuple(groups for _, groups, _, _ in data), dataset.schema,
                    tuple(path for path, _, _, _ in set_aside),
                    tuple(sum(groups) for _, groups, _, _ in set_aside))
-
-
-def _require_everywhere(url: str, schemas: dict[str, pa.Schema], required: list[str]) -> None:
-    """A required column missing from some files is an input error naming those files.
-
-    (Read on, those files' rows would all be rejects, a share of the catalog lost quietly.)
-    """
-    gaps = lacking(schemas, required)
-    if gaps:
-        column, without = next(iter(gaps.items()))
-        shown = ", ".join(p.rsplit("/", 1)[-1] for p in without[:5])
-        more = f" and {len(without) - 5} more" if len(without) > 5 else ""
-        others = f" (also missing: {', '.join(map(repr, list(gaps)[1:]))})" if len(gaps) > 1 else ""
-        raise MissingColumnsError(
-            f"catalog at {url}: {column!r} is missing from {len(without)} of {len(schemas)} "
-            f"files ({shown}{more}){others}; add it there or leave those files out")
 
 
 def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
@@ -203,6 +187,9 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
 
     One partition per file, or per run of row groups of about ``rows_per_partition`` rows
     in a file with more; partitions are in file order. Text columns are ``string[pyarrow]``.
+    Every file is read as the catalog's common schema. An ingested catalog adds
+    ``source_file`` and ``source_line``, and its set-aside rows as the last partitions, with
+    ``reason`` and ``detail`` (null in the other partitions).
     """
     located = [c for c in (SOURCE_FILE, SOURCE_LINE) if c in catalog.sources and c not in carry]
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry, *located]

@@ -3,14 +3,15 @@
 Numbers of different types are promoted to one (integers of any width and floats: float64;
 integers and booleans: int64); a column that is text in some files is read as text everywhere,
 so that the row checks name each value that is not a number. Any other disagreement (a date
-and a number, say) is an error naming the files and their types.
+and a number, say) is an error naming the files and their types, as is a required column
+that some files lack.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from sonicatlas.errors import WrongTypeError
+from sonicatlas.errors import MissingColumnsError, WrongTypeError
 
 
 def _kind(type_: pa.DataType) -> str:
@@ -79,3 +80,33 @@ def lacking(schemas: dict[str, pa.Schema], columns: list[str]) -> dict[str, list
         if without and len(without) < len(schemas):
             out[column] = without
     return out
+
+
+def require_everywhere(url: str, schemas: dict[str, pa.Schema], required: list[str]) -> None:
+    """A required column missing from some files is an input error naming those files.
+
+    Read on, those files' rows would all be rejects: a share of the catalog lost quietly.
+
+    Parameters
+    ----------
+    url : str
+        The catalog, for the message.
+    schemas : dict of str to pyarrow.Schema
+        Each file's schema, by path.
+    required : list of str
+        The input's names of the required columns.
+
+    Raises
+    ------
+    MissingColumnsError
+        Names the first such column, up to five files without it, and the other columns.
+    """
+    gaps = lacking(schemas, required)
+    if gaps:
+        column, without = next(iter(gaps.items()))
+        shown = ", ".join(p.rsplit("/", 1)[-1] for p in without[:5])
+        more = f" and {len(without) - 5} more" if len(without) > 5 else ""
+        others = f" (also missing: {', '.join(map(repr, list(gaps)[1:]))})" if len(gaps) > 1 else ""
+        raise MissingColumnsError(
+            f"catalog at {url}: {column!r} is missing from {len(without)} of {len(schemas)} "
+            f"files ({shown}{more}){others}; add it there or leave those files out")
