@@ -469,3 +469,18 @@ def test_other_delimiters_are_detected(tmp_path: Path, sep: str) -> None:
     assert (result.format.sep, result.format.decimal) == (sep, ".")
     cat = pd.read_parquet(tmp_path / "out")
     np.testing.assert_array_equal(cat["tempo"].to_numpy(), frame["tempo"].to_numpy())
+
+
+def test_source_file_is_the_url_as_given_on_other_file_systems(planted: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/ingest-test/in/planted.csv", planted.read_bytes())
+    try:
+        result = ingest_csv(["memory://ingest-test/in/*.csv"], "memory://ingest-test/out",
+                            MAPPING)
+        rej = pd.read_parquet("memory://ingest-test/out/_rejects")
+        assert result.rows_rejected == len(rej) == sum(1 for _, why in PLANTED if why)
+        assert set(rej["source_file"]) == {"memory:///ingest-test/in/planted.csv"}
+    finally:
+        fs.rm("/ingest-test", recursive=True)

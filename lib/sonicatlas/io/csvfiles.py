@@ -120,6 +120,8 @@ def read_text(files: list[str], header: list[str], fmt: CsvFormat, blocksize,
         blocksize = None
     _, blocks, paths = read_bytes(files, delimiter=b"\n", blocksize=blocksize, sample=False,
                                   compression="infer", include_path=True, **storage_options)
+    if len(paths) == len(files):  # the URLs as given: read_bytes drops the protocol
+        paths = files
     parts = []
     for path, file_blocks in zip(paths, blocks, strict=True):
         first_line = 1
