@@ -387,6 +387,20 @@ def test_source_lines_across_blocks_and_files(tmp_path: Path) -> None:
         assert got == truth
 
 
+def test_a_quoted_field_over_several_lines_keeps_the_lines_right(tmp_path: Path) -> None:
+    rows = [_row(f"t{i}") for i in range(6)]
+    rows[2][HEADER.index("artist")] = "two\nline artist"
+    rows[4][HEADER.index("artist")] = "three\n\nlines"
+    path = _write_csv(tmp_path / "quoted.csv", rows)
+    ingest_csv([str(path)], str(tmp_path / "out"), MAPPING, blocksize=None)
+    cat = pd.read_parquet(tmp_path / "out")
+    # the reference: where each id starts in the file's text
+    text = path.read_text().split("\n")
+    truth = {line.split(",")[0]: n for n, line in enumerate(text, 1) if line.startswith("t")}
+    assert dict(zip(cat["track_id"], cat["source_line"], strict=True)) == truth
+    assert cat.set_index("track_id").loc["t4", "artist_name"] == "three\n\nlines"
+
+
 def test_real_catalog_keeps_its_metadata_without_a_mapping(tmp_path: Path) -> None:
     path = REAL / "spotify_songs.csv"
     if not path.exists():

@@ -3,8 +3,8 @@
 The files are split into byte blocks at line ends (as ``dask.dataframe.read_csv`` does); each
 block's first line number is one plus the line ends before it, counted from the same bytes
 the block is parsed from, so every row knows its line in its own file (the header is line 1).
-Blank lines are counted but are not rows. A quoted field that spans lines shifts the numbers
-of the rows after it in that block.
+Blank lines are counted but are not rows. Where a quoted field spans lines, the block is read
+again by the csv module, which knows where each record starts.
 
 The delimiter is taken from the header when not given: the candidate that splits the first
 lines into the most fields, the same number on each line. A ``;`` or tab file whose numbers
@@ -151,19 +151,40 @@ def _parse_block(block: bytes, header: list[str], sep: str, has_header: bool, fi
         # index and shifts every column of the block (later rows raise instead).
         raise pd.errors.ParserError(f"a row starting {frame.index[0]!r} has more fields "
                                     "than the header")
-    start = int(first_line) + (1 if has_header else 0)
+    lines = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+    lines -= 1 if has_header and lines else 0
+    if len(frame) == lines:  # one line a row: numbered in order
+        start = int(first_line) + (1 if has_header else 0)
+        frame[SOURCE_LINE] = np.arange(start, start + len(frame))
+        blank = _blank_lines(block, has_header) if _BLANK_LINE.search(block) else None
+    else:  # a quoted field spans lines: where each record starts, by the csv module
+        starts, blank = _record_starts(block, sep, has_header)
+        if len(starts) != len(frame):  # the two parsers disagree: numbered in order
+            starts, blank = np.arange(len(frame)) + (1 if has_header else 0), None
+        frame[SOURCE_LINE] = int(first_line) + starts
     frame[SOURCE_FILE] = path
-    frame[SOURCE_LINE] = pd.RangeIndex(start, start + len(frame)).to_numpy()
-    if _BLANK_LINE.search(block):
-        # Counted for the line numbers, then left out, as pandas leaves out blank lines;
-        # only where each row is one line (no quoted line breaks), else they stay rows.
-        lines = block.split(b"\n")[1 if has_header else 0:]
-        if lines and lines[-1] == b"":
-            lines.pop()  # the end of the last line
-        if len(lines) == len(frame):
-            kept = np.array([bool(line.strip(b"\r")) for line in lines], dtype=bool)
-            frame = frame if kept.all() else frame[kept]
-    return frame.reset_index(drop=True)
+    if blank is not None and blank.any():
+        frame = frame[~blank]  # counted for the numbers, but not rows (as pandas reads them)
+    return frame.reset_index(drop=True)[[*header, SOURCE_FILE, SOURCE_LINE]]
+
+
+def _blank_lines(block: bytes, has_header: bool) -> np.ndarray:
+    lines = block.split(b"\n")[1 if has_header else 0:]
+    if lines and lines[-1] == b"":
+        lines.pop()  # the end of the last line
+    return np.array([not line.strip(b"\r") for line in lines], dtype=bool)
+
+
+def _record_starts(block: bytes, sep: str, has_header: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's first line (0 = the block's first line), and whether it is blank."""
+    reader = csv.reader(io.StringIO(block.decode("utf-8"), newline=""), delimiter=sep)
+    starts, blank, consumed = [], [], 0
+    for record in reader:
+        starts.append(consumed)
+        blank.append(not record)
+        consumed = reader.line_num
+    skip = 1 if has_header else 0
+    return np.array(starts[skip:], dtype=np.int64), np.array(blank[skip:], dtype=bool)
 
 
 _BLANK_LINE = re.compile(rb"(?:^|\n)\r?(?:\n|$)")
