@@ -40,7 +40,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features)
+        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features,
+                                            config.valid_ranges())
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 

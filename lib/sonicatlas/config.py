@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from sonicatlas.contract import FEATURES, METADATA, REQUIRED
+from sonicatlas.contract import FEATURES, METADATA, REQUIRED, VALID_RANGES, Range
 from sonicatlas.errors import ConfigError
 
 #: The clustering methods ``algorithm:`` and ``compare:`` accept
@@ -212,6 +212,9 @@ class ClusterTracksConfig(ClusteringConfig):
     columns: dict[str, str] = Field(default_factory=dict, description="The input's column "
                                     "names mapped onto the contract: {their_name: contract_name}.")
     features: tuple[str, ...] = FEATURES
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Valid [low, high] of a feature, replacing the "
+        "contract's, e.g. {duration_ms: [0, 3600000]}; rows outside are rejected.")
     carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
                                           "assignments; None carries every contract metadata "
                                           "column present.")
@@ -228,6 +231,24 @@ class ClusterTracksConfig(ClusteringConfig):
         if len(value) < 2:
             raise ValueError("at least two features are needed")
         return value
+
+    @field_validator("bounds")
+    @classmethod
+    def _feature_bounds(cls, value: dict[str, tuple[float, float]]
+                        ) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if name not in FEATURES:
+                raise ValueError(f"bounds names {name!r}, not a feature; features are "
+                                 f"{list(FEATURES)}")
+            if not low < high:
+                raise ValueError(f"bounds.{name}: low {low} must be below high {high}")
+        return value
+
+    def valid_ranges(self) -> dict[str, Range]:
+        """Each feature's valid range: the contract's, with ``bounds`` in place of its ends."""
+        return {name: Range(*self.bounds[name], VALID_RANGES[name].low_inclusive,
+                            VALID_RANGES[name].high_inclusive) if name in self.bounds
+                else VALID_RANGES[name] for name in FEATURES}
 
     @field_validator("columns")
     @classmethod

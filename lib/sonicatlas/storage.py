@@ -165,3 +165,25 @@ def replacing(fs, path: str, partial: str | None = None) -> Iterator[str]:
         move_into_place(fs, partial, path)
     finally:
         remove(fs, partial)  # only there if something failed
+
+
+def check_writable(fs, path: str, shown: str) -> None:
+    """Fail in one line, before any work, where nothing can be written beside ``path``.
+
+    Makes ``path``'s parent and writes and removes a hidden file there (a read-only file
+    system, a parent that is a file, no permission).
+
+    Raises
+    ------
+    sonicatlas.errors.InputError
+        Naming ``shown`` and the system's reason.
+    """
+    from sonicatlas.errors import InputError
+
+    probe = hidden_sibling(path, "probe")
+    try:
+        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
+        fs.touch(probe)
+        fs.rm(probe)
+    except OSError as e:
+        raise InputError(f"cannot write {shown}: {e.strerror or e.__class__.__name__}") from None

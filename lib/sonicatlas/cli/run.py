@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from sonicatlas import storage
 from sonicatlas.cli.common import EPILOG, user_errors
 from sonicatlas.config import load_config
 
@@ -45,6 +46,8 @@ def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None
     module = jobs[job].load()
     overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
     config = load_config(module.Config, config_paths, overrides)
+    if out:  # a read-only or impossible --out fails here, in one line, not after the run
+        storage.check_writable(*storage.resolve(out, config.storage_options), out)
     click.echo(f"sonicatlas {job}")
     summary = module.run(config, out=out, overwrite=overwrite, echo=click.echo)
     click.echo(summary.text())
