@@ -85,7 +85,8 @@ def search_tab(discovery: Discovery, picks: Picks) -> pn.Column:
         if position is None:
             return pn.pane.Markdown("Pick a song to see the ten that sound most like it.")
         track = discovery.tracks.iloc[position]
-        title = f"### Most like **{track.get('track_name', track[TRACK_ID])}**"
+        by = f" by {track[ARTIST]}" if str(track.get(ARTIST, "")) else ""
+        title = f"### Most like **{track.get('track_name', track[TRACK_ID])}**{by}"
         return pn.Column(pn.pane.Markdown(title),
                          similar_list(discovery, position, 10, metric, same))
 
