@@ -36,7 +36,9 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         tracks = catalog.open_catalog(source, config.columns, config.features, client,
                                       config.storage_options)
         carry = config.carry if config.carry is not None else tracks.carried
-    echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files)")
+    set_aside = sum(tracks.ingest_rejects_rows)
+    echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files"
+         + (f", {set_aside:,} of them set aside by ingest)" if set_aside else ")"))
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
