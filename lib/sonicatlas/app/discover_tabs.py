@@ -18,8 +18,12 @@ from sonicatlas.app.discovery import Discovery
 from sonicatlas.contract import ARTIST, TRACK_ID
 from sonicatlas.errors import InputError
 
-TABLE = {"show_index": False, "disabled": True, "layout": "fit_data_table",
-         "sizing_mode": "stretch_width"}
+
+def table(frame: pd.DataFrame, name: str) -> pn.pane.DataFrame:
+    """A small result table as plain HTML: it draws in the browser far faster than an
+    interactive grid, and these tables hold tens of rows."""
+    return pn.pane.DataFrame(frame, index=False, name=name, float_format="{:.4g}".format,
+                             sizing_mode="stretch_width", max_rows=500)
 
 
 class Picks(param.Parameterized):
@@ -44,10 +48,10 @@ def similar_list(discovery: Discovery, position: int, n: int = 10, metric: str =
                  same_cluster: bool = False) -> pn.viewable.Viewable:
     """The ``n`` songs most like one track, as a table."""
     try:
-        table = discovery.similar(position, n, metric, same_cluster)
+        found = discovery.similar(position, n, metric, same_cluster)
     except InputError as error:
         return message(error)
-    return pn.widgets.Tabulator(table.drop(columns=["position"]), name="similar", **TABLE)
+    return table(found.drop(columns=["position"]), "similar")
 
 
 def search_tab(discovery: Discovery, picks: Picks) -> pn.Column:
@@ -86,7 +90,8 @@ def search_tab(discovery: Discovery, picks: Picks) -> pn.Column:
             return pn.pane.Markdown("Pick a song to see the ten that sound most like it.")
         track = discovery.tracks.iloc[position]
         by = f" by {track[ARTIST]}" if str(track.get(ARTIST, "")) else ""
-        title = f"### Most like **{track.get('track_name', track[TRACK_ID])}**{by}"
+        title = (f"### Most like **{track.get('track_name', track[TRACK_ID])}**{by} "
+                 f"(`{track[TRACK_ID]}`)")
         return pn.Column(pn.pane.Markdown(title),
                          similar_list(discovery, position, 10, metric, same))
 
@@ -97,12 +102,16 @@ def search_tab(discovery: Discovery, picks: Picks) -> pn.Column:
                 picks.seeds = "\n".join([*picks.seed_ids(), str(new)])
 
     seed = pn.widgets.Button(name="Add the song to the playlist seeds", button_type="light")
+    # drawn on demand: most searches want the neighbours, and four tables cost the browser
+    profile = pn.widgets.Toggle(name="Show the artist's profile", button_type="light")
     seed.on_click(add_seed)
     return pn.Column(
         pn.Row(text, where), status, found,
         pn.Row(metric, same, seed),
         pn.bind(neighbours, picks.param.track, metric, same),
-        pn.bind(lambda position: artist_view(discovery, position), picks.param.track),
+        profile,
+        pn.bind(lambda position, shown: artist_view(discovery, position) if shown else None,
+                picks.param.track, profile),
         name="search")
 
 
@@ -130,12 +139,12 @@ def artist_view(discovery: Discovery, position: int | None) -> pn.viewable.Viewa
     return pn.Column(
         pn.pane.Markdown(f"### Artist: {name}\n{profile.tracks:,} tracks in this run"),
         pn.Row(pn.Column(pn.pane.Markdown("**Clusters**"),
-                         pn.widgets.Tabulator(profile.clusters, **TABLE)),
+                         table(profile.clusters, "artist-clusters")),
                pn.pane.HoloViews(z)),
         pn.pane.Markdown("**Most typical tracks** (nearest the artist's mean sound)"),
-        pn.widgets.Tabulator(profile.typical, **TABLE),
+        table(profile.typical, "artist-typical"),
         pn.pane.Markdown("**Most similar artists** (cosine of mean sounds; 3+ tracks)"),
-        pn.widgets.Tabulator(profile.similar_artists, **TABLE),
+        table(profile.similar_artists, "similar-artists"),
         name="artist")
 
 
@@ -171,7 +180,7 @@ def playlist_tab(discovery: Discovery, picks: Picks, names: list[str]) -> pn.Col
                 f"{made.qualified:,} qualified (similarity ≥ {threshold.value:.2f}); "
                 f"mean step {made.mean_step:.3f}")
         result.objects = [pn.pane.Markdown(note, name="playlist-summary"),
-                          pn.widgets.Tabulator(made.tracks, name="playlist", **TABLE)]
+                          table(made.tracks, "playlist")]
 
     make.on_click(generate)
     return pn.Column(pn.Row(source, order), pn.Row(cluster, seeds),
