@@ -88,11 +88,25 @@ class Discovery:
             by_label = match_tiers(self._folded[column], query)
             codes = self.tracks[column].cat.codes.to_numpy()
             tiers = np.minimum(tiers, np.where(codes >= 0, by_label[np.maximum(codes, 0)], 3))
-        hits = np.flatnonzero(tiers < 3)
+        hits = self._best(np.flatnonzero(tiers < 3), tiers, n)
         found = self._rows(hits)
         found.insert(0, "position", hits)
         found["match"] = pd.Categorical.from_codes(tiers[hits], categories=list(MATCH))
         return rank_matches(found, n)
+
+    def _best(self, hits: np.ndarray, tiers: np.ndarray, n: int) -> np.ndarray:
+        """The hits that can rank in the first ``n``: those whose (match, popularity) is at
+        least as good as the n-th best's. The library's ranking then orders these few by
+        name and id too, instead of comparing the strings of every hit."""
+        if len(hits) <= n:
+            return hits
+        popularity = (self.tracks["popularity"].to_numpy(np.float64)[hits]
+                      if "popularity" in self.tracks else np.zeros(len(hits)))
+        keys = np.column_stack([tiers[hits], np.where(np.isnan(popularity), np.inf,
+                                                      -popularity)])
+        nth = keys[np.lexsort(keys.T[::-1])[n - 1]]
+        better = (keys[:, 0] < nth[0]) | ((keys[:, 0] == nth[0]) & (keys[:, 1] <= nth[1]))
+        return hits[better]
 
     def _rows(self, positions: np.ndarray) -> pd.DataFrame:
         columns = [c for c in (TRACK_ID, *SHOWN) if c in self.tracks]
@@ -122,8 +136,11 @@ class Discovery:
         if same_cluster:
             clusters = self.tracks[CLUSTER].to_numpy()
             mask = clusters == clusters[position]
-        hits = similar_to(self.vectors, self.ids, self.vectors[position], n, metric,
-                          exclude=self.ids[position].as_py(), mask=mask)
+        # one more than asked, then the query's own row dropped: the same answer as the
+        # library's exclude, without comparing every id with the query's
+        hits = similar_to(self.vectors, self.ids, self.vectors[position], n + 1, metric,
+                          mask=mask)
+        hits = hits[hits["position"].to_numpy() != position].head(n)
         out = self._rows(hits["position"].to_numpy())
         score = hits.columns[-1]
         out.insert(0, score, hits[score].to_numpy())
