@@ -132,7 +132,7 @@ def similar_to(vectors: np.ndarray, ids, query_vector: np.ndarray, n: int = 10,
     vectors : numpy.ndarray
         Standardised features, (tracks, features).
     ids : array-like of str
-        Track ids, row for row (numpy, pandas or Arrow).
+        Track ids, row for row (numpy, pandas or Arrow), each once.
     query_vector : numpy.ndarray
         Standardised features of the query, (features,).
     n : int
@@ -152,14 +152,12 @@ def similar_to(vectors: np.ndarray, ids, query_vector: np.ndarray, n: int = 10,
     keys = -values if metric == "cosine" else values.copy()
     if mask is not None:
         keys[~np.asarray(mask, dtype=bool)] = np.inf
+    # The excluded track is one row: the best n + 1 without it are the best n, so only the
+    # candidates' ids are compared, not every id.
+    positions, names = top_n(keys, ids, n + (exclude is not None))
     if exclude is not None:
-        if isinstance(ids, (pa.Array, pa.ChunkedArray)):
-            same = pc.equal(ids, pa.scalar(str(exclude), ids.type)).to_numpy(
-                zero_copy_only=False)
-        else:
-            same = np.asarray(ids, dtype=object) == str(exclude)
-        keys[np.asarray(same, dtype=bool)] = np.inf
-    positions, names = top_n(keys, ids, n)
+        keep = names != str(exclude)
+        positions, names = positions[keep][:n], names[keep][:n]
     return pd.DataFrame({"position": positions, TRACK_ID: pd.array(names, dtype="string"),
                          SCORE[metric]: values[positions]})
 
@@ -196,16 +194,19 @@ def _find_in_part(run: QueryRun, part: str, track_id: str) -> QueryTrack | None:
 
 def partition_top(run: QueryRun, part: str, query_vector: np.ndarray, n: int, metric: str,
                   exclude: str | None = None, cluster: int | None = None) -> pd.DataFrame:
-    """One partition's top ``n`` (``track_id``, score, ``cluster``, ``part``); runs on a
-    worker."""
+    """One partition's top ``n`` (``track_id``, score, ``part``); runs on a worker.
+
+    The ``cluster`` column beside it is read only to keep one cluster's tracks.
+    """
     vectors = read_vectors(run, part)
-    clusters = read_assigned(run, part, [CLUSTER])[CLUSTER].to_numpy()
-    if len(clusters) != len(vectors):
-        raise InputError(f"{run.url}: query/{part} and assignments/{part} hold different "
-                         "rows; re-run `sonicatlas run cluster-tracks`")
-    mask = None if cluster is None else clusters == cluster
+    mask = None
+    if cluster is not None:
+        clusters = read_assigned(run, part, [CLUSTER])[CLUSTER].to_numpy()
+        if len(clusters) != len(vectors):
+            raise InputError(f"{run.url}: query/{part} and assignments/{part} hold different "
+                             "rows; re-run `sonicatlas run cluster-tracks`")
+        mask = clusters == cluster
     top = similar_to(vectors, read_ids(run, part), query_vector, n, metric, exclude, mask)
-    top[CLUSTER] = clusters[top["position"].to_numpy()].astype(np.int32)
     top["part"] = part
     return top.drop(columns=["position"])
 
