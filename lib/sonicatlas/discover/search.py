@@ -110,6 +110,7 @@ class NameIndex:
             tail = (tiers[order[n:]] == last[0]) & (self._unpopular[order[n:]] == last[1])
             order = order[:n + int(np.argmin(tail)) if not tail.all() else len(order)]
         found = self.frame.iloc[order].copy()
+        found["position"] = order
         found["match"] = pd.Categorical.from_codes(tiers[order], categories=list(MATCH))
         return rank_matches(found, n)
 
@@ -166,7 +167,7 @@ def search_tracks(run: QueryRun | str, text: str, where: str = "both", n: int = 
     task = dask.delayed(_search_part, pure=True)
     parts = dask.compute(*(task(run, part, text, where, n, artist) for part in run.parts))
     found = rank_matches(pd.concat(parts, ignore_index=True), n)
-    found = found[[TRACK_ID, "match", "part"]]
+    found = found[[TRACK_ID, "match", "part", "position"]]
     out = with_metadata(run, found)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dask
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,30 +33,25 @@ METRICS = ("cosine", "euclidean")
 SCORE = {"cosine": "similarity", "euclidean": "distance"}
 
 
-@numba.njit(cache=True, nogil=True)
-def _cosine(X, q, out):  # pragma: no cover - numba
-    # row by row in float64, in feature order: the same number for a row wherever it lies
-    qq = 0.0
-    for j in range(q.shape[0]):
-        qq += q[j] * q[j]
-    for i in range(X.shape[0]):
-        dot = 0.0
-        xx = 0.0
-        for j in range(X.shape[1]):
-            x = np.float64(X[i, j])
-            dot += x * q[j]
-            xx += x * x
-        out[i] = dot / np.sqrt(xx * qq) if xx > 0.0 and qq > 0.0 else 0.0
+#: rows scored at a time: a block's float64 columns stay in cache between the feature passes
+BLOCK = 1 << 15
 
 
-@numba.njit(cache=True, nogil=True)
-def _euclidean(X, q, out):  # pragma: no cover - numba
-    for i in range(X.shape[0]):
-        s = 0.0
-        for j in range(X.shape[1]):
-            d = np.float64(X[i, j]) - q[j]
-            s += d * d
-        out[i] = np.sqrt(s)
+def _score_block(block: np.ndarray, q: np.ndarray, cosine: bool) -> np.ndarray:
+    # Feature by feature over the rows, in float64: a row's score is the same sequence of
+    # operations wherever the row lies (no BLAS reordering), so partitions agree exactly.
+    columns = np.asfortranarray(block, dtype=np.float64).T
+    if cosine:
+        dot, xx = columns[0] * q[0], columns[0] * columns[0]
+        for j in range(1, len(q)):
+            dot += columns[j] * q[j]
+            xx += columns[j] * columns[j]
+        norm = np.sqrt(xx * float(q @ q))
+        return np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)
+    total = (columns[0] - q[0]) ** 2
+    for j in range(1, len(q)):
+        total += (columns[j] - q[j]) ** 2
+    return np.sqrt(total)
 
 
 def check_metric(metric: str) -> str:
@@ -83,12 +77,14 @@ def scores(vectors: np.ndarray, query_vector: np.ndarray, metric: str = "cosine"
     numpy.ndarray
         float64, one per row.
     """
-    X = np.asarray(vectors)  # any memory layout: the kernels index rows and columns
+    X = np.asarray(vectors)
     q = np.asarray(query_vector, dtype=np.float64).ravel()
     if X.ndim != 2 or X.shape[1] != len(q):
         raise ValueError(f"vectors of shape {X.shape} and a query of {len(q)} features")
+    cosine = check_metric(metric) == "cosine"
     out = np.empty(len(X), dtype=np.float64)
-    (_cosine if check_metric(metric) == "cosine" else _euclidean)(X, q, out)
+    for start in range(0, len(X), BLOCK):
+        out[start:start + BLOCK] = _score_block(X[start:start + BLOCK], q, cosine)
     return out
 
 
@@ -170,6 +166,7 @@ class QueryTrack:
 
     track_id: str
     part: str
+    row: int
     vector: np.ndarray
     cluster: int
 
@@ -189,12 +186,13 @@ def _find_in_part(run: QueryRun, part: str, track_id: str) -> QueryTrack | None:
         return None
     vector = read_vectors(run, part)[row].astype(np.float64)
     cluster = int(read_assigned(run, part, [CLUSTER])[CLUSTER].iloc[row])
-    return QueryTrack(track_id, part, vector, cluster)
+    return QueryTrack(track_id, part, int(row), vector, cluster)
 
 
 def partition_top(run: QueryRun, part: str, query_vector: np.ndarray, n: int, metric: str,
                   exclude: str | None = None, cluster: int | None = None) -> pd.DataFrame:
-    """One partition's top ``n`` (``track_id``, score, ``part``); runs on a worker.
+    """One partition's top ``n`` (``position``, ``track_id``, score, ``part``); runs on a
+    worker.
 
     The ``cluster`` column beside it is read only to keep one cluster's tracks.
     """
@@ -208,7 +206,7 @@ def partition_top(run: QueryRun, part: str, query_vector: np.ndarray, n: int, me
         mask = clusters == cluster
     top = similar_to(vectors, read_ids(run, part), query_vector, n, metric, exclude, mask)
     top["part"] = part
-    return top.drop(columns=["position"])
+    return top
 
 
 def merge_top(tops: list[pd.DataFrame], n: int, metric: str) -> pd.DataFrame:
