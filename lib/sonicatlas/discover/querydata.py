@@ -3,7 +3,7 @@
 ``query/`` partition ``i`` holds the rows of ``assignments/`` partition ``i`` in the same order
 (the job writes both from the same partitions), so a query reads the float32 features and ids
 from ``query/``, the small ``cluster`` column from ``assignments/`` beside it, and the carried
-metadata of only the rows it shows, by a filtered read of the files that hold them.
+metadata of only the rows it shows, by their positions in the files that hold them.
 """
 
 from __future__ import annotations
