@@ -2,10 +2,10 @@
 
 Names and the query are folded the same way: Unicode NFKD (so "é" is "e" plus a combining
 accent, and full-width letters are plain ones), combining marks removed, lower case, spaces
-collapsed. This runs inside Arrow's compute kernels (utf8proc and RE2), a few hundred
-nanoseconds a name, where a Python loop per name (``unicodedata`` or ``text-unidecode``) would
-take seconds per million; it also keeps every script as it is, where a transliteration would
-make Cyrillic or Japanese titles match Latin queries that merely sound alike. Ranking: exact
+collapsed. This runs inside Arrow's compute kernels (utf8proc and RE2), about 1 s per million
+names here, a third of a Python loop calling ``unicodedata`` per name; and it keeps every
+script as it is, where a transliteration (``text-unidecode``) would make Cyrillic or Japanese
+titles match Latin queries that merely sound alike. Ranking: exact
 match, then prefix, then substring; within each, the more popular first (where the run carried
 ``popularity``), then by name and track id.
 """
