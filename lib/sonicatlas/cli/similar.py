@@ -73,7 +73,7 @@ def similar_command(run_dir, track_id, name, artist, n, metric, same_cluster, fm
 def _describe(run, query) -> str:
     from sonicatlas.discover.querydata import track_rows
     track_id = query.track_id
-    row = track_rows(run, {query.part: [track_id]}).iloc[0]
+    row = track_rows(run, {query.part: [query.row]}).iloc[0]
     title = row.get("track_name")
     who = row.get("artist_name")
     text = f"{title!s}" if title is not None else track_id

@@ -122,7 +122,7 @@ def _artist_rows(run: QueryRun, part: str, artist: str):
         return None
     ids = read_ids(run, part).take(rows).to_pylist()
     return pd.DataFrame({TRACK_ID: ids, CLUSTER: artists[CLUSTER].to_numpy()[rows],
-                         "part": part}), read_vectors(run, part)[rows]
+                         "part": part, "row": rows}), read_vectors(run, part)[rows]
 
 
 def artist_profile(run: QueryRun | str, name: str, n_similar: int = 10, n_typical: int = 5,
@@ -154,8 +154,9 @@ def artist_profile(run: QueryRun | str, name: str, n_similar: int = 10, n_typica
                             "catalog_mean": mean, "z": z})
     near = similar_to(vectors, rows[TRACK_ID].to_numpy(dtype=object), z, n_typical,
                       "euclidean")
-    near["part"] = rows["part"].to_numpy()[near["position"].to_numpy()]
-    typical = with_metadata(run, near.drop(columns=["position"]))
+    chosen = near["position"].to_numpy()
+    near["part"], near["position"] = rows["part"].to_numpy()[chosen], rows["row"].to_numpy()[chosen]
+    typical = with_metadata(run, near)
     typical.insert(0, "rank", np.arange(1, len(typical) + 1))
     return ArtistProfile(artist, len(rows), clusters, profile, typical,
                          similar_artists(means, artist, n_similar, min_tracks))

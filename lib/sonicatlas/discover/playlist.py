@@ -117,7 +117,7 @@ def _partition_candidates(run: QueryRun, part: str, target: np.ndarray, min_simi
     rows = positions[kept]
     frame = pd.DataFrame({TRACK_ID: names[kept], "similarity": similarity[rows],
                           CLUSTER: assigned[CLUSTER].to_numpy()[rows], ARTIST: artists[kept],
-                          "part": part})
+                          "part": part, "position": rows})
     frame["vector"] = list(vectors[rows].astype(np.float64))
     return frame, qualified, more
 

@@ -3,7 +3,7 @@
 ``query/`` partition ``i`` holds the rows of ``assignments/`` partition ``i`` in the same order
 (the job writes both from the same partitions), so a query reads the float32 features and ids
 from ``query/``, the small ``cluster`` column from ``assignments/`` beside it, and the carried
-metadata of only the rows it shows, by a filtered read of the files that hold them.
+metadata of only the rows it shows, by their positions in the files that hold them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import dask
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sonicatlas import storage
@@ -230,7 +231,6 @@ class TrackMatrix:
 
     def position(self, track_id: str) -> int | None:
         """Row of ``track_id``, or None."""
-        import pyarrow.compute as pc
         found = pc.index(self.ids, pa.scalar(str(track_id), self.ids.type)).as_py()
         return None if found < 0 else int(found)
 
@@ -262,16 +262,25 @@ def _read_part(run: QueryRun, part: str):
     return ids, vectors, clusters
 
 
-def track_rows(run: QueryRun, ids_by_part: dict[str, list[str]]) -> pd.DataFrame:
+def track_rows(run: QueryRun, rows_by_part: dict[str, list[int]]) -> pd.DataFrame:
     """``track_id``, ``cluster``, ``cluster_name`` and the carried metadata of a few tracks.
 
-    Only the files that hold them are read, each with a filter on ``track_id``, in parallel
-    on the current dask scheduler.
+    Parameters
+    ----------
+    run : QueryRun
+    rows_by_part : dict
+        Row positions within each ``assignments/`` part (the same as in ``query/``).
+
+    Notes
+    -----
+    Only the files that hold them are read, in parallel on the current dask scheduler. Text
+    columns are read as Parquet stored them, dictionary-encoded, and only the rows taken are
+    decoded: a few rows cost little more than the columns' dictionaries.
     """
     columns = [TRACK_ID, CLUSTER, *run.carried]
-    read = dask.delayed(_filtered, pure=True)
-    frames = dask.compute(*(read(run, part, ids, columns)
-                            for part, ids in ids_by_part.items() if ids))
+    read = dask.delayed(_rows_at, pure=True)
+    frames = dask.compute(*(read(run, part, rows, columns)
+                            for part, rows in rows_by_part.items() if len(rows)))
     if not frames:
         frame = pd.DataFrame({c: [] for c in columns})
     else:
@@ -281,19 +290,32 @@ def track_rows(run: QueryRun, ids_by_part: dict[str, list[str]]) -> pd.DataFrame
     return frame
 
 
-def _filtered(run: QueryRun, part: str, ids: list[str], columns: list[str]) -> pd.DataFrame:
-    table = pq.read_table(run.assignments_file(part), columns=columns, filesystem=run.fs,
-                          filters=[(TRACK_ID, "in", list(ids))])
-    return table.to_pandas()
+def _rows_at(run: QueryRun, part: str, rows: list[int], columns: list[str]) -> pd.DataFrame:
+    path = run.assignments_file(part)
+    schema = pq.read_schema(path, filesystem=run.fs)
+    text = [c for c in columns if c != TRACK_ID and (
+        pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
+    table = pq.read_table(path, columns=columns, filesystem=run.fs, read_dictionary=text)
+    taken = table.take(pa.array(rows, pa.int64()))
+    decoded = [pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
+               for col in taken.columns]
+    return pa.table(decoded, names=taken.column_names).to_pandas()
 
 
 def with_metadata(run: QueryRun, hits: pd.DataFrame) -> pd.DataFrame:
-    """``hits`` (with ``track_id`` and ``part``) joined to the metadata of its tracks, in
-    ``hits``' order, without ``part``."""
-    ids_by_part = {part: group[TRACK_ID].astype(str).tolist()
-                   for part, group in hits.groupby("part", sort=False)}
-    rows = track_rows(run, ids_by_part).drop_duplicates(TRACK_ID)
-    base = hits.drop(columns=["part"]).copy()
+    """``hits`` joined to the metadata of its tracks, in ``hits``' order.
+
+    ``hits`` has ``track_id``, ``part`` and ``position`` (the row in that part); they are
+    checked against ``assignments/`` and the last two dropped.
+    """
+    rows_by_part = {part: group["position"].astype(np.int64).tolist()
+                    for part, group in hits.groupby("part", sort=False)}
+    rows = track_rows(run, rows_by_part).drop_duplicates(TRACK_ID)
+    base = hits.drop(columns=["part", "position"]).copy()
     base[TRACK_ID] = base[TRACK_ID].astype("string")
+    missing = ~base[TRACK_ID].isin(rows[TRACK_ID])
+    if missing.any():
+        raise InputError(f"{run.url}: query/ and assignments/ hold different rows (no "
+                         f"{base[TRACK_ID][missing].iloc[0]!r}); re-run {MAKE_RUN}")
     drop = [c for c in rows.columns if c in base.columns and c != TRACK_ID]
     return base.drop(columns=drop).merge(rows, on=TRACK_ID, how="left", sort=False)

@@ -2,10 +2,10 @@
 
 Names and the query are folded the same way: Unicode NFKD (so "é" is "e" plus a combining
 accent, and full-width letters are plain ones), combining marks removed, lower case, spaces
-collapsed. This runs inside Arrow's compute kernels (utf8proc and RE2), a few hundred
-nanoseconds a name, where a Python loop per name (``unicodedata`` or ``text-unidecode``) would
-take seconds per million; it also keeps every script as it is, where a transliteration would
-make Cyrillic or Japanese titles match Latin queries that merely sound alike. Ranking: exact
+collapsed. This runs inside Arrow's compute kernels (utf8proc and RE2), about 1 s per million
+names here, a third of a Python loop calling ``unicodedata`` per name; and it keeps every
+script as it is, where a transliteration (``text-unidecode``) would make Cyrillic or Japanese
+titles match Latin queries that merely sound alike. Ranking: exact
 match, then prefix, then substring; within each, the more popular first (where the run carried
 ``popularity``), then by name and track id.
 """
@@ -110,6 +110,7 @@ class NameIndex:
             tail = (tiers[order[n:]] == last[0]) & (self._unpopular[order[n:]] == last[1])
             order = order[:n + int(np.argmin(tail)) if not tail.all() else len(order)]
         found = self.frame.iloc[order].copy()
+        found["position"] = order
         found["match"] = pd.Categorical.from_codes(tiers[order], categories=list(MATCH))
         return rank_matches(found, n)
 
@@ -166,7 +167,7 @@ def search_tracks(run: QueryRun | str, text: str, where: str = "both", n: int = 
     task = dask.delayed(_search_part, pure=True)
     parts = dask.compute(*(task(run, part, text, where, n, artist) for part in run.parts))
     found = rank_matches(pd.concat(parts, ignore_index=True), n)
-    found = found[[TRACK_ID, "match", "part"]]
+    found = found[[TRACK_ID, "match", "part", "position"]]
     out = with_metadata(run, found)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dask
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,30 +33,25 @@ METRICS = ("cosine", "euclidean")
 SCORE = {"cosine": "similarity", "euclidean": "distance"}
 
 
-@numba.njit(cache=True, nogil=True)
-def _cosine(X, q, out):  # pragma: no cover - numba
-    # row by row in float64, in feature order: the same number for a row wherever it lies
-    qq = 0.0
-    for j in range(q.shape[0]):
-        qq += q[j] * q[j]
-    for i in range(X.shape[0]):
-        dot = 0.0
-        xx = 0.0
-        for j in range(X.shape[1]):
-            x = np.float64(X[i, j])
-            dot += x * q[j]
-            xx += x * x
-        out[i] = dot / np.sqrt(xx * qq) if xx > 0.0 and qq > 0.0 else 0.0
+#: rows scored at a time: a block's float64 columns stay in cache between the feature passes
+BLOCK = 1 << 15
 
 
-@numba.njit(cache=True, nogil=True)
-def _euclidean(X, q, out):  # pragma: no cover - numba
-    for i in range(X.shape[0]):
-        s = 0.0
-        for j in range(X.shape[1]):
-            d = np.float64(X[i, j]) - q[j]
-            s += d * d
-        out[i] = np.sqrt(s)
+def _score_block(block: np.ndarray, q: np.ndarray, cosine: bool) -> np.ndarray:
+    # Feature by feature over the rows, in float64: a row's score is the same sequence of
+    # operations wherever the row lies (no BLAS reordering), so partitions agree exactly.
+    columns = np.asfortranarray(block, dtype=np.float64).T
+    if cosine:
+        dot, xx = columns[0] * q[0], columns[0] * columns[0]
+        for j in range(1, len(q)):
+            dot += columns[j] * q[j]
+            xx += columns[j] * columns[j]
+        norm = np.sqrt(xx * float(q @ q))
+        return np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)
+    total = (columns[0] - q[0]) ** 2
+    for j in range(1, len(q)):
+        total += (columns[j] - q[j]) ** 2
+    return np.sqrt(total)
 
 
 def check_metric(metric: str) -> str:
@@ -83,12 +77,14 @@ def scores(vectors: np.ndarray, query_vector: np.ndarray, metric: str = "cosine"
     numpy.ndarray
         float64, one per row.
     """
-    X = np.asarray(vectors)  # any memory layout: the kernels index rows and columns
+    X = np.asarray(vectors)
     q = np.asarray(query_vector, dtype=np.float64).ravel()
     if X.ndim != 2 or X.shape[1] != len(q):
         raise ValueError(f"vectors of shape {X.shape} and a query of {len(q)} features")
+    cosine = check_metric(metric) == "cosine"
     out = np.empty(len(X), dtype=np.float64)
-    (_cosine if check_metric(metric) == "cosine" else _euclidean)(X, q, out)
+    for start in range(0, len(X), BLOCK):
+        out[start:start + BLOCK] = _score_block(X[start:start + BLOCK], q, cosine)
     return out
 
 
@@ -132,7 +128,7 @@ def similar_to(vectors: np.ndarray, ids, query_vector: np.ndarray, n: int = 10,
     vectors : numpy.ndarray
         Standardised features, (tracks, features).
     ids : array-like of str
-        Track ids, row for row (numpy, pandas or Arrow).
+        Track ids, row for row (numpy, pandas or Arrow), each once.
     query_vector : numpy.ndarray
         Standardised features of the query, (features,).
     n : int
@@ -152,14 +148,12 @@ def similar_to(vectors: np.ndarray, ids, query_vector: np.ndarray, n: int = 10,
     keys = -values if metric == "cosine" else values.copy()
     if mask is not None:
         keys[~np.asarray(mask, dtype=bool)] = np.inf
+    # The excluded track is one row: the best n + 1 without it are the best n, so only the
+    # candidates' ids are compared, not every id.
+    positions, names = top_n(keys, ids, n + (exclude is not None))
     if exclude is not None:
-        if isinstance(ids, (pa.Array, pa.ChunkedArray)):
-            same = pc.equal(ids, pa.scalar(str(exclude), ids.type)).to_numpy(
-                zero_copy_only=False)
-        else:
-            same = np.asarray(ids, dtype=object) == str(exclude)
-        keys[np.asarray(same, dtype=bool)] = np.inf
-    positions, names = top_n(keys, ids, n)
+        keep = names != str(exclude)
+        positions, names = positions[keep][:n], names[keep][:n]
     return pd.DataFrame({"position": positions, TRACK_ID: pd.array(names, dtype="string"),
                          SCORE[metric]: values[positions]})
 
@@ -172,6 +166,7 @@ class QueryTrack:
 
     track_id: str
     part: str
+    row: int
     vector: np.ndarray
     cluster: int
 
@@ -191,23 +186,27 @@ def _find_in_part(run: QueryRun, part: str, track_id: str) -> QueryTrack | None:
         return None
     vector = read_vectors(run, part)[row].astype(np.float64)
     cluster = int(read_assigned(run, part, [CLUSTER])[CLUSTER].iloc[row])
-    return QueryTrack(track_id, part, vector, cluster)
+    return QueryTrack(track_id, part, int(row), vector, cluster)
 
 
 def partition_top(run: QueryRun, part: str, query_vector: np.ndarray, n: int, metric: str,
                   exclude: str | None = None, cluster: int | None = None) -> pd.DataFrame:
-    """One partition's top ``n`` (``track_id``, score, ``cluster``, ``part``); runs on a
-    worker."""
+    """One partition's top ``n`` (``position``, ``track_id``, score, ``part``); runs on a
+    worker.
+
+    The ``cluster`` column beside it is read only to keep one cluster's tracks.
+    """
     vectors = read_vectors(run, part)
-    clusters = read_assigned(run, part, [CLUSTER])[CLUSTER].to_numpy()
-    if len(clusters) != len(vectors):
-        raise InputError(f"{run.url}: query/{part} and assignments/{part} hold different "
-                         "rows; re-run `sonicatlas run cluster-tracks`")
-    mask = None if cluster is None else clusters == cluster
+    mask = None
+    if cluster is not None:
+        clusters = read_assigned(run, part, [CLUSTER])[CLUSTER].to_numpy()
+        if len(clusters) != len(vectors):
+            raise InputError(f"{run.url}: query/{part} and assignments/{part} hold different "
+                             "rows; re-run `sonicatlas run cluster-tracks`")
+        mask = clusters == cluster
     top = similar_to(vectors, read_ids(run, part), query_vector, n, metric, exclude, mask)
-    top[CLUSTER] = clusters[top["position"].to_numpy()].astype(np.int32)
     top["part"] = part
-    return top.drop(columns=["position"])
+    return top
 
 
 def merge_top(tops: list[pd.DataFrame], n: int, metric: str) -> pd.DataFrame:

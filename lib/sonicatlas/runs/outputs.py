@@ -91,7 +91,7 @@ def query_data(scored: dd.DataFrame, model) -> dd.DataFrame:
     def standardise(part: pd.DataFrame) -> pd.DataFrame:
         z = ((part[names].to_numpy(dtype=np.float64) - mean) / std).astype(np.float32)
         out = pd.DataFrame(z, columns=names, index=part.index, copy=False)
-        out.insert(0, TRACK_ID, part[TRACK_ID].to_numpy())
+        out.insert(0, TRACK_ID, part[TRACK_ID])  # same index: no copy of the ids
         return out
 
     meta = pd.DataFrame({TRACK_ID: pd.Series(dtype=scored[TRACK_ID].dtype),
