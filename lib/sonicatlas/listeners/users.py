@@ -38,8 +38,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import (ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TRACK_ROW, TS,
-                                 USER_ID)
+from sonicatlas.contract import ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TRACK_ROW, TS, USER_ID
 from sonicatlas.listeners.checks import to_utc, utc_timestamp
 from sonicatlas.listeners.lookup import SharedLookup, TrackLookup, track_lookup
 
