@@ -89,14 +89,15 @@ def check_listen_partition(frame: pd.DataFrame, now: pd.Timestamp,
     details = np.full(len(frame), None, dtype=object)
     open_rows = np.ones(len(frame), dtype=bool)  # rows without a reason yet
 
-    def mark(mask: np.ndarray, reason: str, detail: np.ndarray | None = None) -> None:
-        # Earlier rules win: only rows without a reason yet take this one.
+    def mark(mask: np.ndarray, reason: str, detail=None) -> None:
+        # Earlier rules win: only rows without a reason yet take this one. Only those rows'
+        # values become objects (a Timestamp per row of a partition costs ~4 us).
         target = mask & open_rows
         if target.any():
             open_rows[target] = False
             reasons[target] = reason
             if detail is not None:
-                details[target] = _describe(detail[target])
+                details[target] = _describe(np.asarray(detail[target], dtype=object))
 
     mark(_blank(frame[USER_ID]), f"missing {USER_ID}")
     mark(_blank(frame[TRACK_ID]), f"missing {TRACK_ID}")
@@ -107,8 +108,8 @@ def check_listen_partition(frame: pd.DataFrame, now: pd.Timestamp,
     given = ~_blank(raw) if not pd.api.types.is_datetime64_any_dtype(raw.dtype) \
         else raw.notna().to_numpy(dtype=bool)
     mark(missing & ~given, f"missing {TS}")
-    mark(missing & given, f"unparsable {TS}", raw.to_numpy(dtype=object))
-    stamps = ts.to_numpy(dtype=object)
+    mark(missing & given, f"unparsable {TS}", raw.array)
+    stamps = ts.array
     mark((ts > now).to_numpy(dtype=bool, na_value=False), f"{TS} in the future", stamps)
     mark((ts < earliest).to_numpy(dtype=bool, na_value=False),
          f"{TS} before {earliest.date().isoformat()}", stamps)
