@@ -135,8 +135,7 @@ class TrackLookup:
 
     @classmethod
     def build(cls, pieces: list[dict], feature_names: tuple[str, ...], dtype) -> TrackLookup:
-        """Assemble the pieces of :func:`lookup_piece`, in catalog order (the first of repeated
-        ids is the one found)."""
+        """Assemble the pieces of :func:`lookup_piece` (of an id given twice, either is found)."""
         def joined(name, empty):
             parts = [p[name] for p in pieces]
             return np.concatenate(parts) if parts else empty
@@ -148,13 +147,13 @@ class TrackLookup:
         if pieces and pieces[0]["artists"] is not None:
             # One code per artist name across the catalog: each piece's codes are shifted
             # onto the codes of the union of every piece's names.
-            names = pd.concat([pd.Series(p["artists"], dtype=object) for p in pieces])
+            names = pd.concat([pd.Series(p["artists"]) for p in pieces])
             codes = np.append(pd.factorize(names)[0], -1).astype(np.int32)  # last: none
             start = np.cumsum([0, *(len(p["artists"]) for p in pieces)])
             artist = np.concatenate([codes[np.where(p["artist"] >= 0, start[i] + p["artist"],
                                                     len(codes) - 1)]
                                      for i, p in enumerate(pieces)])
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         keys = keys[order]
         bits = max(1, int(np.ceil(np.log2(max(len(keys), 1) / _PER_BUCKET))))
         bits = min(bits, 32)
@@ -184,7 +183,8 @@ def lookup_piece(frame: pd.DataFrame, feature_names: tuple[str, ...], dtype) -> 
              "artist": None, "artists": None}
     if ARTIST in frame.columns:
         codes, names = pd.factorize(frame[ARTIST], use_na_sentinel=True)
-        piece["artist"], piece["artists"] = codes.astype(np.int32), np.asarray(names, object)
+        # Names stay Arrow strings: their union is factorized by pyarrow, not as objects.
+        piece["artist"], piece["artists"] = codes.astype(np.int32), names.array
     return piece
 
 
@@ -204,7 +204,7 @@ class SharedLookup:
                  "cluster": np.empty(0, np.int32),
                  "features": np.empty((0, len(self.feature_names)), self.dtype),
                  "artist": np.empty(0, np.int32) if self.has_artist else None,
-                 "artists": np.empty(0, object) if self.has_artist else None}
+                 "artists": pd.array([], dtype="string") if self.has_artist else None}
         return TrackLookup.build([piece], self.feature_names, self.dtype)
 
     def share(self, client) -> SharedLookup:
@@ -223,7 +223,8 @@ def track_lookup(tracks, feature_names: tuple[str, ...] = (), dtype=None) -> Sha
     ----------
     tracks : dask or pandas DataFrame or Series, or a list-like of ids
         ``track_id`` and, for the features' users, ``feature_names``, ``cluster`` and
-        optionally ``artist_name``. Missing ids are ignored; of repeated ids the first counts.
+        optionally ``artist_name``. Missing ids are ignored; of an id given twice, either row
+        counts.
     feature_names : tuple of str, optional
         Feature columns to hold; none for a lookup that only checks ids.
     dtype : numpy dtype, optional

@@ -120,15 +120,34 @@ def _user_sums(frame: pd.DataFrame, n_clusters: int, features: tuple[str, ...]) 
     return pd.DataFrame(columns)
 
 
+def _pairs(users: pd.Series, values: np.ndarray, weights: np.ndarray | None = None
+           ) -> pd.DataFrame:
+    """Distinct (user, integer value) pairs, with their summed ``weights`` if given.
+
+    The pairs are found as one int64 key each (user code x span + value), not by hashing
+    strings: ~3x faster than a groupby on (user_id, value).
+    """
+    codes, names = pd.factorize(users)
+    low = values.min() if len(values) else 0
+    span = np.int64(values.max() - low + 1) if len(values) else np.int64(1)
+    keys = codes.astype(np.int64) * span + (values - low)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    out = {USER_ID: names.take(unique // span).array, "_value": unique % span + low}
+    if weights is not None:
+        out[_WEIGHT] = np.bincount(inverse, weights=weights, minlength=len(unique))
+    return pd.DataFrame(out)
+
+
 def _user_days(frame: pd.DataFrame) -> pd.DataFrame:
     day = _timestamps_us(frame[TS]) // _US_PER_DAY
-    return pd.DataFrame({USER_ID: frame[USER_ID].array, _DAY: day}).drop_duplicates()
+    return _pairs(frame[USER_ID], day).rename(columns={"_value": _DAY})
 
 
 def _user_artists(frame: pd.DataFrame) -> pd.DataFrame:
-    # Artists as the lookup's integer codes (-1: none), grouped as numbers, not names.
-    known = frame.loc[frame[ARTIST].to_numpy() >= 0, [USER_ID, ARTIST, _WEIGHT]]
-    return known.groupby([USER_ID, ARTIST], sort=False, observed=True).sum().reset_index()
+    # Artists as the lookup's integer codes (-1: none), paired as numbers, not names.
+    known = frame[frame[ARTIST].to_numpy() >= 0]
+    return _pairs(known[USER_ID], known[ARTIST].to_numpy(dtype=np.int64),
+                  known[_WEIGHT].to_numpy()).rename(columns={"_value": ARTIST})
 
 
 # -- per user partition (after the shuffle) ---------------------------------------------------
@@ -146,7 +165,8 @@ def _finish(sums: pd.DataFrame, days: pd.DataFrame, artists: pd.DataFrame | None
                                                     _LAST: "max"})
     out = totals[names].div(totals["plays"], axis=0)
     out["plays"] = totals["plays"]
-    out["active_days"] = days.drop_duplicates().groupby(USER_ID, sort=False).size() \
+    distinct = _pairs(days[USER_ID], days[_DAY].to_numpy(dtype=np.int64))
+    out["active_days"] = distinct.groupby(USER_ID, sort=False).size() \
         .reindex(out.index).astype(np.float64)
     out[_LAST] = totals[_LAST]
     clusters = out[[f"share_cluster_{c}" for c in range(n_clusters)]].to_numpy()
@@ -157,10 +177,13 @@ def _finish(sums: pd.DataFrame, days: pd.DataFrame, artists: pd.DataFrame | None
     if artists is None:
         out["artist_entropy"] = np.nan
     else:
-        per_artist = artists.groupby([USER_ID, ARTIST], sort=False, observed=True)[_WEIGHT].sum()
-        share = per_artist / per_artist.groupby(level=USER_ID, sort=False).transform("sum")
-        entropy = (-share * np.log(share)).groupby(level=USER_ID, sort=False).sum()
-        out["artist_entropy"] = entropy.reindex(out.index)
+        per_artist = _pairs(artists[USER_ID], artists[ARTIST].to_numpy(dtype=np.int64),
+                            artists[_WEIGHT].to_numpy(dtype=np.float64))
+        codes, names = pd.factorize(per_artist[USER_ID])
+        w = per_artist[_WEIGHT].to_numpy()
+        share = w / np.bincount(codes, weights=w, minlength=len(names))[codes]
+        entropy = np.bincount(codes, weights=-share * np.log(share), minlength=len(names))
+        out["artist_entropy"] = pd.Series(entropy, index=names).reindex(out.index)
     out["recency_days"] = np.nan  # filled in once ``now`` is known
     return out[[*feature_columns(n_clusters, features), _LAST]]
 
