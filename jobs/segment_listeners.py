@@ -15,12 +15,11 @@ import pandas as pd
 from distributed import futures_of, wait
 
 from sonicatlas.config import SegmentListenersConfig
-from sonicatlas.contract import CLUSTER, FEATURES, REASON, TRACK_ROW
+from sonicatlas.contract import CLUSTER, REASON, TRACK_ROW
 from sonicatlas.evaluate import agreement
 from sonicatlas.io.checks import split
 from sonicatlas.listeners import segments
 from sonicatlas.listeners.checks import check_listens
-from sonicatlas.listeners.lookup import track_lookup
 from sonicatlas.listeners.users import user_features
 from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
@@ -41,9 +40,9 @@ def run(config: SegmentListenersConfig, out: str | None = None, overwrite: bool 
 def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     options = config.storage_options
     with stage("read tracks run"):
-        tracks, track_names = segments.run_tracks(config.tracks_run, options)
-        # Every worker holds the catalog's compact lookup; the log is resolved where it is read.
-        lookup = track_lookup(tracks, FEATURES, np.float32).share(client)
+        # Every worker holds the tracks' compact lookup; the log is resolved where it is read.
+        lookup, track_names = segments.run_track_lookup(config.tracks_run, options, np.float32)
+        lookup = lookup.share(client)
         wait(futures_of(lookup.data))
     with stage("read + validate + user features"):
         listens = dd.read_parquet(config.listens, storage_options=options)

@@ -81,3 +81,27 @@ def test_hashes_are_fnv1a_of_the_utf8_bytes():
 def test_an_empty_catalog_finds_nothing():
     lookup = made(pd.DataFrame({"track_id": pd.array([], dtype="string")}))
     assert (lookup.find(pd.Series(["a", None], dtype="string")) == -1).all()
+
+
+def test_a_runs_lookup_holds_the_tracks_of_both_catalog_and_assignments():
+    """Joined on the id hashes as it is assembled: the tracks of a pandas inner merge."""
+    from sonicatlas.listeners.lookup import run_lookup
+
+    tracks = catalog(3_000)
+    features = tracks[["track_id", "energy"]]
+    assigned = tracks.drop(columns="energy").sample(frac=0.7, random_state=2)  # some rejected
+    with dask.config.set(scheduler="sync"):
+        lookup = run_lookup(dd.from_pandas(features, npartitions=3),
+                            dd.from_pandas(assigned, npartitions=2), ("energy",),
+                            np.float64).data.compute()
+    merged = assigned.merge(features, on="track_id")
+    rows = lookup.find(tracks["track_id"])
+    assert ((rows >= 0) == tracks["track_id"].isin(assigned["track_id"]).to_numpy()).all()
+    found = lookup.find(merged["track_id"])
+    np.testing.assert_array_equal(lookup.cluster[found], merged["cluster"])
+    np.testing.assert_array_equal(lookup.features[found, 0], merged["energy"])
+    pairs = pd.DataFrame({"n": merged["artist_name"], "c": lookup.artist[found]}).dropna()
+    assert len(pairs.drop_duplicates()) == merged["artist_name"].nunique() == \
+        pairs["c"].nunique()  # one code per name
+    codes = lookup.artist[found]
+    assert (codes[merged["artist_name"].isna().to_numpy()] == -1).all()

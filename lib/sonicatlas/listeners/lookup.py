@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from sonicatlas.contract import ARTIST, CLUSTER, TRACK_ID
 
-__all__ = ["SharedLookup", "TrackLookup", "id_hashes", "track_lookup"]
+__all__ = ["SharedLookup", "TrackLookup", "id_hashes", "run_lookup", "track_lookup"]
 
 _PER_BUCKET = 4  # hashes per bucket of the start table, on average
 
@@ -129,9 +129,32 @@ class TrackLookup:
 
     def find(self, ids) -> np.ndarray:
         """Row of each id (int64), -1 where the id is missing or not in the catalog."""
-        wide, narrow, valid = id_hashes(ids)
+        return self.find_hashes(*id_hashes(ids))
+
+    def find_hashes(self, wide: np.ndarray, narrow: np.ndarray, valid: np.ndarray
+                    ) -> np.ndarray:
+        """Row of each id given by its :func:`id_hashes`, or -1."""
         return _find(self.keys, self.checks, self.starts, np.uint64(self.shift), wide, narrow,
                      valid)
+
+    @classmethod
+    def build_joined(cls, catalog: list[dict], assigned: list[dict],
+                     feature_names: tuple[str, ...], dtype) -> TrackLookup:
+        """The lookup of the tracks both in ``catalog`` (pieces with features) and in
+        ``assigned`` (pieces with clusters and artists): a join on the id hashes in this task,
+        where a merge of the two frames would shuffle both."""
+        labels = cls.build(assigned, (), dtype)
+        pieces = []
+        for piece in catalog:
+            rows = labels.find_hashes(piece["keys"], piece["checks"],
+                                      np.ones(len(piece["keys"]), bool))
+            kept = rows >= 0
+            rows = rows[kept]
+            pieces.append({"keys": piece["keys"][kept], "checks": piece["checks"][kept],
+                           "features": piece["features"][kept],
+                           "cluster": labels.cluster[rows], "artist": None if
+                           labels.artist is None else labels.artist[rows], "artists": None})
+        return cls.build(pieces, feature_names, dtype)  # artist codes: the labels' already
 
     @classmethod
     def build(cls, pieces: list[dict], feature_names: tuple[str, ...], dtype) -> TrackLookup:
@@ -144,6 +167,8 @@ class TrackLookup:
         features = np.concatenate([p["features"] for p in pieces]) if pieces \
             else np.empty((0, len(feature_names)), dtype)
         artist = None
+        if pieces and pieces[0]["artist"] is not None:
+            artist = np.concatenate([p["artist"] for p in pieces])
         if pieces and pieces[0]["artists"] is not None:
             # One code per artist name across the catalog: each piece's codes are shifted
             # onto the codes of the union of every piece's names.
@@ -214,6 +239,24 @@ class SharedLookup:
         data = client.persist(self.data)
         client.replicate(futures_of(data))
         return replace(self, data=data)
+
+
+def run_lookup(catalog: dd.DataFrame, assigned: dd.DataFrame, feature_names: tuple[str, ...],
+               dtype=np.float32) -> SharedLookup:
+    """Lazy: the lookup of a cluster-tracks run's tracks, from its input catalog (``track_id``
+    and ``feature_names``) and its ``assignments/`` (``track_id``, ``cluster``, optionally
+    ``artist_name``), joined on the id hashes when assembled: only the tracks in both."""
+    feature_names, dtype = tuple(feature_names), np.dtype(dtype)
+    labels = [c for c in (CLUSTER, ARTIST) if c in assigned.columns]
+    features = [dask.delayed(lookup_piece)(part, feature_names, dtype)
+                for part in catalog[[TRACK_ID, *feature_names]].to_delayed()]
+    clusters = [dask.delayed(lookup_piece)(part, (), dtype)
+                for part in assigned[[TRACK_ID, *labels]].to_delayed()]
+    data = dask.delayed(TrackLookup.build_joined, pure=False)(
+        features, clusters, feature_names, dtype,
+        dask_key_name=f"track-lookup-{uuid.uuid4().hex}")
+    return SharedLookup(data=data, feature_names=feature_names, dtype=dtype,
+                        has_artist=ARTIST in labels)
 
 
 def track_lookup(tracks, feature_names: tuple[str, ...] = (), dtype=None) -> SharedLookup:
