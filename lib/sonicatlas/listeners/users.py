@@ -1,4 +1,4 @@
-"""Per-user features from a listening log joined with a clustered track catalog.
+"""Per-user features from a listening log resolved against a clustered track catalog.
 
 Everything stays distributed; the plan for ``user_features`` is
 
