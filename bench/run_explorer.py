@@ -3,10 +3,13 @@
 Starts ``sonicatlas serve RUN`` in its own process, opens it in Debian's Chromium through
 Playwright, and times each interaction from the user's action until the page shows its result:
 a filter change (until the count reads the new number), a zoom of the map (until the map's
-canvas changes), a click on the map (until the nearest track's details show). Records the
-server's peak memory (its RSS high-water mark, from /proc).
+canvas changes), a click on the map (until the nearest track's details and its 10 most similar
+songs show), a search (until the first match's similar songs show), picking another result
+(until its similar songs show) and generating a playlist (until its summary shows). Records
+the server's peak memory (its RSS high-water mark, from /proc).
 
     python bench/run_explorer.py runs/sample --repeat 5 --out bench/results/explorer.json
+    python bench/run_explorer.py runs/sample --screenshot docs/explorer.png
 """
 
 from __future__ import annotations
@@ -62,8 +65,48 @@ def until(page, predicate, seconds: float = 60.0) -> None:
         page.wait_for_timeout(10)
 
 
-def measure(url: str, repeat: int) -> dict:
-    timings = {"filter": [], "zoom": [], "click": []}
+def heading(page) -> str:
+    found = page.locator("text=/^Most like/")
+    return found.first.inner_text() if found.count() else ""
+
+
+def search_and_pick(page, repeat: int, timings: dict) -> None:
+    """A search until its first match's similar songs show; another pick until its own do."""
+    page.locator(".bk-tab", has_text="Search").first.click()
+    box = page.get_by_placeholder("a song or an artist, e.g. beyonce")
+    box.wait_for(timeout=120_000)
+    for i in range(repeat):
+        before = heading(page)
+        started = time.perf_counter()
+        box.fill(["love", "night", "blue", "dance", "sun", "rain", "fire"][i % 7])
+        box.press("Enter")
+        until(page, lambda b=before: heading(page) not in ("", b))
+        timings["search"].append(time.perf_counter() - started)
+        before = heading(page)
+        started = time.perf_counter()
+        page.locator("select[size]").first.select_option(index=1 + i % 5)
+        until(page, lambda b=before: heading(page) not in ("", b))
+        timings["similar"].append(time.perf_counter() - started)
+
+
+def make_playlists(page, repeat: int, timings: dict) -> None:
+    """Generate a playlist from each cluster in turn, until its summary shows."""
+    page.locator(".bk-tab", has_text="Playlist").first.click()
+    button = page.get_by_role("button", name="Generate the playlist")
+    button.wait_for(timeout=60_000)
+    summary = page.locator("text=/most similar to/")
+    for i in range(repeat):
+        page.locator("select:visible").last.select_option(index=i % 3)
+        before = summary.first.inner_text() if summary.count() else ""
+        started = time.perf_counter()
+        button.click()
+        until(page, lambda b=before: summary.count() > 0 and summary.first.inner_text() != b)
+        timings["playlist"].append(time.perf_counter() - started)
+
+
+def measure(url: str, repeat: int, screenshot: str | None = None) -> dict:
+    timings = {"filter": [], "zoom": [], "click": [], "search": [], "similar": [],
+               "playlist": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=["--headless", "--no-sandbox"])
@@ -112,6 +155,12 @@ def measure(url: str, repeat: int) -> dict:
             page.mouse.click(middle[0] + 15 * (i + 1), middle[1] - 10 * (i + 1))
             until(page, lambda b=before: details.count() > 0 and details.first.inner_text() != b)
             timings["click"].append(time.perf_counter() - started)
+        search_and_pick(page, repeat, timings)
+        make_playlists(page, repeat, timings)
+        if screenshot:
+            page.locator(".bk-tab", has_text="Map").first.click()
+            page.wait_for_timeout(3000)
+            page.screenshot(path=screenshot)
         browser.close()
     return {"page_load_s": load, "tracks": total,
             **{f"{name}_median_s": statistics.median(v) for name, v in timings.items()},
@@ -124,10 +173,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--port", type=int, default=5016)
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--screenshot", help="save a screenshot of the map tab here")
     args = parser.parse_args()
     process, url, startup = start_server(args.run, args.port)
     try:
-        result = measure(url, args.repeat)
+        result = measure(url, args.repeat, args.screenshot)
         result |= {"server_start_s": startup, "server_peak_rss_gib": peak_rss_gib(process.pid),
                    "run": args.run, "machine": f"{platform.node()} {os.cpu_count()} cores",
                    "command": " ".join(sys.argv)}

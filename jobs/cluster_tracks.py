@@ -36,11 +36,14 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         tracks = catalog.open_catalog(source, config.columns, config.features, client,
                                       config.storage_options)
         carry = config.carry if config.carry is not None else tracks.carried
-    echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files)")
+    set_aside = sum(tracks.ingest_rejects_rows)
+    echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files"
+         + (f", {set_aside:,} of them set aside by ingest)" if set_aside else ")"))
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features)
+        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features,
+                                            config.valid_ranges())
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 
@@ -69,6 +72,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
         run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("query", outputs.query_data(scored, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)

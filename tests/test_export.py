@@ -107,10 +107,10 @@ def test_unknown_cluster_lists_choices_and_writes_nothing(run, profiles, tmp_pat
 
 def test_existing_output_is_kept_unless_overwrite(run, assignments, tmp_path):
     out = tmp_path / "tracks.json"
-    out.write_text("keep me\n")
+    export_tracks(run, out, cluster=1, format="json")
     with pytest.raises(OutputExistsError):
         export_tracks(run, out, cluster=0, format="json")
-    assert out.read_text() == "keep me\n"
+    assert len(pd.read_json(out, lines=True)) == int((assignments["cluster"] == 1).sum())
     result = export_tracks(run, out, cluster=0, format="json", overwrite=True)
     assert result.rows == int((assignments["cluster"] == 0).sum())
     # a Parquet directory can replace a file and the other way round

@@ -54,6 +54,7 @@ METADATA: tuple[str, ...] = (
     "artist_name",
     "artist_id",
     "album_name",
+    "album_id",
     "release_date",
     "release_year",
     "genre",
@@ -64,6 +65,16 @@ METADATA: tuple[str, ...] = (
     "mode",
     "time_signature",
 )
+
+
+#: Where a row came from, written by ``sonicatlas ingest`` beside every row it writes (and
+#: carried into a run's rejects): the CSV file and the line the row starts on (the header is
+#: line 1).
+SOURCE_FILE, SOURCE_LINE = "source_file", "source_line"
+
+#: Rows that ``sonicatlas ingest`` set aside live under ``<catalog>/_rejects/`` in Parquet files
+#: with this suffix, so that catalog readers skip them; a run over the catalog counts them in.
+INGEST_REJECTS_DIR, INGEST_REJECTS_SUFFIX = "_rejects", ".parquet.rejects"
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,12 @@ class Range:
 
 _UNIT = Range(0.0, 1.0)
 
+#: A track longer than a day is not a track (the longest releases run a few hours).
+DAY_MS = 86_400_000.0
+
+#: The largest magnitude a feature may have: the clustering holds features as float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: Valid ranges, from the real data (see docs/architecture.md).
 VALID_RANGES: dict[str, Range] = {
     "danceability": _UNIT,
@@ -100,5 +117,5 @@ VALID_RANGES: dict[str, Range] = {
     "liveness": _UNIT,
     "valence": _UNIT,
     "tempo": Range(0.0, 260.0, low_inclusive=False),
-    "duration_ms": Range(0.0, np.inf, low_inclusive=False),
+    "duration_ms": Range(0.0, DAY_MS, low_inclusive=False),
 }

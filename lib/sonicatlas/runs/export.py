@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER, CLUSTER_NAME
-from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas.errors import InputError
+from sonicatlas.runs.provenance import EXPORT_KIND, is_export
 from sonicatlas.runs.reading import read_profiles, run_path
 
 FORMATS = ("csv", "json", "parquet")
@@ -186,7 +187,7 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     format : {"parquet", "csv", "json"}
         ``json`` is JSON Lines: one object per line, so readers can stream it.
     overwrite : bool
-        Replace an existing ``out``.
+        Replace an existing ``out``, if it is an export (:func:`~.provenance.is_export`).
 
     Returns
     -------
@@ -198,7 +199,7 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         ``run_dir`` is not a run, ``cluster`` is unknown or ``format`` is not supported;
         checked before anything is written.
     OutputExistsError
-        ``out`` exists and ``overwrite`` is false.
+        ``out`` exists and ``overwrite`` is false, or it is not an export.
 
     Notes
     -----
@@ -215,9 +216,7 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
     out = Path(out).expanduser()
     fs, target = storage.resolve(out)
-    if storage.exists(fs, target) and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass "
-                                "--overwrite")
+    storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 
     frame = dd.read_parquet(str(run / "assignments"))
     if chosen is not None:
