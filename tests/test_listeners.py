@@ -252,8 +252,13 @@ def test_the_jobs_path_a_float32_lookup_shared_by_check_and_features():
     assert checked.compute().set_index("row")["reason"].dropna().to_dict() == planted
     accepted, _ = split(checked)
     rounded = tracks.astype({name: np.float32 for name in FEATURES})
-    assert_matches(user_features(accepted, lookup, N_CLUSTERS, now=NOW),
-                   reference(listens.drop(index=list(planted)), rounded, now=NOW))
+    result = user_features(accepted, lookup, N_CLUSTERS, now=NOW)
+    assert_matches(result, reference(listens.drop(index=list(planted)), rounded, now=NOW))
+    # the log is never joined: only the per-user partials are shuffled
+    tasks = {str(key[0] if isinstance(key, tuple) else key)
+             for key in result.__dask_graph__()}
+    assert not any("merge" in t or "join" in t for t in tasks)
+    assert any("shuffle" in t for t in tasks)
 
 
 def test_check_listens_keeps_the_logs_partitions_and_describes_timestamps():
