@@ -1,19 +1,21 @@
 """segment-listeners: group listeners by what they play.
 
-Read a listening log, check every listen (bad ones go to a rejects table with a reason), join it
-with the tracks of a cluster-tracks run, build one row per user (audio profile, share of each
+Read a listening log, check every listen (bad ones go to a rejects table with a reason), resolve
+it against the tracks of a cluster-tracks run, build one row per user (audio profile, share of each
 track cluster, diversity, volume, recency, hour and weekday rhythm), scale it, project it with
 PCA, cluster it across the workers, name the segments, and write a run directory.
 """
 
 from __future__ import annotations
 
+import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
-from distributed import wait
+from distributed import futures_of, wait
 
 from sonicatlas.config import SegmentListenersConfig
-from sonicatlas.contract import CLUSTER, REASON
+from sonicatlas.contract import CLUSTER, REASON, TRACK_ROW
 from sonicatlas.evaluate import agreement
 from sonicatlas.io.checks import split
 from sonicatlas.listeners import segments
@@ -38,17 +40,23 @@ def run(config: SegmentListenersConfig, out: str | None = None, overwrite: bool 
 def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     options = config.storage_options
     with stage("read tracks run"):
-        tracks, track_names = segments.run_tracks(config.tracks_run, options)
-        tracks = tracks.persist()
-    with stage("read + validate"):
+        # Every worker holds the tracks' compact lookup; the log is resolved where it is read.
+        lookup, track_names = segments.run_track_lookup(config.tracks_run, options, np.float32)
+        lookup = lookup.share(client)
+        wait(futures_of(lookup.data))
+    with stage("read + validate + user features"):
         listens = dd.read_parquet(config.listens, storage_options=options)
-        checked = check_listens(listens, tracks[["track_id"]], now=config.now).persist()
+        checked = check_listens(listens, lookup, now=config.now)
         accepted, rejects = split(checked)
-        counts = outputs.row_counts(checked, len(listens), config.largest_k)
-    with stage("user features"):
         users = segments.user_matrix_frame(
-            user_features(accepted, tracks, len(track_names), now=config.now)).persist()
-        wait(users)
+            user_features(accepted, lookup, len(track_names), now=config.now))
+        # One pass over the log gives the users, the rejects and the count of accepted listens
+        # (a frame of their number of rows and no columns): the log itself is never held.
+        users, rejects, accepted = dask.persist(
+            users, rejects.drop(columns=TRACK_ROW),
+            accepted.map_partitions(lambda f: pd.DataFrame(index=pd.RangeIndex(len(f)))))
+        wait([users, rejects, accepted])
+        counts = outputs.split_row_counts(accepted, rejects, len(listens), config.largest_k)
     columns = segments.clustering_columns(len(track_names))
     fitted = fit_model(users, columns, config, stage, echo)
     for name, table in fitted.tables.items():

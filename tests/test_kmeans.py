@@ -157,3 +157,21 @@ def test_refine_converges_the_cheapest_candidate_as_scikit_learn_would(blobs):
                               algorithm="lloyd").fit(blobs)
     np.testing.assert_allclose(refine(candidates, costs, pieces, tol),
                                reference.cluster_centers_, rtol=1e-7, atol=1e-9)
+
+
+def test_restarts_on_float32_rows_in_float64_are_scikit_learns(blobs):
+    """The job's samples are float64 copies of float32 rows; the kernels then read them as
+    float32 (no float64 compile) and must reach scikit-learn's seeds and optimum all the same."""
+    from sklearn.cluster import kmeans_plusplus as sklearn_plusplus
+
+    from sonicatlas.estimators.lloyd import exact_float32, kmeans_plusplus, restart
+
+    rows = blobs.astype(np.float32).astype(np.float64)
+    assert exact_float32(rows).dtype == np.float32
+    assert exact_float32(blobs).dtype == np.float64  # not every float64 is a float32
+    _, ours = kmeans_plusplus(exact_float32(rows), 7, np.random.RandomState(0))
+    np.testing.assert_array_equal(ours, sklearn_plusplus(rows, 7, random_state=0)[1])
+    tol = 1e-4 * np.var(rows, axis=0).mean()
+    reference = SklearnKMeans(7, n_init=1, random_state=0).fit(rows)
+    assert brute_force_cost(rows, restart(rows, 7, 0, tol))[0] == \
+        pytest.approx(reference.inertia_, rel=1e-6)

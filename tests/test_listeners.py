@@ -237,3 +237,36 @@ def test_check_listens_reads_text_timestamps_and_play_count():
     assert checked["reason"].tolist() == [pd.NA, "unparsable ts", "missing ts", pd.NA]
     assert checked["ts"].iloc[0] == pd.Timestamp("2024-06-01 08:00", tz="UTC")
     assert checked["detail"].iloc[1] == "'yesterday'"
+
+
+def test_the_jobs_path_a_float32_lookup_shared_by_check_and_features():
+    """Check and features resolve each listen once against one float32 lookup: the result is
+    pandas' on the tracks' features rounded to float32."""
+    from sonicatlas.io.checks import split
+    from sonicatlas.listeners.lookup import track_lookup
+
+    listens, planted = planted_log()
+    tracks = make_tracks()
+    lookup = track_lookup(dd.from_pandas(tracks, npartitions=2), FEATURES, np.float32)
+    checked = check_listens(dd.from_pandas(listens, npartitions=3), lookup, now=NOW)
+    assert checked.compute().set_index("row")["reason"].dropna().to_dict() == planted
+    accepted, _ = split(checked)
+    rounded = tracks.astype({name: np.float32 for name in FEATURES})
+    result = user_features(accepted, lookup, N_CLUSTERS, now=NOW)
+    assert_matches(result, reference(listens.drop(index=list(planted)), rounded, now=NOW))
+    # the log is never joined: only the per-user partials are shuffled
+    tasks = {str(key[0] if isinstance(key, tuple) else key)
+             for key in result.__dask_graph__()}
+    assert not any("merge" in t or "join" in t for t in tasks)
+    assert any("shuffle" in t for t in tasks)
+
+
+def test_check_listens_keeps_the_logs_partitions_and_describes_timestamps():
+    listens, planted = planted_log()
+    checked = check_listens(dd.from_pandas(listens, npartitions=3), make_tracks(), now=NOW)
+    assert checked.npartitions == 3
+    got = checked.compute()
+    assert got["row"].tolist() == list(range(len(listens)))  # no shuffle: the log's order
+    future = next(at for at, reason in planted.items() if reason == "ts in the future")
+    assert got.loc[got["row"] == future, "detail"].item() == \
+        (NOW + pd.Timedelta(days=3)).isoformat()

@@ -26,6 +26,8 @@ CLUSTER, CLUSTER_NAME, DISTANCE, PC1, PC2 = "cluster", "cluster_name", "distance
 #: Columns of a rejects table: why a row was set aside, the offending value, and where the row
 #: was (partition number in the high 32 bits, row in the low 32 bits).
 REASON, DETAIL, POSITION = "reason", "detail", "_pos"
+#: A checked listen's row in the catalog lookup the job shares with every worker.
+TRACK_ROW = "_track"
 
 #: The listening log: who played, and when (UTC).
 USER_ID, TS = "user_id", "ts"

@@ -4,8 +4,8 @@ Rules, in the order a row's reason is chosen (the first that applies wins): a mi
 ``user_id``; a missing ``track_id``; a missing, unparsable, future or too early ``ts``; a
 missing or non-positive ``ms_played`` / ``play_count``; a ``track_id`` not in the catalog.
 
-The catalog look-up is a left merge with an indicator (see :func:`check_listens`), the only
-rule that needs more than the row itself.
+The catalog look-up (see :func:`check_listens`) is the only rule that needs more than the row
+itself.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import DETAIL, POSITION, REASON, TRACK_ID, TS, USER_ID
+from sonicatlas.contract import DETAIL, POSITION, REASON, TRACK_ID, TRACK_ROW, TS, USER_ID
+from sonicatlas.listeners.lookup import SharedLookup, TrackLookup, track_lookup
 
 #: Weight columns: with ``play_count`` a row is that many plays, with ``ms_played`` one play.
 WEIGHTS = ("ms_played", "play_count")
@@ -88,14 +89,15 @@ def check_listen_partition(frame: pd.DataFrame, now: pd.Timestamp,
     details = np.full(len(frame), None, dtype=object)
     open_rows = np.ones(len(frame), dtype=bool)  # rows without a reason yet
 
-    def mark(mask: np.ndarray, reason: str, detail: np.ndarray | None = None) -> None:
-        # Earlier rules win: only rows without a reason yet take this one.
+    def mark(mask: np.ndarray, reason: str, detail=None) -> None:
+        # Earlier rules win: only rows without a reason yet take this one. Only those rows'
+        # values become objects (a Timestamp per row of a partition costs ~4 us).
         target = mask & open_rows
         if target.any():
             open_rows[target] = False
             reasons[target] = reason
             if detail is not None:
-                details[target] = _describe(detail[target])
+                details[target] = _describe(np.asarray(detail[target], dtype=object))
 
     mark(_blank(frame[USER_ID]), f"missing {USER_ID}")
     mark(_blank(frame[TRACK_ID]), f"missing {TRACK_ID}")
@@ -106,8 +108,8 @@ def check_listen_partition(frame: pd.DataFrame, now: pd.Timestamp,
     given = ~_blank(raw) if not pd.api.types.is_datetime64_any_dtype(raw.dtype) \
         else raw.notna().to_numpy(dtype=bool)
     mark(missing & ~given, f"missing {TS}")
-    mark(missing & given, f"unparsable {TS}", raw.to_numpy(dtype=object))
-    stamps = ts.to_numpy(dtype=object)
+    mark(missing & given, f"unparsable {TS}", raw.array)
+    stamps = ts.array
     mark((ts > now).to_numpy(dtype=bool, na_value=False), f"{TS} in the future", stamps)
     mark((ts < earliest).to_numpy(dtype=bool, na_value=False),
          f"{TS} before {earliest.date().isoformat()}", stamps)
@@ -128,50 +130,43 @@ def check_listen_partition(frame: pd.DataFrame, now: pd.Timestamp,
     return out
 
 
-def _catalog_ids(track_ids) -> dd.DataFrame:
-    """Distinct, non-missing catalog ids as a one-column dask frame."""
-    if isinstance(track_ids, dd.DataFrame):
-        ids = track_ids[TRACK_ID]
-    elif isinstance(track_ids, dd.Series):
-        ids = track_ids
-    else:
-        if isinstance(track_ids, pd.DataFrame):
-            track_ids = track_ids[TRACK_ID]
-        # A client-side id list becomes one partition, which dask joins by broadcast.
-        ids = dd.from_pandas(pd.Series(list(track_ids) if isinstance(track_ids, set)
-                                       else track_ids, dtype="string"), npartitions=1)
-    ids = ids.astype("string").rename(TRACK_ID).dropna()
-    # Distinct ids keep the left merge one row out per row in, even for a catalog with repeats.
-    return ids.drop_duplicates().to_frame()
+def check_and_resolve(frame: pd.DataFrame, lookup: TrackLookup, now: pd.Timestamp,
+                      earliest: pd.Timestamp = EARLIEST, resolved: bool = False,
+                      partition_info: dict | None = None) -> pd.DataFrame:
+    """:func:`check_listen_partition`, then ``unknown track_id`` for ids not in ``lookup``.
 
-
-def _mark_unknown(frame: pd.DataFrame) -> pd.DataFrame:
-    unknown = (frame["_merge"] == "left_only").to_numpy() & frame[REASON].isna().to_numpy()
-    out = frame.drop(columns="_merge")
+    With ``resolved``, the output also has ``_track``: each accepted listen's row in
+    ``lookup`` (-1 for rejected rows), so that the features need not look it up again.
+    """
+    out = check_listen_partition(frame, now, earliest, partition_info)
+    rows = lookup.find(out[TRACK_ID])
+    unknown = (rows < 0) & out[REASON].isna().to_numpy()
     if unknown.any():
         out.loc[unknown, REASON] = UNKNOWN
         out.loc[unknown, DETAIL] = _describe(out[TRACK_ID].to_numpy(dtype=object)[unknown])
+    if resolved:
+        out[TRACK_ROW] = np.where(out[REASON].isna().to_numpy(), rows, -1)
     return out
 
 
-def check_listens(listens: dd.DataFrame, track_ids, *, now=None,
+def check_listens(listens: dd.DataFrame, tracks, *, now=None,
                   earliest=EARLIEST) -> dd.DataFrame:
     """Lazy: every row of ``listens`` with a ``reason`` (missing where the row is valid).
 
-    A ``track_id`` absent from the catalog is found by a left merge of the log with the distinct
-    catalog ids (``indicator=True``); rows with no partner are ``unknown track_id``. Dask plans
-    the merge: a hash join (both sides shuffled on ``track_id``) for a large catalog, or a
-    broadcast of the ids to every log partition when the catalog has few partitions
-    (``n_catalog < log2(n_log) / 2``, or one partition, e.g. ids given as a pandas object). A
-    ``set`` look-up per partition would need the whole catalog in every task, which a 10M-id
-    catalog (about 1 GB of Python strings) does not allow; the join stays distributed.
+    Every partition is checked where it is read, with the catalog's ids at hand: ``tracks``
+    becomes a :class:`~sonicatlas.listeners.lookup.TrackLookup` (hashes of the ids), made once
+    and shared by every task, so the log is never shuffled; rows whose id it lacks are
+    ``unknown track_id``, the id as ``detail``.
 
     Parameters
     ----------
     listens : dask.dataframe.DataFrame
         ``user_id``, ``track_id``, ``ts`` and ``ms_played`` and/or ``play_count``.
-    track_ids : dask or pandas Series or DataFrame (with ``track_id``), or a list-like
-        The catalog's ids; repeats and missing values are ignored.
+    tracks : SharedLookup, dask or pandas Series or DataFrame (with ``track_id``), or list-like
+        The catalog, or its ids; repeats and missing values are ignored. Given a
+        :class:`~sonicatlas.listeners.lookup.SharedLookup` with features, the output also holds
+        ``_track``, each accepted listen's row in it, for
+        :func:`~sonicatlas.listeners.users.user_features` with the same lookup.
     now : timestamp-like, optional
         Plays after this are ``ts in the future``; default the wall-clock time of this call.
         Naive values are taken as UTC.
@@ -181,12 +176,12 @@ def check_listens(listens: dd.DataFrame, track_ids, *, now=None,
     Returns
     -------
     dask.dataframe.DataFrame
-        The rows of :func:`check_listen_partition`, in a new partitioning (the merge shuffles
-        unless it broadcasts): ``_pos`` gives each row's original place.
+        The rows of :func:`check_listen_partition`, in their partitions and order.
     """
     now = utc_timestamp(pd.Timestamp.now(tz="UTC") if now is None else now)
     earliest = utc_timestamp(earliest)
-    meta = check_listen_partition(listens._meta, now, earliest)
-    checked = listens.map_partitions(check_listen_partition, now, earliest, meta=meta)
-    merged = checked.merge(_catalog_ids(track_ids), on=TRACK_ID, how="left", indicator=True)
-    return merged.map_partitions(_mark_unknown, meta=meta)
+    lookup = tracks if isinstance(tracks, SharedLookup) else track_lookup(tracks)
+    resolved = bool(lookup.feature_names)
+    meta = check_and_resolve(listens._meta, lookup.empty(), now, earliest, resolved)
+    return listens.map_partitions(check_and_resolve, lookup.data, now, earliest, resolved,
+                                  meta=meta)

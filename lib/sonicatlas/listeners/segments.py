@@ -16,22 +16,24 @@ import pandas as pd
 
 from sonicatlas.contract import CLUSTER, FEATURES, TRACK_ID, USER_ID
 from sonicatlas.errors import InputError
+from sonicatlas.listeners.lookup import SharedLookup, run_lookup
 from sonicatlas.summaries.profiles import FEATURE_WORDS, number_duplicates
 
 DAYPARTS = {"late-night": range(0, 6), "morning": range(6, 12), "afternoon": range(12, 18),
             "evening": range(18, 24)}
 
 
-def run_tracks(run_dir: str, storage_options: dict | None = None
-               ) -> tuple[dd.DataFrame, list[str]]:
-    """The tracks of a cluster-tracks run: track_id, features, cluster (and artist_name).
-
-    Features come from the run's input catalog (its manifest names it and the column
-    mapping), clusters from its ``assignments/``; a distributed merge joins them.
+def run_sources(run_dir: str, storage_options: dict | None = None
+                ) -> tuple[dd.DataFrame, dd.DataFrame, list[str]]:
+    """A cluster-tracks run's input catalog and ``assignments/``, lazily, and its cluster names.
 
     Returns
     -------
-    tracks : dask.dataframe.DataFrame
+    catalog : dask.dataframe.DataFrame
+        ``track_id`` and the features, from the input the manifest names, in the contract's
+        names (the run's column mapping applied).
+    assigned : dask.dataframe.DataFrame
+        ``track_id``, ``cluster`` and ``artist_name`` where the run has it.
     names : list of str
         The run's cluster names, by cluster id.
     """
@@ -51,7 +53,36 @@ def run_tracks(run_dir: str, storage_options: dict | None = None
     assigned = dd.read_parquet(f"{run_dir}/assignments", storage_options=storage_options)
     keep = [TRACK_ID, CLUSTER, *(["artist_name"] if "artist_name" in assigned.columns else [])]
     names = [c["name"] for c in sorted(manifest["clusters"], key=lambda c: c[CLUSTER])]
-    return assigned[keep].merge(catalog, on=TRACK_ID, how="inner"), names
+    return catalog, assigned[keep], names
+
+
+def run_tracks(run_dir: str, storage_options: dict | None = None
+               ) -> tuple[dd.DataFrame, list[str]]:
+    """The tracks of a cluster-tracks run: track_id, features, cluster (and artist_name).
+
+    Features come from the run's input catalog (its manifest names it and the column
+    mapping), clusters from its ``assignments/``; a distributed merge joins them.
+
+    Returns
+    -------
+    tracks : dask.dataframe.DataFrame
+    names : list of str
+        The run's cluster names, by cluster id.
+    """
+    catalog, assigned, names = run_sources(run_dir, storage_options)
+    return assigned.merge(catalog, on=TRACK_ID, how="inner"), names
+
+
+def run_track_lookup(run_dir: str, storage_options: dict | None = None, dtype=np.float32
+                     ) -> tuple[SharedLookup, list[str]]:
+    """Lazy: the lookup of a run's tracks (features float32 by default), and its cluster names.
+
+    The catalog and the assignments are joined on their id hashes where the lookup is
+    assembled, not by a merge that would shuffle both.
+    """
+    catalog, assigned, names = run_sources(run_dir, storage_options)
+    features = tuple(c for c in catalog.columns if c != TRACK_ID)
+    return run_lookup(catalog, assigned, features, dtype), names
 
 
 def clustering_columns(n_track_clusters: int) -> list[str]:

@@ -1,26 +1,27 @@
-"""Per-user features from a listening log joined with a clustered track catalog.
+"""Per-user features from a listening log resolved against a clustered track catalog.
 
 Everything stays distributed; the plan for ``user_features`` is
 
-1. **join** the log with the catalog on ``track_id`` (``dd.merge``, inner). With a large log
-   and a 10M-track catalog this is a hash join: both sides are shuffled on ``track_id``. When
-   the catalog has few partitions (``n_tracks < log2(n_log) / 2``, or one), dask-expr
-   broadcasts it to every log partition instead and the log is not moved.
-2. **pre-aggregate** each joined partition per user with ``np.bincount`` on user codes: play
+1. **resolve** each listen where it is read: its track's features, cluster and artist code
+   come from a :class:`~sonicatlas.listeners.lookup.TrackLookup` that every worker holds
+   (made once from the catalog and shared by every task), so the log is never shuffled.
+   Listens already checked by :func:`~sonicatlas.listeners.checks.check_listens` with the same
+   lookup carry their track's row and are not looked up again.
+2. **pre-aggregate** each partition per user with ``np.bincount`` on user codes: play
    weights, weighted feature sums and per-cluster / per-UTC-hour / per-weekday weights (the
    one-hot sums, without building one-hot columns), the last play; plus the distinct
-   (user, UTC date) pairs and the (user, artist) weights.
+   (user, UTC date) pairs and the (user, artist code) weights.
 3. **shuffle** each of those three partial frames on ``user_id`` into ``split_out``
    partitions. This is what ``groupby(..., split_out=n)`` does; done by hand, the three share
    one hash partitioning, so every user's rows meet in the same partition number.
 4. **finish** per partition (blockwise, no further shuffle): sum the partials per user, count
    distinct dates, sum the (user, artist) weights and take their entropy, divide by ``plays``.
 
-Cost: the three shuffles move partial rows, at most one per (user, partition) for the sums,
-per (user, date, partition) for the days and per (user, artist, partition) for artists. The
-artist one is the largest: a user with wide taste contributes one row per artist per
-partition, so it can approach the joined log's row count (three narrow columns). Skip it by
-giving a catalog without ``artist_name``.
+Cost: only the partials cross the network, at most one row per (user, partition) for the
+sums, per (user, date, partition) for the days and per (user, artist, partition) for artists.
+The artist one is the largest: a user with wide taste contributes one row per artist per
+partition (three narrow columns, the artist an int32 code). Skip it by giving a catalog
+without ``artist_name``.
 
 Entropies are Shannon entropies in nats, ``-sum(p * ln p)`` with ``0 ln 0 = 0``.
 ``cluster_entropy`` is over the ``share_cluster_*`` of a user; ``artist_entropy`` over the
@@ -37,8 +38,9 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TS, USER_ID
+from sonicatlas.contract import ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TRACK_ROW, TS, USER_ID
 from sonicatlas.listeners.checks import to_utc, utc_timestamp
+from sonicatlas.listeners.lookup import SharedLookup, TrackLookup, track_lookup
 
 __all__ = ["feature_columns", "user_features"]
 
@@ -118,15 +120,34 @@ def _user_sums(frame: pd.DataFrame, n_clusters: int, features: tuple[str, ...]) 
     return pd.DataFrame(columns)
 
 
+def _pairs(users: pd.Series, values: np.ndarray, weights: np.ndarray | None = None
+           ) -> pd.DataFrame:
+    """Distinct (user, integer value) pairs, with their summed ``weights`` if given.
+
+    The pairs are found as one int64 key each (user code x span + value), not by hashing
+    strings: ~3x faster than a groupby on (user_id, value).
+    """
+    codes, names = pd.factorize(users)
+    low = values.min() if len(values) else 0
+    span = np.int64(values.max() - low + 1) if len(values) else np.int64(1)
+    keys = codes.astype(np.int64) * span + (values - low)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    out = {USER_ID: names.take(unique // span).array, "_value": unique % span + low}
+    if weights is not None:
+        out[_WEIGHT] = np.bincount(inverse, weights=weights, minlength=len(unique))
+    return pd.DataFrame(out)
+
+
 def _user_days(frame: pd.DataFrame) -> pd.DataFrame:
     day = _timestamps_us(frame[TS]) // _US_PER_DAY
-    return pd.DataFrame({USER_ID: frame[USER_ID].array, _DAY: day}).drop_duplicates()
+    return _pairs(frame[USER_ID], day).rename(columns={"_value": _DAY})
 
 
 def _user_artists(frame: pd.DataFrame) -> pd.DataFrame:
-    known = frame[[USER_ID, ARTIST, _WEIGHT]].dropna(subset=[ARTIST])
-    known = known.astype({ARTIST: "string"})
-    return known.groupby([USER_ID, ARTIST], sort=False, observed=True).sum().reset_index()
+    # Artists as the lookup's integer codes (-1: none), paired as numbers, not names.
+    known = frame[frame[ARTIST].to_numpy() >= 0]
+    return _pairs(known[USER_ID], known[ARTIST].to_numpy(dtype=np.int64),
+                  known[_WEIGHT].to_numpy()).rename(columns={"_value": ARTIST})
 
 
 # -- per user partition (after the shuffle) ---------------------------------------------------
@@ -144,7 +165,8 @@ def _finish(sums: pd.DataFrame, days: pd.DataFrame, artists: pd.DataFrame | None
                                                     _LAST: "max"})
     out = totals[names].div(totals["plays"], axis=0)
     out["plays"] = totals["plays"]
-    out["active_days"] = days.drop_duplicates().groupby(USER_ID, sort=False).size() \
+    distinct = _pairs(days[USER_ID], days[_DAY].to_numpy(dtype=np.int64))
+    out["active_days"] = distinct.groupby(USER_ID, sort=False).size() \
         .reindex(out.index).astype(np.float64)
     out[_LAST] = totals[_LAST]
     clusters = out[[f"share_cluster_{c}" for c in range(n_clusters)]].to_numpy()
@@ -155,10 +177,13 @@ def _finish(sums: pd.DataFrame, days: pd.DataFrame, artists: pd.DataFrame | None
     if artists is None:
         out["artist_entropy"] = np.nan
     else:
-        per_artist = artists.groupby([USER_ID, ARTIST], sort=False, observed=True)[_WEIGHT].sum()
-        share = per_artist / per_artist.groupby(level=USER_ID, sort=False).transform("sum")
-        entropy = (-share * np.log(share)).groupby(level=USER_ID, sort=False).sum()
-        out["artist_entropy"] = entropy.reindex(out.index)
+        per_artist = _pairs(artists[USER_ID], artists[ARTIST].to_numpy(dtype=np.int64),
+                            artists[_WEIGHT].to_numpy(dtype=np.float64))
+        codes, names = pd.factorize(per_artist[USER_ID])
+        w = per_artist[_WEIGHT].to_numpy()
+        share = w / np.bincount(codes, weights=w, minlength=len(names))[codes]
+        entropy = np.bincount(codes, weights=-share * np.log(share), minlength=len(names))
+        out["artist_entropy"] = pd.Series(entropy, index=names).reindex(out.index)
     out["recency_days"] = np.nan  # filled in once ``now`` is known
     return out[[*feature_columns(n_clusters, features), _LAST]]
 
@@ -171,23 +196,28 @@ def _recency(frame: pd.DataFrame, reference: int) -> pd.DataFrame:
 
 # -- the pipeline -----------------------------------------------------------------------------
 
-def _clean_log(listens: dd.DataFrame) -> dd.DataFrame:
-    """The log's accepted rows as user_id, track_id, ts (UTC) and a play weight."""
-    if REASON in listens.columns:
-        listens = listens[listens[REASON].isna()]
-    weight = "play_count" if "play_count" in listens.columns else None
-    if weight is None and "ms_played" not in listens.columns:
-        raise ValueError("a listening log needs ms_played or play_count")
-
-    def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-        w = (frame[weight].to_numpy(dtype=np.float64) if weight
-             else np.ones(len(frame)))  # with ms_played every row is one play
-        return pd.DataFrame({USER_ID: frame[USER_ID].astype("string"),
-                             TRACK_ID: frame[TRACK_ID].astype("string"),
-                             TS: to_utc(frame[TS]), _WEIGHT: w}, index=frame.index) \
-            .dropna(subset=[USER_ID, TRACK_ID, TS])
-
-    return listens.map_partitions(prepare, meta=prepare(listens._meta))
+def _resolved_log(frame: pd.DataFrame, lookup: TrackLookup, weight: str | None,
+                  resolved: bool) -> pd.DataFrame:
+    """A partition's accepted plays of catalog tracks, each with its track's features, cluster
+    and artist code from ``lookup``: what a join with the catalog gave, with no shuffle."""
+    if REASON in frame.columns:
+        frame = frame[frame[REASON].isna().to_numpy()]
+    w = (frame[weight].to_numpy(dtype=np.float64) if weight
+         else np.ones(len(frame)))  # with ms_played every row is one play
+    ts = to_utc(frame[TS])
+    rows = (frame[TRACK_ROW].to_numpy(dtype=np.int64) if resolved
+            else lookup.find(frame[TRACK_ID].astype("string")))
+    user = frame[USER_ID].astype("string")
+    keep = (rows >= 0) & user.notna().to_numpy() & ts.notna().to_numpy()
+    rows = rows[keep]
+    out = pd.DataFrame({USER_ID: user[keep].array, TS: ts[keep].array, _WEIGHT: w[keep]})
+    values = lookup.features[rows]
+    for i, name in enumerate(lookup.feature_names):
+        out[name] = values[:, i]
+    out[CLUSTER] = lookup.cluster[rows]
+    if lookup.artist is not None:
+        out[ARTIST] = lookup.artist[rows]
+    return out
 
 
 def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, *, now=None,
@@ -202,9 +232,10 @@ def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, 
         ``ms_played`` (a row is one play); best the output of :func:`check_listens`, whose
         rejected rows (with a ``reason``) are skipped. Rows with a missing user, track or ts,
         and plays of tracks not in ``tracks``, drop out.
-    tracks : dask.dataframe.DataFrame
+    tracks : dask.dataframe.DataFrame or SharedLookup
         One row per ``track_id`` with ``features``, ``cluster`` (int; values outside
-        ``0..n_clusters-1``, e.g. noise ``-1``, are unassigned) and optionally ``artist_name``.
+        ``0..n_clusters-1``, e.g. noise ``-1``, are unassigned) and optionally ``artist_name``;
+        or their :func:`~sonicatlas.listeners.lookup.track_lookup` over ``features``.
     n_clusters : int
         Number of clusters: one ``share_cluster_<c>`` column each.
     now : timestamp-like, optional
@@ -226,11 +257,20 @@ def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, 
         without plays of a known artist, or without ``artist_name``), ``hour_<h>`` (UTC) and
         ``weekday_<d>`` (Monday = 0) shares. All float64.
     """
-    log = _clean_log(listens)
-    has_artist = ARTIST in tracks.columns
-    catalog = tracks[[TRACK_ID, *features, CLUSTER, *([ARTIST] if has_artist else [])]]
-    catalog = catalog.astype({TRACK_ID: "string"})
-    joined = log.merge(catalog, on=TRACK_ID, how="inner")
+    weight = "play_count" if "play_count" in listens.columns else None
+    if weight is None and "ms_played" not in listens.columns:
+        raise ValueError("a listening log needs ms_played or play_count")
+    if isinstance(tracks, SharedLookup):
+        lookup = tracks
+        if lookup.feature_names != tuple(features):
+            raise ValueError(f"the lookup holds {lookup.feature_names}, not {features}")
+    else:
+        lookup = track_lookup(tracks, features)
+    resolved = TRACK_ROW in listens.columns and tracks is lookup
+    has_artist = lookup.has_artist
+    joined = listens.map_partitions(_resolved_log, lookup.data, weight, resolved,
+                                    meta=_resolved_log(listens._meta, lookup.empty(), weight,
+                                                       resolved))
     split_out = split_out or max(1, joined.npartitions // 4)
 
     def by_user(partial: dd.DataFrame) -> dd.DataFrame:
