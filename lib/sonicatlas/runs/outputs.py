@@ -194,8 +194,10 @@ class RunSummary:
         for reason, n in list(c["reject_reasons"].items())[:5]:
             lines.append(f"    {n:>10,}  {reason}")
         algorithm = self.clustering.get("algorithm", "kmeans")
-        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f} after "
-                     f"{self.n_iter} iterations")
+        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f}, "
+                     f"{iterations_said(self.n_iter, self.clustering.get('engine'))}")
+        if "why" in self.clustering.get("k_sweep", {}):
+            lines.append(f"    k chosen because {self.clustering['k_sweep']['why']}")
         for row in self.clusters:
             lines.append(f"    {row[CLUSTER]:>3}  {row['size']:>10,}  {row['share']:6.1%}  "
                          f"{row['name']}")
@@ -204,3 +206,12 @@ class RunSummary:
             f"{k} {v:.1f}" for k, v in self.seconds.items()))
         return "\n".join(lines)
 
+
+
+def iterations_said(n_iter: int, engine: str | None = "sonicatlas") -> str:
+    """What KMeans' iteration count means, in words: the job's KMeans converges on samples
+    first, so a handful of passes over every row is expected, not a sign of an early stop."""
+    passes = f"{n_iter} full pass{'' if n_iter == 1 else 'es'} over every row"
+    if engine in (None, "sonicatlas"):
+        return f"converged on a sample, then {passes}"
+    return f"seeded on a sample, then {passes}"
