@@ -6,18 +6,18 @@ clusters (mean adjusted Rand between refits on bootstrap samples with other seed
 reference (the same scores with every feature shuffled on its own, which destroys any
 structure).
 
-The rule is the gap statistic with its one-standard-error rule (Tibshirani, Walther and Hastie,
-2001), with the shuffled data as the reference: ``gap(k)`` is how much lower the log cost of
-KMeans is on a sample than on ``null_references`` shuffled copies of it, and the gap's k is the
-smallest k whose gap is within one standard error of the next k's, i.e. where adding a cluster
-stops explaining more than it would on structureless data (``k_max`` when the gap still rises
-there). A k is *supported* when its clusters are stable (mean adjusted Rand of the refits at
-least ``stability_threshold``) and its mean silhouette beats the shuffled null by at least
-``min_silhouette_gain``. The chosen k is the gap's k when it is supported, else the supported k
-nearest to it (the smaller of two as near); when none is, the gap's k, and the sweep says that
-the structure is weak.
-The elbow of the cost curve (the point farthest below the chord between its ends,
-:mod:`sonicatlas.estimators.knee`) is reported next to it.
+The rule is the gap statistic (Tibshirani, Walther and Hastie, 2001) with the shuffled data as
+its reference: ``gap(k)`` is how much lower the log cost of KMeans is on a sample than on
+``null_references`` shuffled copies of it (``gap_se``: its standard error). The gap's k is the
+smallest k whose gap comes within ``gap_tolerance`` of the largest gap of the sweep (or within
+that gap's standard error, whichever is looser): more clusters would add less than that share
+of the structure that shuffling destroys. A k is *supported* when its clusters are stable
+(mean adjusted Rand of the refits at least ``stability_threshold``) and its mean silhouette
+beats the shuffled null by at least ``min_silhouette_gain``. The chosen k is the gap's k when
+it is supported, else the supported k nearest to it (the smaller of two as near); when none
+is, the gap's k, and the sweep says that the structure is weak. The elbow of the cost curve
+(the point farthest below the chord between its ends, :mod:`sonicatlas.estimators.knee`) is
+reported next to it.
 
 References
 ----------
@@ -161,8 +161,8 @@ def sweep_k(X, config: SweepConfig, kmeans: KMeansConfig, seed: int, echo=print
 def choose_k(table: pd.DataFrame, config: SweepConfig) -> tuple[int, bool, str]:
     """The rule (module docstring).
 
-    Adds ``stable``, ``silhouette_gain``, ``supported`` and ``gap_stops`` (the gap is within
-    one standard error of the next k's) to ``table``, sorted by k, and returns the chosen k,
+    Adds ``stable``, ``silhouette_gain``, ``supported`` and ``gap_reached`` (the gap is
+    within the tolerance of the largest) to ``table``, sorted by k, and returns the chosen k,
     whether it is supported, and why it won in a sentence.
     """
     table.sort_values("k", inplace=True, ignore_index=True)
@@ -170,12 +170,12 @@ def choose_k(table: pd.DataFrame, config: SweepConfig) -> tuple[int, bool, str]:
     table["silhouette_gain"] = table["silhouette_mean"] - table["null_silhouette"]
     table["supported"] = table["stable"] & (table["silhouette_gain"]
                                             >= config.min_silhouette_gain)
-    next_gap = table["gap"].shift(-1) - table["gap_se"].shift(-1)
-    table["gap_stops"] = (table["gap"] >= next_gap).fillna(False).astype(bool)
-    stops = table.loc[table["gap_stops"], "k"]
-    gap_k = int(stops.iloc[0]) if len(stops) else int(table["k"].iloc[-1])
-    gap_said = (f"the gap over shuffled data stops rising at k={gap_k}" if len(stops) else
-                f"the gap over shuffled data still rises at k={gap_k}, the sweep's largest")
+    best = table["gap"].idxmax()
+    slack = max(table.loc[best, "gap_se"], config.gap_tolerance * table.loc[best, "gap"])
+    table["gap_reached"] = table["gap"] >= table.loc[best, "gap"] - slack
+    gap_k = int(table.loc[table["gap_reached"], "k"].iloc[0])
+    gap_said = (f"the gap over shuffled data comes within {slack / table.loc[best, 'gap']:.0%} "
+                f"of its largest (k={int(table.loc[best, 'k'])}) at k={gap_k}")
     row = table.set_index("k")
     if row.loc[gap_k, "supported"]:
         return gap_k, True, (f"{gap_said}; its clusters reproduce (adjusted Rand "
