@@ -68,7 +68,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
-        run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("assignments", outputs.assignments(scored, carry, config.features),
+                              background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)
@@ -81,13 +82,16 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)
-    if run_dir.is_local:
-        with stage("report"):
-            write_report(run_dir.partial, summary.manifest(tracks, config))
-    else:
-        echo("report.html skipped: the report is built from a local run directory")
     with stage("wait for writes"):
         run_dir.wait_for_writes()
+    # the report shows the manifest as written: its stages, finish time and final path (the
+    # report's own seconds are printed, not recorded)
     summary = summary.with_seconds(stage.seconds)
-    run_dir.write_json("manifest.json", summary.manifest(tracks, config))
+    manifest = summary.manifest(tracks, config)
+    if run_dir.is_local:
+        with stage("report"):
+            write_report(run_dir.partial, manifest, location=run_dir.final)
+    else:
+        echo("report.html skipped: the report is built from a local run directory")
+    run_dir.write_json("manifest.json", manifest)
     return summary

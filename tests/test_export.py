@@ -177,3 +177,21 @@ def test_find_run_prefers_argument_then_env_then_newest(run, tmp_path, monkeypat
     monkeypatch.delenv("SONICATLAS_RUN")
     with pytest.raises(InputError, match="no run directory"):
         find_run(root=tmp_path / "nothing")
+
+
+def test_exports_carry_the_audio_features_and_come_most_typical_first(run, profiles, tmp_path):
+    from sonicatlas.contract import FEATURES
+
+    frame = blob_tracks(3_000, groups=4, seed=3)  # the module's catalog, as written
+    name = profiles["name"].iloc[0]
+    reordered = " ".join(reversed(name.replace("·", " ").split()))  # "calm acoustic"
+    result = export_tracks(run, tmp_path / "c.csv", cluster=reordered, format="csv")
+    got = _read(result.out, "csv")
+    assert result.cluster_name == name
+    assert got["distance"].is_monotonic_increasing and len(got) == result.rows
+    want = frame.set_index("track_id").loc[got["track_id"], list(FEATURES)]
+    np.testing.assert_allclose(got[list(FEATURES)].to_numpy(),
+                               want.to_numpy().astype(np.float32), rtol=1e-6)
+    every = pd.read_parquet(export_tracks(run, tmp_path / "all", cluster=None).out)
+    assert every["cluster"].is_monotonic_increasing
+    assert all(g["distance"].is_monotonic_increasing for _, g in every.groupby("cluster"))

@@ -30,7 +30,14 @@ def _jobs() -> dict:
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @user_errors
 def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
-    """Run JOB (cluster-tracks) and write a run directory.
+    """Run JOB and write a run directory.
+
+    \b
+    JOB is one of:
+      cluster-tracks     group a catalog's tracks by how they sound
+      segment-listeners  group the users of a listening log by what they play
+                         (needs a cluster-tracks run: --set tracks_run=RUN)
+    `sonicatlas jobs` lists every job installed.
 
     The run is written to a hidden directory beside --out and moved into place only when it
     is complete, so a failed run leaves nothing behind.

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from sonicatlas import storage
-from sonicatlas.contract import CLUSTER, CLUSTER_NAME
+from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE
 from sonicatlas.errors import InputError, OutputExistsError
 from sonicatlas.runs.reading import read_profiles, run_path
 
@@ -64,6 +64,11 @@ def _normalize(name: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", name.casefold()).split())
 
 
+def _words(name: str) -> tuple[str, ...]:
+    # "Acoustic · Calm" and "calm acoustic" both give ("acoustic", "calm")
+    return tuple(sorted(_normalize(name).split()))
+
+
 def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, str]:
     """The (id, name) of ``cluster``, given as an id or a name.
 
@@ -73,7 +78,8 @@ def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, st
         ``summary/cluster_profiles`` (columns ``cluster`` and ``name``).
     cluster : int or str
         An id (``2`` or ``"2"``) or a name, matched case-insensitively; punctuation such as
-        the ``·`` between words may be left out (``"spoken word danceable"``).
+        the ``·`` between words may be left out (``"spoken word danceable"``), and the words
+        may come in any order (``"calm acoustic"`` finds "Acoustic · Calm").
 
     Returns
     -------
@@ -92,12 +98,23 @@ def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, st
             i = ids.index(int(wanted))
             return ids[i], names[i]
     else:
-        for key in (str.casefold, _normalize):  # exact (any case) first, then loose
+        for key in (str.casefold, _normalize, _words):  # exact first, then looser
             hits = [i for i, n in enumerate(names) if key(n) == key(wanted)]
             if len(hits) == 1:
                 return ids[hits[0]], names[hits[0]]
     choices = "; ".join(f"{i} {n}" for i, n in zip(ids, names, strict=True))
     raise InputError(f"unknown cluster {str(cluster)!r}; choose an id or a name: {choices}")
+
+
+def by_typicality(frame: dd.DataFrame) -> dd.DataFrame:
+    """Tracks by cluster, each cluster's nearest its centre first (by ``distance``)."""
+    if DISTANCE not in frame.columns:
+        return frame
+    # one float key, so that dask sorts on one column: cluster ids are small integers and
+    # distances (in standard deviations) far below the 1e6 between two clusters
+    key = frame[CLUSTER].astype("float64") * 1e6 + frame[DISTANCE].astype("float64")
+    return frame.assign(_typicality=key).sort_values("_typicality").drop(
+        columns="_typicality")
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -202,7 +219,9 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
 
     Notes
     -----
-    The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``. Dask
+    The columns are those of ``assignments/`` (the audio features among them) with
+    ``cluster_name`` after ``cluster``; tracks come by cluster, the most typical (nearest the
+    cluster's centre) first. Dask
     reads, filters and writes partition by partition in parallel on the current scheduler (a
     distributed Client if one is active, whose workers must then see ``out``'s file system),
     so memory holds a few partitions at a time and nothing is collected on the client. Text
@@ -222,6 +241,7 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     frame = dd.read_parquet(str(run / "assignments"))
     if chosen is not None:
         frame = frame[frame[CLUSTER] == chosen]
+    frame = by_typicality(frame)
     names = np.full(int(profiles[CLUSTER].max()) + 1, None, dtype=object)
     names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
     frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))

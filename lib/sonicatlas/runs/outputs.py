@@ -15,6 +15,7 @@ from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
 from sonicatlas.runs.directory import versions
 from sonicatlas.visual import maps, raster
+from sonicatlas.visual.report import iterations_said
 
 
 def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
@@ -72,9 +73,11 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
                              align_dataframes=False)
 
 
-def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:
-    """Lazy ``assignments/`` table: one row per accepted track."""
-    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry]]
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...], features: tuple[str, ...] = ()
+                ) -> dd.DataFrame:
+    """Lazy ``assignments/`` table: one row per accepted track, with its scores, carried
+    metadata and audio features (in their own units, float32 as clustered)."""
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry, *features]]
 
 
 def rejects(rejected: dd.DataFrame) -> dd.DataFrame:
@@ -207,11 +210,3 @@ class RunSummary:
         return "\n".join(lines)
 
 
-
-def iterations_said(n_iter: int, engine: str | None = "sonicatlas") -> str:
-    """What KMeans' iteration count means, in words: the job's KMeans converges on samples
-    first, so a handful of passes over every row is expected, not a sign of an early stop."""
-    passes = f"{n_iter} full pass{'' if n_iter == 1 else 'es'} over every row"
-    if engine in (None, "sonicatlas"):
-        return f"converged on a sample, then {passes}"
-    return f"seeded on a sample, then {passes}"

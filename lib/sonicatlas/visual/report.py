@@ -48,7 +48,8 @@ img.map { max-width: 100%; border-radius: 4px; display: block; }
 """
 
 
-def write_report(run_dir: str, manifest: dict | None = None) -> Path:
+def write_report(run_dir: str, manifest: dict | None = None, location: str | None = None
+                 ) -> Path:
     """Write ``report.html`` into a run directory of ``cluster-tracks``.
 
     Parameters
@@ -59,6 +60,9 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
         ``manifest`` is given.
     manifest : dict, optional
         The run's manifest, for a run still being written (the job writes its manifest last).
+    location : str, optional
+        Where the run will be once complete, shown in the header and title; default
+        ``run_dir`` (a run is written into a hidden directory and moved into place).
 
     Returns
     -------
@@ -80,7 +84,8 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
     colors = cluster_colors(len(profiles))
     sample = _read(run, "track_sample")
 
-    sections = [{"html": _header(run, manifest, profiles)},
+    where = Path(location) if location else run.resolve()
+    sections = [{"html": _header(where, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
                          "two principal components, coloured by cluster.</p>" + map_image(run)}]
     models = []
@@ -117,7 +122,7 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
                                                colors)})
 
     out = run / "report.html"
-    out.write_text(page(f"sonicatlas report: {run.name}", sections, models), encoding="utf-8")
+    out.write_text(page(f"sonicatlas report: {where.name}", sections, models), encoding="utf-8")
     return out
 
 
@@ -216,7 +221,7 @@ def kv_table(rows: list[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
-def _header(run: Path, manifest: dict, profiles: pd.DataFrame) -> str:
+def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
     e = html.escape
     source = manifest.get("input", {})
     rows = manifest.get("rows", {})
@@ -247,14 +252,25 @@ def _header(run: Path, manifest: dict, profiles: pd.DataFrame) -> str:
             _swatch(c) + e(n) for c, n in zip(cluster_colors(len(profiles)), profiles["name"],
                                               strict=True))),
         ("k-means cost", "?" if cost is None else
-         f"{cost:,.1f} (inertia) after {metrics.get('kmeans_iterations', '?')} iterations"),
+         f"{cost:,.1f} (inertia), " + e(iterations_said(
+             metrics.get("kmeans_iterations", 0),
+             manifest.get("clustering", {}).get("engine")))),
         ("PCA variance explained", pca or "?"),
         ("Seconds per stage", f"{sum(seconds.values()):.1f} total: {stages}"),
         ("Versions", versions),
     ])
     finished = e(str(manifest.get("finished", "")))
     return (f"<h1>sonicatlas: {e(manifest.get('job', 'run'))} report</h1>"
-            f'<p class="sub">{e(str(run.resolve()))} · finished {finished}</p>{table}')
+            f'<p class="sub">{e(str(where))} · finished {finished}</p>{table}')
+
+
+def iterations_said(n_iter: int, engine: str | None = "sonicatlas") -> str:
+    """What KMeans' iteration count means, in words: the job's KMeans converges on samples
+    first, so a handful of passes over every row is expected, not a sign of an early stop."""
+    passes = f"{n_iter} full pass{'' if n_iter == 1 else 'es'} over every row"
+    if engine in (None, "sonicatlas"):
+        return f"converged on a sample, then {passes}"
+    return f"seeded on a sample, then {passes}"
 
 
 def _representatives(tracks: pd.DataFrame | None, profiles: pd.DataFrame,
