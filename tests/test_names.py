@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from sonicatlas.runs.export import resolve_cluster
+from sonicatlas.summaries.digest import iterations_said
 from sonicatlas.summaries.profiles import name_clusters, representative_reduction
 from sonicatlas.summaries.scan import scan
-from sonicatlas.visual.report import iterations_said
 
 FEATURES3 = ("energy", "acousticness", "liveness")
 

@@ -14,8 +14,8 @@ from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2, POSITION, REASON, T
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
 from sonicatlas.runs.directory import versions
+from sonicatlas.summaries.digest import iterations_said
 from sonicatlas.visual import maps, raster
-from sonicatlas.visual.report import iterations_said
 
 
 def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:

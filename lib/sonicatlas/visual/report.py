@@ -19,7 +19,8 @@ from bokeh.models import Widget
 from bokeh.resources import Resources
 
 from sonicatlas.contract import FEATURES
-from sonicatlas.visual import charts
+from sonicatlas.summaries import digest
+from sonicatlas.visual import charts, report_tables
 from sonicatlas.visual.maps import cluster_colors
 
 _CSS = """
@@ -110,14 +111,20 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
     add("Feature z-scores by cluster", charts.zscore_heatmap(z, profiles, features))
     add("Feature distributions by cluster", *_boxes(sample, profiles, features, colors))
     add("Feature correlation", *_correlation(run, sample, features))
+    sections.append({"html": report_tables.cluster_contents(profiles, colors, {
+        name: _read(run, name)
+        for name in ("genre_mix", "decade_mix", "top_artists", "genre_agreement")})})
     sweep = _read(run, "k_sweep")
     if sweep is not None:
+        why = manifest.get("clustering", {}).get("k_sweep", {}).get("why")
         add("Choosing k", charts.k_sweep(sweep),
-            "Each measure against k. Orange dashed line: the k chosen; grey dotted line: the "
-            "elbow; grey dashed curve: the same measure on structureless (null) data; band: "
-            "the silhouette's standard deviation; hollow points: k whose clusters were not "
-            "stable under resampling.",
+            (f"k={manifest.get('k')} because {why}. " if why else "")
+            + "Each measure against k. Orange dashed line: the k chosen; grey dotted line: "
+            "the elbow; grey dashed curve: the same measure on structureless (null) data; "
+            "band: the silhouette's standard deviation; hollow points: k whose clusters were "
+            "not stable under resampling.",
             missing="Skipped: the k sweep has none of the measures to plot.")
+    sections.append({"html": report_tables.method_comparison(_read(run, "method_comparison"))})
     sections.append({"html": _representatives(_read(run, "representative_tracks"), profiles,
                                                colors)})
 
@@ -248,11 +255,12 @@ def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
         ("Rows read", f"{rows.get('rows_read', 0):,}"),
         ("Rows accepted", f"{rows.get('rows_accepted', 0):,}"),
         ("Rows rejected", rejected),
-        ("Clusters", f"k = {manifest.get('k', len(profiles))}: " + ", ".join(
+        ("Clusters", f"k = {manifest.get('k', len(profiles))}, named by how they differ from "
+                     "this catalog: " + ", ".join(
             _swatch(c) + e(n) for c, n in zip(cluster_colors(len(profiles)), profiles["name"],
                                               strict=True))),
         ("k-means cost", "?" if cost is None else
-         f"{cost:,.1f} (inertia), " + e(iterations_said(
+         f"{cost:,.1f} (inertia), " + e(digest.iterations_said(
              metrics.get("kmeans_iterations", 0),
              manifest.get("clustering", {}).get("engine")))),
         ("PCA variance explained", pca or "?"),
@@ -262,15 +270,6 @@ def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
     finished = e(str(manifest.get("finished", "")))
     return (f"<h1>sonicatlas: {e(manifest.get('job', 'run'))} report</h1>"
             f'<p class="sub">{e(str(where))} · finished {finished}</p>{table}')
-
-
-def iterations_said(n_iter: int, engine: str | None = "sonicatlas") -> str:
-    """What KMeans' iteration count means, in words: the job's KMeans converges on samples
-    first, so a handful of passes over every row is expected, not a sign of an early stop."""
-    passes = f"{n_iter} full pass{'' if n_iter == 1 else 'es'} over every row"
-    if engine in (None, "sonicatlas"):
-        return f"converged on a sample, then {passes}"
-    return f"seeded on a sample, then {passes}"
 
 
 def _representatives(tracks: pd.DataFrame | None, profiles: pd.DataFrame,
