@@ -77,7 +77,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("maps"):
         for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
-                                              config.features).items():
+                                              config.features,
+                                              outputs.pca_table(pca, config.features)).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
