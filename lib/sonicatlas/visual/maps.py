@@ -99,9 +99,10 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
         ]
     colors = cluster_colors(n_clusters)
     totals = counts.sum(dim=[d for d in counts.dims if d != "cluster"]).to_numpy()
-    if totals.sum() > 0:  # relative density per cluster, whole-catalog scale overall
-        weights = np.where(totals > 0, totals.sum() / (n_clusters * np.maximum(totals, 1)), 0)
-        counts = counts * xr.DataArray(weights, dims="cluster")
+    if totals.sum() > 0:  # relative density per cluster: the largest cluster's scale
+        # whole counts, at least 1 where there was one: datashader shades a float 0 as data
+        weights = xr.DataArray(totals.max() / np.maximum(totals, 1), dims="cluster")
+        counts = np.ceil(counts * weights).astype(counts.dtype)  # unsigned: 0 is no data
     return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors,
                     axes, note)
 
