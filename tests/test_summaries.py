@@ -94,7 +94,8 @@ def test_artist_clusters_match_pandas(run):
 def test_album_popularity_ranks_albums_by_share_of_popular_tracks(run):
     path, joined = run
     table = read_table(path / "summary/album_popularity")
-    per_album = joined.groupby("album_name").agg(
+    # without an album id, an album is its (artist, name): one title, several albums
+    per_album = joined.groupby(["artist_name", "album_name"]).agg(
         tracks=("popularity", "size"), popular=("popularity", lambda p: (p >= 70).mean()),
         mean=("popularity", "mean"))
     per_album = per_album[per_album["tracks"] >= 3]
