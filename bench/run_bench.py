@@ -139,7 +139,7 @@ def run_job(path: Path, k: int, work: Path, engine: str = "sonicatlas") -> dict:
 #: written (the workers write the assignments in the background, so the stage times alone do
 #: not say when); for the reference: its read + scale + PCA + KMeans.
 END_TO_END = "(end to end)"
-OUTPUTS = ("assignments", "summary", "maps", "model")
+OUTPUTS = ("assignments", "query", "summary", "maps", "model")
 
 
 def last_output(run_dir: Path, started: float) -> float:

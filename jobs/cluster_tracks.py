@@ -40,7 +40,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features)
+        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features,
+                                            config.valid_ranges())
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
 
@@ -68,8 +69,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
-        run_dir.write_table("assignments", outputs.assignments(scored, carry, config.features),
-                              background=True)
+        run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("query", outputs.query_data(scored, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)

@@ -181,6 +181,76 @@ def test_a_port_in_use_is_named_and_exit_2(app_run):
     assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr
 
 
+def _standardised(run: Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The run's query vectors (pandas), row for row with its assignments, and its model."""
+    import json
+
+    model = json.loads((run / "model" / "model.json").read_text())
+    query = pd.read_parquet(run / "query")
+    tracks = pd.read_parquet(run / "assignments").merge(query, on="track_id",
+                                                        suffixes=("", "_z"))
+    z = np.column_stack([tracks[f"{f}_z" if f"{f}_z" in tracks else f].to_numpy(np.float64)
+                         for f in model["features"]])
+    return tracks, z, model
+
+
+def _cosine(z: np.ndarray, target: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(z, axis=1) * np.linalg.norm(target)
+    return np.divide(z @ target, norms, out=np.zeros(len(z)), where=norms > 0)
+
+
+def test_search_picks_a_song_and_lists_its_nearest_as_numpy_does(page, app_run):
+    page.locator(".bk-tab", has_text="Search").first.click()
+    box = page.get_by_placeholder("a song or an artist, e.g. beyonce")
+    box.fill("Song 42")  # case-insensitive; the exact match ranks first and is picked
+    box.press("Enter")
+    page.get_by_text("Most like").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    cells = page.locator(".tabulator-cell[tabulator-field='track_id']")
+    shown = [cells.nth(i).inner_text() for i in range(10)]
+    tracks, z, _ = _standardised(app_run)
+    query = int(np.flatnonzero(tracks["track_name"].to_numpy() == "song 42")[0])
+    similarity = _cosine(z, z[query])
+    similarity[query] = -np.inf
+    order = np.lexsort((tracks["track_id"].to_numpy(), -similarity))[:10]
+    assert shown == tracks["track_id"].to_numpy()[order].tolist()
+    assert page.get_by_text("Artist:").count() >= 1 and page.errors == []
+
+
+def test_a_playlist_keeps_its_rules_and_downloads_as_the_brute_force_walk(page, app_run):
+    page.locator(".bk-tab", has_text="Playlist").first.click()
+    page.get_by_role("button", name="Generate the playlist").click()
+    page.get_by_text("qualified").first.wait_for(timeout=30_000)
+    page.locator(".bk-tab", has_text="Export").first.click()
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download the playlist (CSV)").click()
+    got = pd.read_csv(download.value.path())
+    tracks, z, model = _standardised(app_run)
+    similarity = _cosine(z, np.asarray(model["centers"][0]))
+    ok = (tracks["cluster"].to_numpy() == 0) & (similarity >= 0.8)
+    order = np.flatnonzero(ok)[np.lexsort((tracks["track_id"].to_numpy()[ok],
+                                           -similarity[ok]))]
+    expected, per_artist = [], {}
+    for i in order:  # the rules by hand: best first, at most 2 a artist, 30 tracks
+        artist = tracks["artist_name"].iat[i]
+        if per_artist.get(artist, 0) < 2 and len(expected) < 30:
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            expected.append(tracks["track_id"].iat[i])
+    assert got["track_id"].tolist() == expected and len(expected) > 0
+    assert got["artist_name"].value_counts().max() <= 2
+    assert (got["similarity"] >= 0.8).all() and got["similarity"].is_monotonic_decreasing
+
+
+def test_the_run_summary_downloads_from_the_export_tab(page, app_run):
+    page.locator(".bk-tab", has_text="Export").first.click()
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download the run summary (Markdown)").click()
+    text = Path(download.value.path()).read_text()
+    names = pd.read_parquet(app_run / "summary" / "cluster_profiles")["name"]
+    assert text.startswith("# Run") and all(name in text for name in names)
+
+
+# last: it stops the server the tests above share
 def test_sigterm_stops_the_server_cleanly(served):
     _, process = served
     process.send_signal(signal.SIGTERM)

@@ -17,6 +17,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib" / "sonicatlas"
 LAYERS = [
     {"errors", "contract", "lazy"},
     {"config", "storage"},
+    {"deploy", "watch"},
     {"runtime", "estimators"},
     {"io", "synthetic", "evaluate"},
     {"modeling"},

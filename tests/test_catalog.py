@@ -62,3 +62,60 @@ def test_a_file_whose_data_cannot_be_read_is_named(tmp_path, client):
     catalog = open_catalog(str(catalog_dir), {}, FEATURES, client)  # the footer still reads
     with pytest.raises(CorruptFileError, match=r"part\.1\.parquet"):
         read_catalog(catalog, ()).compute()
+
+
+def test_an_ingested_catalog_is_read_with_the_rows_ingest_set_aside(tmp_path, client):
+    from sonicatlas.io.checks import validate
+    from sonicatlas.io.ingest import ingest_csv
+
+    frame = blob_tracks(200, seed=13).astype({"tempo": object})
+    frame.loc[[3, 50, 120], "tempo"] = ["fast", "slow", "?"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ingest_csv([str(tmp_path / "t.csv")], str(tmp_path / "cat"), blocksize=None)
+    catalog = open_catalog(str(tmp_path / "cat"), {}, FEATURES, client)
+    assert catalog.rows == len(pd.read_csv(tmp_path / "t.csv"))  # every row of the CSV
+    accepted, rejects = (f.compute() for f in validate(read_catalog(catalog, ()), FEATURES))
+    assert len(accepted) + len(rejects) == catalog.rows
+    assert rejects[["track_id", "reason", "detail", "source_line"]].values.tolist() == [
+        [frame.loc[i, "track_id"], "unparsable tempo", repr(frame.loc[i, "tempo"]), i + 2]
+        for i in (3, 50, 120)]
+
+
+def test_common_types_across_files():
+    from sonicatlas.io.schema import common_type
+
+    assert common_type([pa.int32(), pa.int64()]) == pa.int64()
+    assert common_type([pa.int64(), pa.float64(), pa.float32()]) == pa.float64()
+    assert common_type([pa.float64(), pa.string()]) == pa.string()
+    assert common_type([pa.null(), pa.float64()]) == pa.float64()
+    assert common_type([pa.bool_(), pa.int8()]) == pa.int64()
+    assert common_type([pa.date32(), pa.string()]) == pa.string()
+    assert common_type([pa.date32(), pa.float64()]) is None
+
+
+def test_duplicates_in_an_ingested_catalog_keep_their_lines(tmp_path, client):
+    from sonicatlas.io.checks import validate
+    from sonicatlas.io.ingest import ingest_csv
+
+    frame = blob_tracks(100, seed=14)
+    frame.loc[70, "track_id"] = frame.loc[10, "track_id"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ingest_csv([str(tmp_path / "t.csv")], str(tmp_path / "cat"), blocksize="2KB")
+    catalog = open_catalog(str(tmp_path / "cat"), {}, FEATURES, client)
+    accepted, rejects = (f.compute() for f in validate(read_catalog(catalog, ()), FEATURES))
+    assert rejects[["track_id", "reason", "source_file", "source_line"]].values.tolist() == [
+        [frame.loc[10, "track_id"], "duplicate track_id", str(tmp_path / "t.csv"), 72]]
+    assert len(accepted) == 99
+
+
+def test_types_without_a_common_one_name_the_files():
+    from sonicatlas.errors import WrongTypeError
+    from sonicatlas.io.schema import unify
+
+    schemas = {"a.parquet": pa.schema([("tempo", pa.float64()), ("day", pa.date32())]),
+               "b.parquet": pa.schema([("tempo", pa.int64()), ("day", pa.float64())])}
+    with pytest.raises(WrongTypeError, match=r"'day'.*date32\[day\] in a\.parquet; "
+                                             r"double in b\.parquet"):
+        unify(schemas, "cat")
+    del schemas["a.parquet"]
+    assert unify(schemas, "cat") == schemas["b.parquet"]

@@ -29,7 +29,7 @@ def planted() -> tuple[pd.DataFrame, dict[int, str]]:
     frame.loc[5, "valence"] = 1.5
     expected[5] = "valence outside [0, 1]"
     frame.loc[6, "duration_ms"] = -3.0
-    expected[6] = "duration_ms outside (0, inf]"
+    expected[6] = "duration_ms outside (0, 8.64e+07]"
     frame.loc[7, "loudness"] = 7.0
     expected[7] = "loudness outside [-60, 5]"
     frame.loc[8, ["energy", "tempo"]] = [np.nan, "x"]  # two problems: the first rule wins
@@ -135,3 +135,29 @@ def test_repeated_hashes_and_bucket_order_match_numpy():
     np.testing.assert_array_equal(ordered, hashes[order])
     np.testing.assert_array_equal(moved, positions[order])
     np.testing.assert_array_equal(starts, np.searchsorted(buckets[order], np.arange(8)))
+
+
+def test_every_reject_has_its_value_in_detail_missing_ones_too():
+    frame = blob_tracks(6, seed=11).astype({"energy": object})
+    frame["track_id"] = frame["track_id"].astype(object)
+    frame.loc[0, "track_id"] = None
+    frame.loc[1, "track_id"] = "  "
+    frame.loc[2, "energy"] = None
+    frame.loc[3, "valence"] = np.nan
+    frame.loc[4, "loudness"] = -np.inf
+    checked = check_partition(frame, FEATURES)
+    assert checked["detail"].iloc[:5].tolist() == ["null", "'  '", "nan", "nan", "-inf"]
+    assert checked[REASON].iloc[:5].tolist() == ["missing track_id", "missing track_id",
+                                                 "missing energy", "missing valence",
+                                                 "infinite loudness"]
+
+
+def test_a_reason_given_before_the_checks_stands():
+    frame = blob_tracks(4, seed=12)
+    frame[REASON] = pd.array([None, "unparsable tempo", None, None], dtype="string")
+    frame["detail"] = pd.array([None, "'fast'", None, None], dtype="string")
+    frame.loc[1, "tempo"] = np.nan   # as the catalog reader gives the unparsable value
+    frame.loc[2, "tempo"] = 999.0    # the checks' own finding
+    checked = check_partition(frame, FEATURES)
+    assert checked[REASON].tolist()[:3] == [pd.NA, "unparsable tempo", "tempo outside (0, 260]"]
+    assert checked["detail"].tolist()[:3] == [pd.NA, "'fast'", "999"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pytest
 from dask.bytes import read_bytes
@@ -40,19 +41,19 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) ->
     return path
 
 
-# Each planted row: (row, expected reason or None when accepted).
+# Each planted row: (row, expected (reason, detail) or None when accepted).
 PLANTED = [
     (_row("ok1"), None),
     (_row("ok2", date="2019-06"), None),
     (_row("ok3", date="1999", explicit="0"), None),
     (_row("ok4", date="06/10/2022", explicit="FALSE", popularity=""), None),
     (_row("empty_energy", energy=""), None),  # kept as NaN; the job rejects it later
-    (_row("bad_tempo", tempo="abc"), "unparsable tempo: 'abc'"),
-    (_row(""), "missing track_id"),
-    (_row("  ", tempo="x"), "missing track_id; unparsable tempo: 'x'"),
-    (_row("frac_pop", popularity="5.5"), "unparsable popularity: '5.5'"),
-    (_row("bad_explicit", explicit="maybe"), "unparsable explicit: 'maybe'"),
-    (_row("bad_date", date="someday"), "unparsable release_date: 'someday'"),
+    (_row("bad_tempo", tempo="abc"), ("unparsable tempo", "'abc'")),
+    (_row(""), ("missing track_id", "''")),
+    (_row("  ", tempo="x"), ("missing track_id", "'  '; unparsable tempo: 'x'")),
+    (_row("frac_pop", popularity="5.5"), ("unparsable popularity", "'5.5'")),
+    (_row("bad_explicit", explicit="maybe"), ("unparsable explicit", "'maybe'")),
+    (_row("bad_date", date="someday"), ("unparsable release_date", "'someday'")),
 ]
 
 
@@ -115,10 +116,14 @@ def test_planted_rows_give_expected_accepts_and_rejects(planted: Path, tmp_path:
     assert cat["popularity"].dtype == "Int64" and pd.isna(cat.loc["ok4", "popularity"])
 
     rej = pd.read_parquet(out / REJECTS_DIR)
-    assert sorted(zip(rej["track_id"], rej["reason"], strict=True)) == sorted(
-        expected_rejects.items())
+    found = zip(rej["track_id"], zip(rej["reason"], rej["detail"], strict=True), strict=True)
+    assert sorted(found) == sorted(expected_rejects.items())
     assert (rej["source_file"] == str(planted)).all()
-    assert all(pd.api.types.is_string_dtype(rej[c]) for c in rej.columns)
+    # the header is line 1, so row i of the file is on line i + 2
+    lines = {r[0]: i + 2 for i, (r, _) in enumerate(PLANTED)}
+    assert dict(zip(rej["track_id"], rej["source_line"], strict=True)) == {
+        t: lines[t] for t in expected_rejects}
+    assert all(pd.api.types.is_string_dtype(rej[c]) for c in rej.columns if c != "source_line")
     assert rej.set_index("track_id").loc["bad_tempo", "tempo"] == "abc"
 
 
@@ -167,7 +172,7 @@ def test_missing_required_column_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("columns, match", [
     ({"nope": "tempo"}, "not in"),
-    ({"uri": "album_id"}, "not catalog columns"),
+    ({"uri": "album_uri"}, "not catalog columns"),
     ({"id": "track_id", "artist": "track_id"}, "both mapped"),
     ({"artist": "popularity"}, "would become"),
 ])
@@ -244,16 +249,26 @@ def test_failure_while_committing_leaves_nothing(planted: Path, tmp_path: Path,
 
 def test_existing_output_needs_overwrite(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    ingest_csv([str(planted)], str(out), MAPPING)
+    (out / "part.0.parquet").write_bytes(b"old")
     beside = sorted(p.name for p in tmp_path.iterdir())  # planted.csv and out
     with pytest.raises(OutputExistsError, match="overwrite"):
         ingest_csv([str(planted)], str(out), MAPPING)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert (out / "part.0.parquet").read_bytes() == b"old"
     ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
-    assert not (out / "old.txt").exists() and (out / REJECTS_DIR).is_dir()
+    assert len(pd.read_parquet(out)) == sum(1 for _, why in PLANTED if not why)
     # neither the partial output nor the old one set aside is left beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == beside
+
+
+def test_overwrite_replaces_only_a_catalog_ingest_wrote(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("a user's file")
+    with pytest.raises(OutputExistsError, match="not a catalog sonicatlas ingest wrote"):
+        ingest_csv([str(planted)], str(out), MAPPING, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "a user's file"
 
 
 def test_runs_on_a_distributed_cluster(planted: Path, tmp_path: Path) -> None:
@@ -285,3 +300,201 @@ def test_real_file_ingests_every_row(tmp_path: Path, csv: str, mapping: str) -> 
     assert len(cat) == result.rows_accepted and set(REQUIRED) <= set(cat.columns)
     dated = cat["release_date"].notna()
     assert dated.any() and cat.loc[dated, "release_year"].notna().all()
+
+
+# --- column names, ids, delimiters, lines ------------------------------------------------------
+
+def _usual_frame(n: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"ID": [f"t{i}" for i in range(n)],
+                          "name": [f"song {i}" for i in range(n)],
+                          "artists": [f"artist {i % 4}" for i in range(n)],
+                          "album": [f"album {i % 5}" for i in range(n)],
+                          "year": rng.integers(1960, 2024, n),
+                          "playlist_genre": ["pop", "rock"] * (n // 2),
+                          "track_popularity": rng.integers(0, 100, n), "uri": "x", "notes": "y"})
+    for name in FEATURES:
+        frame[name] = rng.uniform(0.1, 0.9, n) * (200_000 if name == "duration_ms" else 1)
+    return frame
+
+
+def test_usual_column_names_need_no_mapping(tmp_path: Path) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "usual.csv", index=False)
+    result = ingest_csv([str(tmp_path / "usual.csv")], str(tmp_path / "out"))
+    assert result.dropped == ("uri", "notes")
+    cat = pd.read_parquet(tmp_path / "out")
+    expected = {"ID": "track_id", "name": "track_name", "artists": "artist_name",
+                "album": "album_name", "year": "release_year", "playlist_genre": "genre",
+                "track_popularity": "popularity"}
+    for source, target in expected.items():
+        assert cat[target].astype(str).tolist() == frame[source].astype(str).tolist(), target
+
+
+def test_id_from_makes_stable_documented_ids(tmp_path: Path) -> None:
+    import hashlib
+
+    frame = _usual_frame().drop(columns="ID")
+    frame.loc[3, "artists"] = " "
+    frame.to_csv(tmp_path / "noid.csv", index=False)
+    with pytest.raises(MissingColumnsError, match="--id-from"):
+        ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "fail"))
+    result = ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "out"),
+                        id_from=("artists", "track_name"))
+    assert (result.rows_accepted, result.reject_reasons) == (29, {"missing track_id": 1})
+    cat = pd.read_parquet(tmp_path / "out")
+    reference = [hashlib.sha256(f"{a}\x1f{n}".encode()).hexdigest()[:16]
+                 for a, n in zip(frame["artists"], frame["name"], strict=True)]
+    assert cat["track_id"].tolist() == reference[:3] + reference[4:]
+    rej = pd.read_parquet(tmp_path / "out" / REJECTS_DIR)
+    assert rej["detail"].tolist() == ["artist_name='', track_name='song 3'"]
+    again = ingest_csv([str(tmp_path / "noid.csv")], str(tmp_path / "again"),
+                       id_from=("artist_name", "name"))
+    assert again.rows_accepted == 29
+    assert pd.read_parquet(tmp_path / "again")["track_id"].tolist() == cat["track_id"].tolist()
+
+
+@pytest.mark.parametrize("given", [{}, {"sep": ";", "decimal": ","}])
+def test_semicolons_and_decimal_commas(tmp_path: Path, given: dict) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "eu.csv", index=False, sep=";", decimal=",")
+    result = ingest_csv([str(tmp_path / "eu.csv")], str(tmp_path / "out"), **given)
+    assert (result.format.sep, result.format.decimal) == (";", ",")
+    assert result.format.detected == (() if given else ("delimiter", "decimal"))
+    assert result.rows_accepted == len(frame)
+    cat = pd.read_parquet(tmp_path / "out")
+    for name in FEATURES:
+        np.testing.assert_array_equal(cat[name].to_numpy(), frame[name].to_numpy())
+
+
+def test_source_lines_across_blocks_and_files(tmp_path: Path) -> None:
+    rows = [_row(f"t{i}", tempo="bad" if i % 7 == 0 else "100") for i in range(400)]
+    _write_csv(tmp_path / "a.csv", rows[:250])
+    _write_csv(tmp_path / "b.csv", rows[250:])
+    with (tmp_path / "b.csv").open("a") as f:  # blank lines: counted, but not rows
+        f.write("\n" + ",".join(_row("t400")) + "\n\n")
+    result = ingest_csv([str(tmp_path / "*.csv")], str(tmp_path / "out"), MAPPING,
+                        blocksize="4KB")
+    assert result.rows_read == 401 == sum(len(pd.read_csv(tmp_path / f"{n}.csv")) for n in "ab")
+    both = pd.concat([pd.read_parquet(tmp_path / "out"),
+                      pd.read_parquet(tmp_path / "out" / REJECTS_DIR)])
+    for name in ("a.csv", "b.csv"):  # the reference: each id's line number in the file
+        lines = (tmp_path / name).read_text().splitlines()
+        truth = {line.split(",")[0]: n for n, line in enumerate(lines, 1) if line}
+        truth.pop("id")
+        mine = both[both["source_file"] == str(tmp_path / name)]
+        got = dict(zip(mine["track_id"], mine["source_line"], strict=True))
+        assert got == truth
+
+
+def test_a_quoted_field_over_several_lines_keeps_the_lines_right(tmp_path: Path) -> None:
+    rows = [_row(f"t{i}") for i in range(6)]
+    rows[2][HEADER.index("artist")] = "two\nline artist"
+    rows[4][HEADER.index("artist")] = "three\n\nlines"
+    path = _write_csv(tmp_path / "quoted.csv", rows)
+    ingest_csv([str(path)], str(tmp_path / "out"), MAPPING, blocksize=None)
+    cat = pd.read_parquet(tmp_path / "out")
+    # the reference: where each id starts in the file's text
+    text = path.read_text().split("\n")
+    truth = {line.split(",")[0]: n for n, line in enumerate(text, 1) if line.startswith("t")}
+    assert dict(zip(cat["track_id"], cat["source_line"], strict=True)) == truth
+    assert cat.set_index("track_id").loc["t4", "artist_name"] == "three\n\nlines"
+
+
+def test_real_catalog_keeps_its_metadata_without_a_mapping(tmp_path: Path) -> None:
+    path = REAL / "spotify_songs.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    result = ingest_csv([str(path)], str(tmp_path / "out"))
+    assert set(result.dropped) == {"playlist_name", "playlist_id"}
+    cat = pd.read_parquet(tmp_path / "out")
+    source = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(cat) == len(source)
+    for ours, theirs in [("track_name", "track_name"), ("artist_name", "track_artist"),
+                         ("album_name", "track_album_name"), ("genre", "playlist_genre"),
+                         ("popularity", "track_popularity")]:
+        assert cat[ours].astype(str).replace("<NA>", "None").replace("None", "").tolist() == \
+            source[theirs].tolist(), ours
+    assert (cat["release_year"] == source["track_album_release_date"].str[:4].astype(int)).all()
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": f"{REPO / 'lib'}:{REPO}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "sonicatlas.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_lists_dropped_columns_in_one_line_and_warns_of_no_shuffle(tmp_path: Path) -> None:
+    _usual_frame().to_csv(tmp_path / "usual.csv", index=False)
+    done = _cli("ingest", str(tmp_path / "usual.csv"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "Columns dropped: uri, notes\n" in done.stdout
+    assert "delimiter ',' (detected)" in done.stdout
+    assert "shuffle" not in (done.stdout + done.stderr).lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("out", ["/sys/sonicatlas-catalog", "{tmp}/a-file/catalog"])
+def test_cli_out_that_cannot_be_written_is_one_line(tmp_path: Path, out: str) -> None:
+    _usual_frame().to_csv(tmp_path / "usual.csv", index=False)
+    (tmp_path / "a-file").write_text("not a directory")
+    done = _cli("ingest", str(tmp_path / "usual.csv"), "--out", out.format(tmp=tmp_path))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write the catalog at")
+
+
+@pytest.mark.slow
+def test_a_run_over_an_ingested_catalog_accounts_for_every_csv_row(tmp_path: Path) -> None:
+    from conftest import blob_tracks, run_job
+
+    frame = blob_tracks(600, seed=9).astype({"tempo": object, "energy": object})
+    frame.loc[5, "tempo"] = "fast"       # ingest rejects these three
+    frame.loc[9, "track_id"] = ""
+    frame.loc[12, "energy"] = "high"
+    frame.loc[20, "duration_ms"] = 1e30  # the run rejects these two
+    frame.loc[21, "valence"] = None
+    frame.to_csv(tmp_path / "tracks.csv", index=False)
+    ingest_csv([str(tmp_path / "tracks.csv")], str(tmp_path / "catalog"))
+    summary = run_job(tmp_path / "run", f"input={tmp_path / 'catalog'}", "k=3")
+
+    rows = len(pd.read_csv(tmp_path / "tracks.csv"))  # pandas' own count of the CSV
+    assigned = len(pd.read_parquet(tmp_path / "run" / "assignments"))
+    rejects = pd.read_parquet(tmp_path / "run" / "summary" / "rejects")
+    assert summary.counts["rows_read"] == rows == assigned + len(rejects)
+    found = {line: (reason, detail) for line, reason, detail in zip(
+        rejects["source_line"], rejects["reason"], rejects["detail"], strict=True)}
+    assert found == {7: ("unparsable tempo", "'fast'"), 11: ("missing track_id", "''"),
+                     14: ("unparsable energy", "'high'"),
+                     22: ("duration_ms outside (0, 8.64e+07]", "1e+30"),
+                     23: ("missing valence", "nan")}
+    assert (rejects["source_file"] == str(tmp_path / "tracks.csv")).all()
+
+
+@pytest.mark.parametrize("sep", ["\t", "|"])
+def test_other_delimiters_are_detected(tmp_path: Path, sep: str) -> None:
+    frame = _usual_frame()
+    frame.to_csv(tmp_path / "x.csv", index=False, sep=sep)
+    result = ingest_csv([str(tmp_path / "x.csv")], str(tmp_path / "out"))
+    assert (result.format.sep, result.format.decimal) == (sep, ".")
+    cat = pd.read_parquet(tmp_path / "out")
+    np.testing.assert_array_equal(cat["tempo"].to_numpy(), frame["tempo"].to_numpy())
+
+
+def test_source_file_is_the_url_as_given_on_other_file_systems(planted: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/ingest-test/in/planted.csv", planted.read_bytes())
+    try:
+        result = ingest_csv(["memory://ingest-test/in/*.csv"], "memory://ingest-test/out",
+                            MAPPING)
+        rej = pd.read_parquet("memory://ingest-test/out/_rejects")
+        assert result.rows_rejected == len(rej) == sum(1 for _, why in PLANTED if why)
+        assert set(rej["source_file"]) == {"memory:///ingest-test/in/planted.csv"}
+    finally:
+        fs.rm("/ingest-test", recursive=True)

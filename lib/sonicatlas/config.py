@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from sonicatlas.contract import FEATURES, METADATA, REQUIRED
+from sonicatlas.contract import FEATURES, METADATA, REQUIRED, VALID_RANGES, Range
 from sonicatlas.errors import ConfigError
 
 #: The clustering methods ``algorithm:`` and ``compare:`` accept
@@ -32,12 +32,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TLSConfig(_Strict):
+    """Certificates for a ``tls://`` scheduler; encryption is then required on every link."""
+
+    ca_file: str = Field(..., description="PEM file of the certificate authority that signed "
+                         "the scheduler's and workers' certificates.")
+    cert: str = Field(..., description="PEM certificate of this client.")
+    key: str = Field(..., description="PEM private key of that certificate.")
+
+
 class ClusterConfig(_Strict):
-    """Where the job runs: a LocalCluster sized to the machine, or a remote scheduler."""
+    """Where the job runs: a LocalCluster, a remote scheduler, or a cluster a factory builds."""
 
     scheduler: str | None = Field(
-        None, description="Address of a running scheduler (tcp://host:8786); none starts a "
-        "LocalCluster.")
+        None, description="Address of a running scheduler (tcp://host:8786, or tls://host:8786 "
+        "with tls); none starts a LocalCluster.")
+    tls: TLSConfig | None = Field(None, description="Certificates for a tls:// scheduler "
+                                  "(conf/cluster/remote-tls.yaml).")
+    factory: str | None = Field(
+        None, description="A cluster class to build and use, as package.module.ClassName "
+        "(dask_jobqueue.SLURMCluster, dask_kubernetes.operator.KubeCluster, "
+        "dask_gateway.GatewayCluster, coiled.Cluster, distributed.LocalCluster, ...); the job "
+        "connects to it, runs and closes it.", pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+    factory_options: dict[str, Any] = Field(default_factory=dict, description="Keyword "
+                                            "arguments of the factory class.")
+    no_workers_timeout: float = Field(
+        300.0, gt=0, description="Seconds a run waits while the scheduler has no workers before "
+        "it fails (it says so after a few seconds); watched from the client, so it holds for a "
+        "remote scheduler too.")
     n_workers: int | None = Field(None, ge=1, description="LocalCluster workers; default: one "
                                   "per core, at most 8.")
     threads_per_worker: int = Field(1, ge=1)
@@ -58,6 +80,16 @@ class ClusterConfig(_Strict):
         "remote cluster's workers keep their own setting). auto: off on a virtual machine whose "
         "balloon device reports free memory to its host, where the first touch of a huge page "
         "costs several times that of small pages (docs/benchmarks.md); on elsewhere.")
+
+    @model_validator(mode="after")
+    def _one_way_to_a_cluster(self) -> ClusterConfig:
+        if self.scheduler and self.factory:
+            raise ValueError("set scheduler or factory, not both")
+        if self.factory_options and not self.factory:
+            raise ValueError("factory_options needs factory (package.module.ClassName)")
+        if self.tls and not (self.scheduler or "").startswith("tls://"):
+            raise ValueError("tls is for a tls:// scheduler; set scheduler: tls://host:port")
+        return self
 
 
 class KMeansConfig(_Strict):
@@ -184,6 +216,9 @@ class ClusterTracksConfig(ClusteringConfig):
     columns: dict[str, str] = Field(default_factory=dict, description="The input's column "
                                     "names mapped onto the contract: {their_name: contract_name}.")
     features: tuple[str, ...] = FEATURES
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Valid [low, high] of a feature, replacing the "
+        "contract's, e.g. {duration_ms: [0, 3600000]}; rows outside are rejected.")
     carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
                                           "assignments; None carries every contract metadata "
                                           "column present.")
@@ -200,6 +235,24 @@ class ClusterTracksConfig(ClusteringConfig):
         if len(value) < 2:
             raise ValueError("at least two features are needed")
         return value
+
+    @field_validator("bounds")
+    @classmethod
+    def _feature_bounds(cls, value: dict[str, tuple[float, float]]
+                        ) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if name not in FEATURES:
+                raise ValueError(f"bounds names {name!r}, not a feature; features are "
+                                 f"{list(FEATURES)}")
+            if not low < high:
+                raise ValueError(f"bounds.{name}: low {low} must be below high {high}")
+        return value
+
+    def valid_ranges(self) -> dict[str, Range]:
+        """Each feature's valid range: the contract's, with ``bounds`` in place of its ends."""
+        return {name: Range(*self.bounds[name], VALID_RANGES[name].low_inclusive,
+                            VALID_RANGES[name].high_inclusive) if name in self.bounds
+                else VALID_RANGES[name] for name in FEATURES}
 
     @field_validator("columns")
     @classmethod

@@ -66,6 +66,16 @@ METADATA: tuple[str, ...] = (
 )
 
 
+#: Where a row came from, written by ``sonicatlas ingest`` beside every row it writes (and
+#: carried into a run's rejects): the CSV file and the line the row starts on (the header is
+#: line 1).
+SOURCE_FILE, SOURCE_LINE = "source_file", "source_line"
+
+#: Rows that ``sonicatlas ingest`` set aside live under ``<catalog>/_rejects/`` in Parquet files
+#: with this suffix, so that catalog readers skip them; a run over the catalog counts them in.
+INGEST_REJECTS_DIR, INGEST_REJECTS_SUFFIX = "_rejects", ".parquet.rejects"
+
+
 @dataclass(frozen=True)
 class Range:
     """A closed or half-open valid interval for one feature."""
@@ -89,6 +99,12 @@ class Range:
 
 _UNIT = Range(0.0, 1.0)
 
+#: A track longer than a day is not a track (the longest releases run a few hours).
+DAY_MS = 86_400_000.0
+
+#: The largest magnitude a feature may have: the clustering holds features as float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: Valid ranges, from the real data (see docs/architecture.md).
 VALID_RANGES: dict[str, Range] = {
     "danceability": _UNIT,
@@ -100,5 +116,5 @@ VALID_RANGES: dict[str, Range] = {
     "liveness": _UNIT,
     "valence": _UNIT,
     "tempo": Range(0.0, 260.0, low_inclusive=False),
-    "duration_ms": Range(0.0, np.inf, low_inclusive=False),
+    "duration_ms": Range(0.0, DAY_MS, low_inclusive=False),
 }

@@ -38,3 +38,7 @@ class OutputExistsError(SonicatlasError, FileExistsError):
 
 class SchedulerUnreachableError(SonicatlasError, ConnectionError):
     """The remote Dask scheduler did not answer in time; the message names its address."""
+
+
+class NoWorkersError(SonicatlasError, TimeoutError):
+    """The scheduler had no workers for ``cluster.no_workers_timeout`` seconds."""

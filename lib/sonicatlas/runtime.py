@@ -1,4 +1,4 @@
-"""Connecting to Dask: a LocalCluster sized to the machine or a remote scheduler.
+"""Connecting to Dask (:mod:`sonicatlas.deploy`), and watching that the cluster has workers.
 
 Also the small pieces of run-time feedback a user expects from a long job: the dashboard link,
 a line per finished stage with its seconds, and a progress bar on an interactive terminal.
@@ -11,16 +11,19 @@ import ctypes
 import glob
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import dask
-from distributed import Client, LocalCluster, WorkerPlugin, progress
+from distributed import Client, WorkerPlugin, progress
 
+from sonicatlas import deploy
 from sonicatlas.config import ClusterConfig
-from sonicatlas.errors import SchedulerUnreachableError
+from sonicatlas.errors import NoWorkersError, SchedulerUnreachableError
+from sonicatlas.watch import NoWorkersSignal, WorkerWatch, quiet_after_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -32,60 +35,85 @@ def local_cluster_size(config: ClusterConfig) -> int:
 
 @contextlib.contextmanager
 def connect(config: ClusterConfig, echo=print) -> Iterator[Client]:
-    """Yield a Client on a remote scheduler or on a new LocalCluster, and close it after.
+    """Yield a Client on a remote scheduler, a factory's cluster or a new LocalCluster.
+
+    The client, and any cluster started here, are closed on the way out. While the block
+    runs, a thread watches that the scheduler has workers (:class:`WorkerWatch`).
 
     Parameters
     ----------
     config : ClusterConfig
-        ``scheduler`` set: connect there, failing within ``connect_timeout`` seconds.
+        ``scheduler`` set: connect there (with ``tls``'s certificates for ``tls://``),
+        failing within ``connect_timeout`` seconds. ``factory`` set: build that cluster.
         Otherwise start a LocalCluster bound to 127.0.0.1.
     echo : callable
-        Where the dashboard link is announced.
+        Where the dashboard link and the watch's warnings are announced.
 
     Raises
     ------
     SchedulerUnreachableError
-        The remote scheduler did not answer in time; the message names the address.
+        The remote scheduler did not answer in time, or refused the certificates.
+    ConfigError
+        Certificates missing or unusable, or a factory that cannot be built.
+    NoWorkersError
+        The scheduler had no workers for ``no_workers_timeout`` seconds.
     """
-    cluster = None
+    try:
+        with contextlib.ExitStack() as stack:
+            cluster = None
+            if config.scheduler:
+                client = _remote_client(config)
+            else:
+                if config.factory:
+                    cluster = deploy.build_factory(config)
+                else:
+                    cluster = deploy.local_cluster(config, local_cluster_size(config))
+                stack.callback(cluster.close)
+                client = Client(cluster, set_as_default=True)
+            stack.callback(client.close)
+            # Persisted collections still held by the caller would otherwise be reported as
+            # "lost" while the workers shut down.
+            stack.callback(logging.getLogger("distributed.scheduler").setLevel, logging.ERROR)
+            client.register_plugin(QuietSizeof())
+            echo(_announce(config, client, cluster))
+            stack.enter_context(WorkerWatch(client, config.no_workers_timeout, echo))
+            stack.enter_context(quiet_after_interrupt())
+            yield client
+    except NoWorkersSignal as exc:  # wherever it reached the main thread, cleanup included
+        raise NoWorkersError(str(exc)) from None
+
+
+def _remote_client(config: ClusterConfig) -> Client:
+    security = deploy.security(config)
+    try:
+        return Client(config.scheduler, timeout=config.connect_timeout, set_as_default=True,
+                      security=security)
+    except (OSError, TimeoutError) as exc:
+        hint = ("; do cluster.tls's certificates belong to this cluster?" if security
+                else "; is `dask scheduler` running there, and is the port open?")
+        raise SchedulerUnreachableError(
+            f"cannot reach the Dask scheduler at {config.scheduler} within "
+            f"{config.connect_timeout:g} s ({exc.__class__.__name__}: {exc}){hint}") from exc
+
+
+def _announce(config: ClusterConfig, client: Client, cluster) -> str:
     if config.scheduler:
-        try:
-            client = Client(config.scheduler, timeout=config.connect_timeout,
-                            set_as_default=True)
-        except (OSError, TimeoutError) as exc:
-            raise SchedulerUnreachableError(
-                f"cannot reach the Dask scheduler at {config.scheduler} within "
-                f"{config.connect_timeout:g} s ({exc.__class__.__name__}: {exc}); is "
-                "`dask scheduler` running there, and is the port open?") from exc
-    else:
-        # The scheduler (in this process) reads the setting once, as it starts.
-        with dask.config.set({"distributed.scheduler.worker-saturation":
-                              config.worker_saturation}):
-            cluster = LocalCluster(
-                n_workers=local_cluster_size(config),
-                threads_per_worker=config.threads_per_worker,
-                processes=config.processes,
-                memory_limit=config.memory_limit,
-                dashboard_address=config.dashboard_address,
-                # Thread workers talk in-process; process workers listen on loopback only.
-                **({"host": "127.0.0.1"} if config.processes else {}),
-            )
-        client = Client(cluster, set_as_default=True)
-    client.register_plugin(QuietSizeof())
-    where = config.scheduler or "a LocalCluster of " + _describe_workers(client)
-    if cluster is not None and config.processes and not huge_pages_wanted(config):
+        return f"Dask: {config.scheduler}; dashboard {client.dashboard_link}"
+    if config.factory:
+        return f"Dask: {config.factory}; dashboard {client.dashboard_link}"
+    where = "a LocalCluster of " + _describe_workers(client)
+    if config.processes:
+        client.register_plugin(IgnoreInterrupts())
+    if config.processes and not huge_pages_wanted(config):
         client.register_plugin(NoHugePages())
         where += " (huge pages off)"
-    echo(f"Dask: {where}; dashboard {client.dashboard_link}")
-    try:
-        yield client
-    finally:
-        # Persisted collections still held by the caller would otherwise be reported as
-        # "lost" while the workers shut down.
-        logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    line = f"Dask: {where}; dashboard {deploy.bound_dashboard(cluster)}"
+    if deploy.dashboard_is_open(config.dashboard_address):
+        line += ("\nwarning: the dashboard listens on every interface and has no "
+                 "authentication; anyone who reaches this machine can see and stop the work")
+    return line
+
+
 
 
 class QuietSizeof(WorkerPlugin):
@@ -100,6 +128,20 @@ class QuietSizeof(WorkerPlugin):
 
     def setup(self, worker) -> None:
         logging.getLogger("distributed.sizeof").setLevel(logging.ERROR)
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Leave Ctrl-C to the client in a LocalCluster's worker processes.
+
+    A terminal sends SIGINT to every process of the command, workers included; each would
+    die with its own traceback while the client is stopping them in order.
+    """
+
+    name = "sonicatlas-ignore-interrupts"
+
+    def setup(self, worker) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def free_page_reporting(sysfs: str = "/sys") -> bool:

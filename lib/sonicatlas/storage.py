@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from sonicatlas.errors import OutputExistsError
+
 
 def resolve(url: str | os.PathLike, storage_options: dict | None = None):
     """``(filesystem, path)`` of a local path or fsspec URL, without a trailing slash.
@@ -56,6 +58,40 @@ def exists(fs, path: str) -> bool:
 def occupied(fs, path: str) -> bool:
     """Whether ``path`` holds something other than an empty directory."""
     return exists(fs, path) and (not fs.isdir(path) or bool(fs.ls(path, detail=False)))
+
+
+def check_target(fs, path: str, shown: str, overwrite: bool, ours, kind: str) -> None:
+    """Refuse, before any work, to write onto ``path`` unless it is free or may be replaced.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+    path : str
+        The target, in ``fs``'s terms.
+    shown : str
+        The target as the user wrote it, for the message.
+    overwrite : bool
+        Whether the user asked to replace an existing target.
+    ours : callable
+        ``ours(fs, path)``: whether what is at ``path`` is something sonicatlas wrote of this
+        kind. Only that is ever replaced: ``--overwrite`` on a user's own directory or file
+        would otherwise delete it.
+    kind : str
+        What ``ours`` recognises, e.g. "sonicatlas run directory", for the message.
+
+    Raises
+    ------
+    OutputExistsError
+        Something is at ``path`` and ``overwrite`` is false, or it is not ``ours``.
+    """
+    if not exists(fs, path):
+        return
+    if not overwrite:
+        raise OutputExistsError(f"{shown} already exists; choose another --out or pass "
+                                "--overwrite")
+    if not ours(fs, path):
+        raise OutputExistsError(f"{shown} is not a {kind}; --overwrite replaces only that, so "
+                                "it was left untouched: choose another --out")
 
 
 def is_local(fs) -> bool:
@@ -129,3 +165,25 @@ def replacing(fs, path: str, partial: str | None = None) -> Iterator[str]:
         move_into_place(fs, partial, path)
     finally:
         remove(fs, partial)  # only there if something failed
+
+
+def check_writable(fs, path: str, shown: str) -> None:
+    """Fail in one line, before any work, where nothing can be written beside ``path``.
+
+    Makes ``path``'s parent and writes and removes a hidden file there (a read-only file
+    system, a parent that is a file, no permission).
+
+    Raises
+    ------
+    sonicatlas.errors.InputError
+        Naming ``shown`` and the system's reason.
+    """
+    from sonicatlas.errors import InputError
+
+    probe = hidden_sibling(path, "probe")
+    try:
+        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
+        fs.touch(probe)
+        fs.rm(probe)
+    except OSError as e:
+        raise InputError(f"cannot write {shown}: {e.strerror or e.__class__.__name__}") from None

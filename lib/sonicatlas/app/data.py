@@ -15,7 +15,16 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import ARTIST, CLUSTER, CLUSTER_NAME, FEATURES, PC1, PC2, TRACK_ID
+from sonicatlas.contract import (
+    ARTIST,
+    CLUSTER,
+    CLUSTER_NAME,
+    FEATURES,
+    GENRE_SEPARATOR,
+    PC1,
+    PC2,
+    TRACK_ID,
+)
 from sonicatlas.errors import InputError
 
 #: Metadata the filters and tables use, when the run carried it.
@@ -44,6 +53,10 @@ class RunData:
         Rows rejected, by reason (``reason``, ``rows``).
     features : list of str
         The audio features present in ``tracks``.
+    vectors : numpy.ndarray or None
+        The run's standardised features of ``features``, float32, row for row with
+        ``tracks``: what similar songs, playlists and artist profiles compare. None for a run
+        without query data.
     """
 
     run: str
@@ -53,6 +66,7 @@ class RunData:
     profiles: pd.DataFrame
     rejects: pd.DataFrame
     features: list[str] = field(default_factory=list)
+    vectors: np.ndarray | None = None
 
     @property
     def genres(self) -> list[str]:
@@ -60,7 +74,8 @@ class RunData:
         if "genre" not in self.tracks:
             return []
         labels = self.tracks["genre"].cat.categories
-        return sorted({g.strip() for label in labels for g in str(label).split(",") if g.strip()})
+        return sorted({g.strip() for label in labels
+                       for g in str(label).split(GENRE_SEPARATOR) if g.strip()})
 
 
 def _fs(run: str, storage_options: dict | None):
@@ -100,11 +115,11 @@ def read_run(run: str, storage_options: dict | None = None) -> RunData:
     profiles = _read_table(fs, root, "summary/cluster_profiles")
     names = _names(profiles)
     tracks = _tidy(tracks, names)
-    features = []
+    features, vectors = [], None
     if fs.isdir(f"{root}/query"):
-        tracks, features = _with_features(fs, root, tracks)
+        tracks, features, vectors = _with_features(fs, root, tracks)
     rejects = _reject_counts(fs, root)
-    return RunData(run, tracks, names, manifest, profiles, rejects, features)
+    return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors)
 
 
 def _read_table(fs, root: str, name: str) -> pd.DataFrame:
@@ -144,21 +159,28 @@ def _tidy(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return out
 
 
-def _with_features(fs, root: str, tracks: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Join the audio features in their own units (query data + the run's scaler)."""
+def _with_features(fs, root: str, tracks: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """The standardised features row for row with ``tracks``, and the features in their own
+    units joined to ``tracks`` (query data + the run's scaler)."""
     query = pd.read_parquet(f"{root}/query", filesystem=fs)
     with fs.open(f"{root}/model/model.json") as f:
         model = json.load(f)
     features = [c for c in model.get("features", FEATURES) if c in query]
     mean = np.asarray(model["scale_mean"], dtype=np.float64)
     std = np.asarray(model["scale_std"], dtype=np.float64)
-    raw = pd.DataFrame({TRACK_ID: query[TRACK_ID].astype("string")})
+    at = pd.Index(query[TRACK_ID].astype("string")).get_indexer(tracks[TRACK_ID])
+    if (at < 0).any():
+        raise InputError(f"{root}/query lacks {int((at < 0).sum()):,} assigned tracks; "
+                         "re-run cluster-tracks to rebuild the run")
+    vectors = np.empty((len(tracks), len(features)), dtype=np.float32)
+    out = tracks  # the caller's own frame, built by _tidy: no copy of a 10M-row table
     for j, feature in enumerate(model["features"]):
         if feature in features:
-            raw[feature] = (query[feature].to_numpy(np.float64) * std[j] + mean[j]
-                            ).astype(np.float32)
-    merged = tracks.merge(raw, on=TRACK_ID, how="left", sort=False)
-    return merged, features
+            column = query[feature].to_numpy(np.float32)[at]
+            vectors[:, features.index(feature)] = column
+            out[feature] = (column.astype(np.float64) * std[j] + mean[j]).astype(np.float32)
+    return out, features, vectors
 
 
 def _reject_counts(fs, root: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import param
 
-from sonicatlas.contract import ARTIST, CLUSTER_NAME
+from sonicatlas.contract import ARTIST, CLUSTER_NAME, GENRE_SEPARATOR
 
 #: Filters that are ranges over a numeric column, with the label the user sees.
 RANGES = {"popularity": "Popularity", "release_year": "Release year",
@@ -147,4 +147,4 @@ def _contains(column: pd.Series, text: str) -> np.ndarray:
 def _any_genre(column: pd.Series, genres: list[str]) -> np.ndarray:
     wanted = set(genres)
     return _on_categories(
-        column, lambda label: any(g.strip() in wanted for g in label.split(",")))
+        column, lambda label: any(g.strip() in wanted for g in label.split(GENRE_SEPARATOR)))

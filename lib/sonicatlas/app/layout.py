@@ -16,10 +16,19 @@ import panel as pn
 
 from sonicatlas.app import views
 from sonicatlas.app.data import RunData, read_run
-from sonicatlas.app.downloads import write_rows
+from sonicatlas.app.discover_tabs import (
+    Picks,
+    message,
+    playlist_tab,
+    search_tab,
+    similar_list,
+)
+from sonicatlas.app.discovery import Discovery
+from sonicatlas.app.export import export_tab, selection_downloads
 from sonicatlas.app.filters import Filters
 from sonicatlas.app.map import COLOR_BY, map_plot, nearest_track
 from sonicatlas.contract import CLUSTER_NAME, PC1, PC2, TRACK_ID
+from sonicatlas.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +97,29 @@ def explorer(run: str | RunData, storage_options: dict | None = None) -> pn.view
     selected = pn.Column(pn.pane.Markdown("Click the map to pick the nearest track."),
                          name="selected")
 
+    discovery, picks = _discovery(data), Picks()
+
     def build_map(color_by):
         plot = map_plot(data, mask, color_by, labels)
         tap = hv.streams.Tap(source=plot, x=None, y=None)
-        tap.add_subscriber(lambda x, y: _show_track(data, filters, x, y, selected))
+        tap.add_subscriber(lambda x, y: _show_track(data, discovery, filters, x, y, selected))
         return pn.pane.HoloViews(plot, name="map")
+
+    if isinstance(discovery, Discovery):
+        search = search_tab(discovery, picks)
+        playlist = playlist_tab(discovery, picks, data.names)
+    else:  # a run without query data: say how to get it, once, where the tabs would be
+        search = playlist = discovery
 
     tabs = pn.Tabs(
         ("Overview", pn.bind(safe(views.overview), data, mask)),
         ("Map", pn.Column(color, pn.bind(safe(build_map), color), selected)),
         ("Clusters", pn.bind(safe(views.clusters), data, mask)),
-        ("Tracks", pn.Column(_downloads(data, mask),
+        ("Tracks", pn.Column(selection_downloads(data, mask),
                              pn.bind(safe(views.track_table), data, mask))),
+        ("Search", search),
+        ("Playlist", playlist),
+        ("Export", export_tab(data, mask, lambda: picks.playlist)),
         dynamic=True, sizing_mode="stretch_width")
     header = pn.pane.Markdown(f"## sonicatlas explorer\n`{data.run}` · {len(data.names)} "
                               "clusters (names compare each cluster with this catalog)")
@@ -132,7 +152,14 @@ def _filter_widgets(filters: Filters) -> list:
     return [*widgets, reset]
 
 
-def _show_track(data: RunData, filters: Filters, x, y, target: pn.Column) -> None:
+def _discovery(data: RunData) -> Discovery | pn.pane.Alert:
+    try:
+        return Discovery(data)
+    except InputError as error:
+        return message(error)
+
+
+def _show_track(data: RunData, discovery, filters: Filters, x, y, target: pn.Column) -> None:
     row = nearest_track(data, filters.selection, x, y)
     if row is None:
         return
@@ -143,17 +170,6 @@ def _show_track(data: RunData, filters: Filters, x, y, target: pn.Column) -> Non
              f"at ({track[PC1]:.2f}, {track[PC2]:.2f})", ""]
     lines += [f"- {c}: {track[c]}" for c in shown]
     target.objects = [pn.pane.Markdown("\n".join(lines), name="track")]
-
-
-def _downloads(data: RunData, mask) -> pn.Row:
-    columns = [c for c in data.tracks.columns if c not in (PC1, PC2)]
-
-    def saver(fmt):
-        return lambda: write_rows(data.tracks, np.flatnonzero(mask.rx.value), columns, fmt)
-
-    return pn.Row(
-        pn.widgets.FileDownload(callback=saver("csv"), filename="tracks.csv",
-                                label="Download the selection (CSV)", name="download-csv"),
-        pn.widgets.FileDownload(callback=saver("json"), filename="tracks.json",
-                                label="Download the selection (JSON lines)",
-                                name="download-json"))
+    if isinstance(discovery, Discovery):
+        target.append(pn.pane.Markdown("**The 10 songs most like it**"))
+        target.append(similar_list(discovery, int(row)))

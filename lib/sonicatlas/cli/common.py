@@ -27,8 +27,17 @@ Examples:
 """
 
 
+#: the shell's exit status for a command ended by Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
+
+
 def user_errors(func):
-    """Report SonicatlasError as one line on stderr and exit with its code, no traceback."""
+    """Report SonicatlasError as one line on stderr and exit with its code, no traceback.
+
+    Ctrl-C (SIGINT) is one line too, and exit status 130: by the time it is printed the
+    command's cluster is stopped and its partial output removed (the context managers that
+    hold them have closed on the way out).
+    """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
@@ -36,6 +45,10 @@ def user_errors(func):
         except SonicatlasError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the cluster was stopped and the partial output removed",
+                       err=True)
+            sys.exit(INTERRUPTED)
     return wrapper
 
 

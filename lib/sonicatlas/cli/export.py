@@ -20,7 +20,9 @@ from sonicatlas.cli.common import user_errors
                    "markdown file (default: print it).")
 @click.option("--summary", is_flag=True,
               help="Write the run's one-page markdown summary instead of tracks.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out if it is a sonicatlas export (its columns "
+                   "include cluster and cluster_name) or summary; anything else is refused.")
 @user_errors
 def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
     """Export a run's tracks (one cluster or all, with the cluster name) or its summary.

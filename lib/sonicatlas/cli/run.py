@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from sonicatlas import storage
 from sonicatlas.cli.common import EPILOG, user_errors
 from sonicatlas.config import load_config
 
@@ -27,7 +28,9 @@ def _jobs() -> dict:
               help="Run on this Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
                    "the workers read the input themselves.")
 @click.option("--out", metavar="DIR", help="Run directory (default: runs/<job>-<time>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory; only one a sonicatlas job wrote (its "
+                   "manifest.json says so) is replaced, once the new run is complete.")
 @user_errors
 def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
     """Run JOB and write a run directory.
@@ -40,7 +43,8 @@ def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None
     `sonicatlas jobs` lists every job installed.
 
     The run is written to a hidden directory beside --out and moved into place only when it
-    is complete, so a failed run leaves nothing behind.
+    is complete, so a failed run leaves nothing behind. Ctrl-C stops the cluster, removes
+    the partial run and exits with 130.
     """
     jobs = _jobs()
     if job not in jobs:
@@ -49,6 +53,8 @@ def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None
     module = jobs[job].load()
     overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
     config = load_config(module.Config, config_paths, overrides)
+    if out:  # a read-only or impossible --out fails here, in one line, not after the run
+        storage.check_writable(*storage.resolve(out, config.storage_options), out)
     click.echo(f"sonicatlas {job}")
     summary = module.run(config, out=out, overwrite=overwrite, echo=click.echo)
     click.echo(summary.text())

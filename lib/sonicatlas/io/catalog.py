@@ -27,8 +27,18 @@ import pyarrow.parquet as pq
 from distributed import Client
 from fsspec.implementations.local import LocalFileSystem
 
-from sonicatlas.contract import FEATURES, METADATA, TRACK_ID
+from sonicatlas.contract import (
+    DETAIL,
+    FEATURES,
+    METADATA,
+    REASON,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    TRACK_ID,
+)
 from sonicatlas.errors import CorruptFileError, InputError, MissingColumnsError, WrongTypeError
+from sonicatlas.io.schema import require_everywhere, unify
+from sonicatlas.io.setaside import list_ingest_rejects, read_set_aside
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class Catalog:
 
     url: str
     files: tuple[str, ...]
+    #: every row of the source: the data files' and those ``sonicatlas ingest`` set aside
     rows: int
     fingerprint: str
     #: contract name -> the input's column name, for every column that will be read
@@ -44,6 +55,11 @@ class Catalog:
     storage_options: dict
     #: rows in each row group of each file, from the footers
     row_groups: tuple[tuple[int, ...], ...] = ()
+    #: one schema for all files (numeric types promoted), Hive folders included
+    schema: pa.Schema | None = None
+    #: rows ``sonicatlas ingest`` set aside (under ``_rejects/``), and how many each holds
+    ingest_rejects: tuple[str, ...] = ()
+    ingest_rejects_rows: tuple[int, ...] = ()
 
     @property
     def carried(self) -> tuple[str, ...]:
@@ -57,9 +73,9 @@ def list_parquet_files(url: str, storage_options: dict | None = None) -> list[st
     Names starting with ``_`` or ``.`` are skipped at every level, as pyarrow's dataset reader
     does (``_rejects/``, ``_metadata``, temporary files).
     """
-    fs, _, paths = fsspec.get_fs_token_paths(url, storage_options=storage_options or {})
+    fs, _ = fsspec.core.url_to_fs(url, **(storage_options or {}))
     files = []
-    for path in paths:
+    for path in (fsspec.core.strip_protocol(p) for p in expand_paths(url, storage_options)):
         found = fs.find(path) if fs.isdir(path) else [path]
         for name in found:
             relative = name[len(path):] if name.startswith(path) else name.rsplit("/", 1)[-1]
@@ -69,14 +85,17 @@ def list_parquet_files(url: str, storage_options: dict | None = None) -> list[st
     return sorted(files)
 
 
-def _footer(path: str, storage_options: dict) -> tuple[str, tuple[int, ...], str]:
-    """(path, rows per row group, error) from one file's Parquet footer; runs on a worker."""
+def _footer(path: str, storage_options: dict
+            ) -> tuple[str, tuple[int, ...], pa.Schema | None, str]:
+    """(path, rows per row group, schema, error) from one file's Parquet footer; on a worker."""
     try:
         with fsspec.open(path, "rb", **storage_options) as handle:
-            meta = pq.ParquetFile(handle).metadata
-            return path, tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)), ""
+            parquet = pq.ParquetFile(handle)
+            meta = parquet.metadata
+            return (path, tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
+                    parquet.schema_arrow, "")
     except Exception as exc:  # any reason a footer is unreadable is the user's to see
-        return path, (), f"{exc.__class__.__name__}: {exc}"
+        return path, (), None, f"{exc.__class__.__name__}: {exc}"
 
 
 def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
@@ -107,25 +126,36 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
     files = list_parquet_files(url, storage_options)
     if not files:
         raise InputError(f"catalog at {url}: no Parquet files found")
-    footers = client.gather(client.map(_footer, files, storage_options=storage_options,
-                                       pure=False))
-    broken = [(path, error) for path, _, error in footers if error]
+    rejects = list_ingest_rejects(url, storage_options)
+    footers = client.gather(client.map(_footer, [*files, *rejects],
+                                       storage_options=storage_options, pure=False))
+    broken = [(path, error) for path, _, _, error in footers if error]
     if broken:
         path, error = broken[0]
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
         raise CorruptFileError(f"catalog at {url}: cannot read Parquet file {path}{more}: "
                                f"{error}")
-    rows = sum(sum(groups) for _, groups, _ in footers)
+    data, set_aside = footers[:len(files)], footers[len(files):]
+    rows = sum(sum(groups) for _, groups, _, _ in data)
+    set_aside_rows = sum(sum(groups) for _, groups, _, _ in set_aside)
+    if rows == 0 and set_aside_rows:
+        raise InputError(f"catalog at {url} has no rows to cluster: ingest set aside all "
+                         f"{set_aside_rows:,} (see their reasons in {url}/_rejects)")
     if rows == 0:
         raise InputError(f"catalog at {url} is empty: {len(files)} file(s) and no rows")
 
-    schema = _empty_frame(_dataset(url, files, storage_options).schema)
-    sources = _resolve_columns(url, schema, columns, features)
+    schemas = {path: schema for path, _, schema, _ in data}
+    dataset = _dataset(url, files, storage_options, unify(schemas, url))
+    sources = _resolve_columns(url, _empty_frame(dataset.schema), columns, features)
+    require_everywhere(url, schemas, [sources[c] for c in (TRACK_ID, *features)])
     fingerprint = hashlib.sha256(
-        "\n".join(f"{path}:{sum(groups)}" for path, groups, _ in footers).encode()
+        "\n".join(f"{path}:{sum(groups)}" for path, groups, _, _ in footers).encode()
     ).hexdigest()[:16]
-    return Catalog(url, tuple(files), rows, fingerprint, sources, storage_options,
-                   tuple(groups for _, groups, _ in footers))
+    return Catalog(url, tuple(files), rows + set_aside_rows,
+                   fingerprint, sources, storage_options,
+                   tuple(groups for _, groups, _, _ in data), dataset.schema,
+                   tuple(path for path, _, _, _ in set_aside),
+                   tuple(sum(groups) for _, groups, _, _ in set_aside))
 
 
 def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
@@ -146,7 +176,8 @@ def _resolve_columns(url: str, schema: pd.DataFrame, columns: dict[str, str],
             via = f" (mapped from {sources[name]!r})" if sources[name] != name else ""
             raise WrongTypeError(f"catalog at {url}: column {name!r}{via} has type {dtype}; "
                                  "expected numbers (or text holding numbers)")
-    wanted = [TRACK_ID, *features, *(c for c in METADATA if c in sources)]
+    wanted = [TRACK_ID, *features, *(c for c in METADATA if c in sources),
+              *(c for c in (SOURCE_FILE, SOURCE_LINE) if c in sources)]
     return {name: sources[name] for name in wanted}
 
 
@@ -156,17 +187,25 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
 
     One partition per file, or per run of row groups of about ``rows_per_partition`` rows
     in a file with more; partitions are in file order. Text columns are ``string[pyarrow]``.
+    Every file is read as the catalog's common schema. An ingested catalog adds
+    ``source_file`` and ``source_line``, and its set-aside rows as the last partitions, with
+    ``reason`` and ``detail`` (null in the other partitions).
     """
-    wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry]
+    located = [c for c in (SOURCE_FILE, SOURCE_LINE) if c in catalog.sources and c not in carry]
+    wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry, *located]
     columns = [catalog.sources[c] for c in wanted]
-    dataset = _dataset(catalog.url, catalog.files, catalog.storage_options)
+    dataset = _dataset(catalog.url, catalog.files, catalog.storage_options, catalog.schema)
     fragments = {_stripped(f.path): f for f in dataset.get_fragments()}
     pieces = [(fragments[_stripped(path)], row_groups, path)
               for path, groups in zip(catalog.files, catalog.row_groups, strict=True)
               for row_groups in _row_group_runs(groups, rows_per_partition)]
+    # Rows that ingest set aside come last, with its reason and detail (null elsewhere).
+    judged = (REASON, DETAIL) if catalog.ingest_rejects else ()
+    pieces += [(None, wanted, path) for path in catalog.ingest_rejects]
+    meta = _to_pandas(_with_nulls(dataset.schema.empty_table().select(columns), judged))
     frame = dd.from_map(_read_piece, pieces, columns=columns, schema=dataset.schema,
-                        meta=_empty_frame(dataset.schema)[columns], label="read-catalog",
-                        enforce_metadata=False)
+                        judged=judged, storage_options=catalog.storage_options, meta=meta,
+                        label="read-catalog", enforce_metadata=False)
     return frame.rename(columns={catalog.sources[c]: c for c in wanted})
 
 
@@ -184,17 +223,27 @@ def _row_group_runs(groups: tuple[int, ...], rows: int) -> list[list[int] | None
     return [*runs, current]
 
 
-def _read_piece(piece, columns: list[str], schema: pa.Schema) -> pd.DataFrame:
+def _read_piece(piece, columns: list[str], schema: pa.Schema, judged: tuple[str, ...] = (),
+                storage_options: dict | None = None) -> pd.DataFrame:
     """One partition: a file's rows (or some of its row groups), as a pandas frame."""
     fragment, row_groups, path = piece
     try:
+        if fragment is None:  # ingest's rejects: text, typed here as the catalog's columns
+            return _to_pandas(read_set_aside(path, row_groups, columns, schema, judged,
+                                             storage_options or {}))
         if row_groups is not None:
             fragment = fragment.subset(row_group_ids=row_groups)
         table = fragment.to_table(schema=schema, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CorruptFileError(f"cannot read Parquet file {path}: "
                                f"{exc.__class__.__name__}: {exc}") from exc
-    return _to_pandas(table)
+    return _to_pandas(_with_nulls(table, judged))
+
+
+def _with_nulls(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
+    for name in names:
+        table = table.append_column(name, pa.nulls(len(table), pa.string()))
+    return table
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -209,16 +258,33 @@ def _empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return _to_pandas(schema.empty_table())
 
 
-def _dataset(url: str, files, storage_options: dict) -> ds.Dataset:
-    """The catalog's files as a pyarrow dataset; Hive folders under ``url`` are columns."""
+def _dataset(url: str, files, storage_options: dict, schema: pa.Schema | None = None
+             ) -> ds.Dataset:
+    """The catalog's files as a pyarrow dataset; Hive folders under ``url`` are columns.
+
+    ``schema``: the files' common schema, to read every file as; Hive columns are added.
+    """
     fs, root = fsspec.core.url_to_fs(url, **storage_options)
     # pyarrow's own local reader; other file systems through fsspec
     arrow_fs = pafs.LocalFileSystem() if isinstance(fs, LocalFileSystem) else \
         pafs.PyFileSystem(pafs.FSSpecHandler(fs))
     base = root.rstrip("/") if fs.isdir(root) else None
-    return ds.dataset([_stripped(f) for f in files], filesystem=arrow_fs, format="parquet",
-                      partitioning="hive" if base else None, partition_base_dir=base)
+    paths = [_stripped(f) for f in files]
+    found = ds.dataset(paths, filesystem=arrow_fs, format="parquet",
+                       partitioning="hive" if base else None, partition_base_dir=base)
+    if schema is None or found.schema.equals(schema):
+        return found
+    folders = [f for f in found.schema if f.name not in schema.names]
+    return ds.dataset(paths, filesystem=arrow_fs, format="parquet", schema=pa.schema(
+        [*schema, *folders]), partitioning="hive" if base else None, partition_base_dir=base)
 
 
 def _stripped(path: str) -> str:
     return fsspec.core.strip_protocol(path)
+
+
+def expand_paths(url: str, storage_options: dict | None = None) -> list[str]:
+    """``url`` as full URLs of files: a glob (``*``, ``?``, ``[01]``) expanded and sorted."""
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    found = sorted(fs.glob(path)) if any(ch in path for ch in "*?[") else [path]
+    return [fs.unstrip_protocol(p) for p in found]

@@ -1,8 +1,11 @@
 """Row validation: every row is accepted or rejected with a reason, never dropped.
 
-Rules, in the order a row's reason is chosen: a missing ``track_id``; a feature value that is
-not a number; a missing (NaN) or infinite feature; a feature outside its valid range; a
-``track_id`` already seen earlier in the catalog (the first valid occurrence is kept).
+Rules, in the order a row's reason is chosen: a reason ``sonicatlas ingest`` already gave it;
+a missing ``track_id``; a feature value that is not a number; a missing (NaN) or infinite
+feature; a feature too large for float32 (the clustering's type); a feature outside its valid
+range (:data:`sonicatlas.contract.VALID_RANGES`, or the run's ``bounds``); a ``track_id``
+already seen earlier in the catalog (the first valid occurrence is kept). Every reject's
+``detail`` is the offending value as read (``nan`` or ``null`` where it is missing).
 """
 
 from __future__ import annotations
@@ -14,24 +17,38 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sonicatlas.contract import DETAIL, POSITION, REASON, TRACK_ID, VALID_RANGES
+from sonicatlas.contract import (
+    DETAIL,
+    FLOAT32_MAX,
+    POSITION,
+    REASON,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    TRACK_ID,
+    VALID_RANGES,
+    Range,
+)
 from sonicatlas.io.duplicates import find_duplicates
 
 DUPLICATE = "duplicate track_id"
 
 
 def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
-                    partition_info: dict | None = None) -> pd.DataFrame:
+                    partition_info: dict | None = None,
+                    ranges: dict[str, Range] | None = None) -> pd.DataFrame:
     """Coerce features to float64 and add a ``reason`` column (missing where the row is valid).
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        One partition with ``track_id`` and the features, any numeric or text dtype.
+        One partition with ``track_id`` and the features, any numeric or text dtype; a
+        ``reason`` (and ``detail``) already there, from ingest, is kept.
     features : tuple of str
         Features to check against :data:`sonicatlas.contract.VALID_RANGES`.
     partition_info : dict, optional
         Filled in by dask's ``map_partitions``; gives the partition number for ``_pos``.
+    ranges : dict of str to Range, optional
+        Valid ranges that replace the contract's, by feature.
 
     Returns
     -------
@@ -40,17 +57,24 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
         strings, and ``_pos`` (int64).
     """
     number = partition_info["number"] if partition_info else 0
+    ranges = {**VALID_RANGES, **(ranges or {})}
     out = frame.copy(deep=False)  # new columns only: copy-on-write keeps ``frame`` intact
     reasons = np.full(len(frame), None, dtype=object)
     details = np.full(len(frame), None, dtype=object)
     open_rows = np.ones(len(frame), dtype=bool)  # rows without a reason yet
+    if REASON in frame:  # set aside by ingest: its reason and detail stand
+        given = frame[REASON].notna().to_numpy(dtype=bool)
+        if given.any():
+            reasons[given] = frame[REASON].to_numpy(dtype=object)[given]
+            if DETAIL in frame:
+                details[given] = frame[DETAIL].to_numpy(dtype=object, na_value=None)[given]
+            open_rows &= ~given
 
     def describe(target: np.ndarray, reason: str, detail=None) -> None:
         if target.any():
             reasons[target] = reason
             if detail is not None:
-                details[target] = [repr(v) if isinstance(v, str) else f"{v:g}"
-                                   for v in detail[target]]
+                details[target] = [_shown(v) for v in detail[target]]
 
     def mark(mask: np.ndarray, reason: str, detail=None) -> None:
         # Earlier rules win: only rows without a reason yet take this one.
@@ -60,7 +84,7 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
 
     ids = frame[TRACK_ID]
     blank_id = ids.isna() | (ids.astype("string").str.strip() == "").fillna(True)
-    mark(blank_id.to_numpy(dtype=bool), "missing track_id")
+    mark(blank_id.to_numpy(dtype=bool), "missing track_id", ids.to_numpy(dtype=object))
     for name in features:
         raw = frame[name]
         if raw.dtype == np.float64:
@@ -78,20 +102,31 @@ def check_partition(frame: pd.DataFrame, features: tuple[str, ...],
     failure = np.empty(len(frame), dtype=np.int8)
     for name in features:
         values = out[name].to_numpy()
-        valid = VALID_RANGES[name]
+        valid = ranges[name]
         if _failures(values, valid.low, valid.high, valid.low_inclusive,
                      valid.high_inclusive, open_rows, failure):
-            for code, reason, detail in ((_MISSING, f"missing {name}", None),
-                                         (_INFINITE, f"infinite {name}", values),
-                                         (_OUTSIDE, f"{name} outside {valid.describe()}", values)):
-                describe(failure == code, reason, detail)
+            for code, reason in ((_MISSING, f"missing {name}"),
+                                 (_INFINITE, f"infinite {name}"),
+                                 (_TOO_LARGE, f"{name} too large for float32"),
+                                 (_OUTSIDE, f"{name} outside {valid.describe()}")):
+                describe(failure == code, reason, values)
     out[TRACK_ID] = ids.astype("string")
     out[REASON], out[DETAIL] = _strings(reasons, open_rows), _strings(details, open_rows)
     out[POSITION] = (np.int64(number) << 32) + np.arange(len(frame), dtype=np.int64)
     return out
 
 
-_MISSING, _INFINITE, _OUTSIDE = 1, 2, 3
+_MISSING, _INFINITE, _TOO_LARGE, _OUTSIDE = 1, 2, 3, 4
+
+
+def _shown(value) -> str:
+    """A rejected value for ``detail``: text quoted, numbers in full, missing as ``null``."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "null"
+    if isinstance(value, str):
+        return repr(value)
+    text = repr(float(value)) if isinstance(value, float | np.floating) else str(value)
+    return text.removesuffix(".0")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -99,9 +134,9 @@ def _failures(values, low, high, low_inclusive, high_inclusive, open_rows, failu
               ):  # pragma: no cover - numba
     """The first rule each row without a reason yet fails on ``values``, in one pass.
 
-    ``failure`` gets 0 (passes), missing, infinite or outside the range (the rules' order);
-    a failing row is closed in ``open_rows``. Returns how many failed. One read of the
-    column, where numpy would build five masks per feature.
+    ``failure`` gets 0 (passes), missing, infinite, too large for float32 or outside the range
+    (the rules' order); a failing row is closed in ``open_rows``. Returns how many failed.
+    One read of the column, where numpy would build five masks per feature.
     """
     failed = 0
     for r in range(values.shape[0]):
@@ -112,6 +147,8 @@ def _failures(values, low, high, low_inclusive, high_inclusive, open_rows, failu
                 code = _MISSING
             elif np.isinf(v):
                 code = _INFINITE
+            elif abs(v) > FLOAT32_MAX:
+                code = _TOO_LARGE
             elif (v < low or (v == low and not low_inclusive)
                   or v > high or (v == high and not high_inclusive)):
                 code = _OUTSIDE
@@ -128,9 +165,10 @@ def _strings(values: np.ndarray, unset: np.ndarray) -> pd.api.extensions.Extensi
     return pd.array(values, dtype="string")
 
 
-def check_rows(frame: dd.DataFrame, features: tuple[str, ...]) -> dd.DataFrame:
+def check_rows(frame: dd.DataFrame, features: tuple[str, ...],
+               ranges: dict[str, Range] | None = None) -> dd.DataFrame:
     """Lazy :func:`check_partition` over every partition."""
-    return frame.map_partitions(check_partition, features)
+    return frame.map_partitions(check_partition, features, ranges=ranges)
 
 
 # -- duplicates -------------------------------------------------------------------------------
@@ -138,6 +176,11 @@ def _accepted_part(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFra
     valid = frame[REASON].isna().to_numpy()
     kept = frame if valid.all() else frame[valid]  # no copy of a partition with no rejects
     out = kept.drop(columns=[REASON, DETAIL])
+    if SOURCE_FILE in out:
+        # Held for the whole run, for the duplicates' rejects only: the file (one per
+        # partition) as a category and the line as int32, not a path and an int64 per row.
+        out = out.assign(**{SOURCE_FILE: out[SOURCE_FILE].astype("category"),
+                            SOURCE_LINE: out[SOURCE_LINE].astype(np.int32)})
     if features:
         # One 2-D float32 block, not a block per column: the scaling, the scores and the
         # per-artist sums then read ``frame[features]`` as a view, not a 40 MB copy each.
@@ -174,16 +217,17 @@ def _with_duplicates(rejected: pd.DataFrame, accepted: pd.DataFrame, positions: 
     return pd.concat([rejected, moved[rejected.columns]]).sort_values(POSITION, kind="stable")
 
 
-def validate(frame: dd.DataFrame, features: tuple[str, ...]
-             ) -> tuple[dd.DataFrame, dd.DataFrame]:
+def validate(frame: dd.DataFrame, features: tuple[str, ...],
+             ranges: dict[str, Range] | None = None) -> tuple[dd.DataFrame, dd.DataFrame]:
     """Check every row, in one read: the persisted (accepted, rejected) rows.
 
     Both are persisted from the same read (the checked frame itself is never held, so a
     catalog larger than memory spills once, not twice); repeated ``track_id`` are then
     found among the accepted rows and moved to the rejects, partition by partition. Their
-    features are then the float32 values the accepted rows hold.
+    features are then the float32 values the accepted rows hold. ``ranges`` replaces the
+    contract's valid ranges by feature (the run's ``bounds``).
     """
-    accepted, rejects = dask.persist(*split(check_rows(frame, features), features))
+    accepted, rejects = dask.persist(*split(check_rows(frame, features, ranges), features))
     duplicates = find_duplicates(accepted)
     if len(duplicates):
         moved = dd.map_partitions(_with_duplicates, rejects, accepted, duplicates,

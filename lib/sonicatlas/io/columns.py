@@ -84,3 +84,64 @@ def check_mapping(pairs: list, origin: str) -> dict[str, str]:
                              f"to {target!r} in {origin}")
         mapping[source], source_of[target] = target, source
     return mapping
+
+
+#: Column names the usual exports use, recognised without a mapping (compared case-blind),
+#: by contract column; where a file has several, the first listed wins.
+USUAL_NAMES: dict[str, tuple[str, ...]] = {
+    "track_id": ("track_id", "id", "spotify_id", "song_id"),
+    "track_name": ("track_name", "name", "song", "song_name", "title", "track_title"),
+    "artist_name": ("artist_name", "artist", "artists", "track_artist"),
+    "album_name": ("album_name", "album", "track_album_name"),
+    "album_id": ("album_id", "track_album_id"),
+    "release_date": ("release_date", "track_album_release_date", "album_release_date"),
+    "release_year": ("release_year", "year"),
+    "genre": ("genre", "genres", "playlist_genre", "track_genre"),
+    "subgenre": ("subgenre", "playlist_subgenre"),
+    "popularity": ("popularity", "track_popularity"),
+    "explicit": ("explicit",),
+}
+
+
+def recognise_columns(header: list[str], mapping: dict[str, str],
+                      targets: tuple[str, ...]) -> dict[str, str]:
+    """Source -> contract name for every column of ``header`` that becomes a catalog column.
+
+    The user's ``mapping`` comes first, then a column already named as in the contract, then
+    the usual names of :data:`USUAL_NAMES`. A contract column claimed twice by the user's
+    mapping or exact names raises; a usual name whose target is taken is left out (and so
+    listed as dropped by the caller).
+
+    Parameters
+    ----------
+    header : list of str
+        The input's column names, in file order.
+    mapping : dict of str to str
+        The user's source -> contract mapping, already checked by :func:`check_mapping`.
+    targets : tuple of str
+        The contract columns a catalog may have.
+
+    Returns
+    -------
+    dict[str, str]
+        Source column -> contract column, in header order.
+    """
+    chosen: dict[str, str] = {}
+    source_of: dict[str, str] = {}
+    for col in header:
+        target = mapping.get(col, col)
+        if target in targets:
+            if target in source_of:
+                raise InputError(f"both {source_of[target]!r} and {col!r} would become "
+                                 f"{target!r}; map or rename one of them")
+            chosen[col], source_of[target] = target, col
+    lowered = {col.strip().lower(): col for col in reversed(header) if col not in chosen}
+    for target, names in USUAL_NAMES.items():
+        if target in source_of or target not in targets:
+            continue
+        for name in names:
+            col = lowered.get(name)
+            if col is not None and col not in mapping and col not in chosen:
+                chosen[col], source_of[target] = target, col
+                break
+    return {col: chosen[col] for col in header if col in chosen}

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import dask.dataframe as dd
 import fsspec
 import numpy as np
 import pandas as pd
 
 from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2
 from sonicatlas.estimators.lloyd import score_rows
+
+if TYPE_CHECKING:  # the queries load a model without paying for dask.dataframe's import
+    import dask.dataframe as dd
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import platform
+import posixpath
 from collections.abc import Iterator
 from importlib import metadata
 
@@ -17,10 +18,12 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import TRACK_ID
-from sonicatlas.errors import OutputExistsError
+from sonicatlas.runs.partials import forget_owner, record_owner, sweep_partials
+from sonicatlas.runs.provenance import RUN_KIND, is_run_directory
 
 _VERSIONED = ("sonicatlas", "dask", "distributed", "dask-ml", "scikit-learn", "pandas",
               "numpy", "pyarrow", "datashader")
+_FAILED_WRITES_WAIT = 30.0
 
 
 def default_run_name(job: str) -> str:
@@ -94,7 +97,8 @@ class RunDirectory:
 
         After a failure (``failed``) their errors are ignored: this only lets the writes
         already running end, so that none writes into the directory once it is removed (a
-        remote worker goes on with a task whose client has gone).
+        remote worker goes on with a task whose client has gone). It waits at most
+        ``_FAILED_WRITES_WAIT`` seconds: a cluster without workers would never end them.
         """
         from distributed import wait
 
@@ -102,7 +106,7 @@ class RunDirectory:
         writing, self._writing = self._writing, []
         if failed:
             with contextlib.suppress(Exception):
-                wait(writing)
+                wait(writing, timeout=_FAILED_WRITES_WAIT)
             return
         if writing:
             show_progress(*writing)  # on large catalogs this wait is long enough to show
@@ -123,22 +127,38 @@ def _jsonable(value):
 
 
 @contextlib.contextmanager
-def open_run(final: str, storage_options: dict | None = None, overwrite: bool = False
-             ) -> Iterator[RunDirectory]:
+def open_run(final: str, storage_options: dict | None = None, overwrite: bool = False,
+             echo=None) -> Iterator[RunDirectory]:
     """Yield a :class:`RunDirectory`; commit it to ``final`` if the block succeeds.
+
+    Before anything is written, partial runs in the same parent directory whose owner is
+    gone are removed, and those that cannot be judged are named through ``echo``
+    (:mod:`.partials`). The new partial run records its owner until it is committed.
+
+    An existing ``final`` is replaced only with ``overwrite`` and only if it is a run
+    directory (:func:`~.provenance.is_run_directory`); it stays in place until the new run
+    is complete, and is then moved aside, the new run moved in, and the old one deleted.
 
     Raises
     ------
     OutputExistsError
-        ``final`` exists and ``overwrite`` is false (checked before any work).
+        ``final`` exists and ``overwrite`` is false, or it is not a run directory (checked
+        before any work; nothing is touched).
     """
     run = RunDirectory(final, storage_options)
-    if storage.exists(run.fs, run.final) and not overwrite:
-        raise OutputExistsError(f"run directory {final} already exists; choose another --out "
-                                "or pass --overwrite")
+    storage.check_target(run.fs, run.final, final, overwrite, is_run_directory, RUN_KIND)
+    swept = sweep_partials(run.fs, posixpath.dirname(run.final))
+    if echo is not None:
+        if swept.removed:
+            echo(f"Removed {len(swept.removed)} partial run(s) of processes that are gone: "
+                 + ", ".join(swept.removed))
+        for line in swept.left:
+            echo(f"Left {line}")
     with storage.replacing(run.fs, run.final, run.partial):
         run.fs.makedirs(run.partial, exist_ok=False)
+        record_owner(run.fs, run.partial)
         yield run
+        forget_owner(run.fs, run.partial)
 
 
 def versions() -> dict[str, str]:
@@ -164,7 +184,8 @@ def job_session(config, out: str, overwrite: bool, stage, echo
     from sonicatlas.runtime import connect
 
     with contextlib.ExitStack() as stack:
-        run_dir = stack.enter_context(open_run(out, config.storage_options, overwrite))
+        run_dir = stack.enter_context(
+            open_run(out, config.storage_options, overwrite, echo))
         with stage("start cluster"):
             client = stack.enter_context(connect(config.cluster, echo))
         stack.enter_context(performance_report(f"{run_dir.path}/performance.html",

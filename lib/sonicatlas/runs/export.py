@@ -8,6 +8,7 @@ whole.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,8 +22,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from sonicatlas import storage
-from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE
-from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE, TRACK_ID
+from sonicatlas.errors import InputError
+from sonicatlas.runs.provenance import EXPORT_KIND, is_export
 from sonicatlas.runs.reading import read_profiles, run_path
 
 FORMATS = ("csv", "json", "parquet")
@@ -104,6 +106,35 @@ def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, st
                 return ids[hits[0]], names[hits[0]]
     choices = "; ".join(f"{i} {n}" for i, n in zip(ids, names, strict=True))
     raise InputError(f"unknown cluster {str(cluster)!r}; choose an id or a name: {choices}")
+
+
+def _unscaled(part: pd.DataFrame, z: pd.DataFrame, names: list[str], mean: np.ndarray,
+              std: np.ndarray) -> pd.DataFrame:
+    if len(part) != len(z) or not (part[TRACK_ID].to_numpy() == z[TRACK_ID].to_numpy()).all():
+        raise InputError("the run's assignments/ and query/ do not hold the same tracks in the "
+                         "same order; was one of them rewritten?")
+    values = z[names].to_numpy(dtype=np.float64) * std + mean
+    return part.assign(**{n: values[:, j].astype(np.float32) for j, n in enumerate(names)})
+
+
+def with_features(run: Path, frame: dd.DataFrame) -> dd.DataFrame:
+    """``assignments/`` with each track's audio features in their own units, from the run's
+    ``query/`` (z-scores, partition by partition the same rows) and its scaler; unchanged for
+    a run without ``query/``."""
+    if not (run / "query").exists() or not (run / "model" / "model.json").exists():
+        return frame
+    model = json.loads((run / "model" / "model.json").read_text())
+    z = dd.read_parquet(str(run / "query"))
+    names = [n for n in model["features"] if n in z.columns and n not in frame.columns]
+    if not names or z.npartitions != frame.npartitions:
+        return frame
+    mean = np.asarray(model["scale_mean"], dtype=np.float64)[
+        [model["features"].index(n) for n in names]]
+    std = np.asarray(model["scale_std"], dtype=np.float64)[
+        [model["features"].index(n) for n in names]]
+    meta = frame._meta.assign(**{n: pd.Series(dtype=np.float32) for n in names})
+    return dd.map_partitions(_unscaled, frame, z, names, mean, std, meta=meta,
+                             align_dataframes=False)
 
 
 def by_typicality(frame: dd.DataFrame) -> dd.DataFrame:
@@ -203,7 +234,7 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     format : {"parquet", "csv", "json"}
         ``json`` is JSON Lines: one object per line, so readers can stream it.
     overwrite : bool
-        Replace an existing ``out``.
+        Replace an existing ``out``, if it is an export (:func:`~.provenance.is_export`).
 
     Returns
     -------
@@ -215,17 +246,17 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         ``run_dir`` is not a run, ``cluster`` is unknown or ``format`` is not supported;
         checked before anything is written.
     OutputExistsError
-        ``out`` exists and ``overwrite`` is false.
+        ``out`` exists and ``overwrite`` is false, or it is not an export.
 
     Notes
     -----
-    The columns are those of ``assignments/`` (the audio features among them) with
-    ``cluster_name`` after ``cluster``; tracks come by cluster, the most typical (nearest the
-    cluster's centre) first. Dask
-    reads, filters and writes partition by partition in parallel on the current scheduler (a
-    distributed Client if one is active, whose workers must then see ``out``'s file system),
-    so memory holds a few partitions at a time and nothing is collected on the client. Text
-    formats are written as one file per partition beside ``out`` and then joined into one.
+    The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``, then
+    the audio features in their own units (:func:`with_features`); tracks come by cluster,
+    the most typical (nearest the cluster's centre) first. Dask reads, filters and writes
+    partition by partition in parallel on the current scheduler (a distributed Client if one
+    is active, whose workers must then see ``out``'s file system), so memory holds a few
+    partitions at a time and nothing is collected on the client. Text formats are written as
+    one file per partition beside ``out`` and then joined into one.
     """
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -234,11 +265,9 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
     out = Path(out).expanduser()
     fs, target = storage.resolve(out)
-    if storage.exists(fs, target) and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass "
-                                "--overwrite")
+    storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 
-    frame = dd.read_parquet(str(run / "assignments"))
+    frame = with_features(run, dd.read_parquet(str(run / "assignments")))
     if chosen is not None:
         frame = frame[frame[CLUSTER] == chosen]
     frame = by_typicality(frame)

@@ -73,11 +73,31 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
                              align_dataframes=False)
 
 
-def assignments(scored: dd.DataFrame, carry: tuple[str, ...], features: tuple[str, ...] = ()
-                ) -> dd.DataFrame:
-    """Lazy ``assignments/`` table: one row per accepted track, with its scores, carried
-    metadata and audio features (in their own units, float32 as clustered)."""
-    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry, *features]]
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:
+    """Lazy ``assignments/`` table: one row per accepted track."""
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry]]
+
+
+def query_data(scored: dd.DataFrame, model) -> dd.DataFrame:
+    """Lazy ``query/`` table: ``track_id`` and the features as float32 z-scores (the run's
+    scaler), one column per feature.
+
+    Partition ``i`` holds the rows of ``assignments/`` partition ``i``, in the same order, so a
+    query reads the features it needs here and the few metadata rows it shows there.
+    """
+    mean = np.asarray(model.scale_mean, dtype=np.float64)
+    std = np.asarray(model.scale_std, dtype=np.float64)
+    names = list(model.features)
+
+    def standardise(part: pd.DataFrame) -> pd.DataFrame:
+        z = ((part[names].to_numpy(dtype=np.float64) - mean) / std).astype(np.float32)
+        out = pd.DataFrame(z, columns=names, index=part.index, copy=False)
+        out.insert(0, TRACK_ID, part[TRACK_ID].to_numpy())
+        return out
+
+    meta = pd.DataFrame({TRACK_ID: pd.Series(dtype=scored[TRACK_ID].dtype),
+                         **{n: pd.Series(dtype=np.float32) for n in names}})
+    return scored[[TRACK_ID, *names]].map_partitions(standardise, meta=meta)
 
 
 def rejects(rejected: dd.DataFrame) -> dd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
-from sonicatlas.errors import OutputExistsError
+from sonicatlas.runs.provenance import SUMMARY_KIND, is_run_summary
 from sonicatlas.runs.reading import read_manifest, read_profiles, run_path
 from sonicatlas.summaries import digest
 
@@ -219,7 +219,8 @@ def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     out : str or path-like
         Markdown file to create; missing parent directories are made.
     overwrite : bool
-        Replace an existing ``out``.
+        Replace an existing ``out``, if it is a run summary
+        (:func:`~.provenance.is_run_summary`).
 
     Returns
     -------
@@ -229,13 +230,11 @@ def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     Raises
     ------
     OutputExistsError
-        ``out`` exists and ``overwrite`` is false.
+        ``out`` exists and ``overwrite`` is false, or it is not a run summary.
     """
     out = Path(out).expanduser()
     fs, path = storage.resolve(out)
-    if storage.exists(fs, path) and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass "
-                                "--overwrite")
+    storage.check_target(fs, path, str(out), overwrite, is_run_summary, SUMMARY_KIND)
     text = run_summary_markdown(run_dir)
     with storage.replacing(fs, path) as partial:
         Path(partial).write_text(text, encoding="utf-8")
