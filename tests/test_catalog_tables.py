@@ -103,7 +103,8 @@ def test_a_track_in_several_playlists_is_one_track_with_all_its_genres():
     frame.loc[11] = frame.loc[3]                      # an exact repeat with the same genre
     checked = check_rows(dd.from_pandas(frame, npartitions=3), FEATURES)
     accepted, rejects = dask.persist(*split(checked, FEATURES))
-    accepted, rejects = merge_repeats(accepted, rejects, FEATURES, as_read=checked)
+    accepted, rejects, merged = merge_repeats(accepted, rejects, FEATURES, as_read=checked)
+    assert merged == 3
     accepted, rejects = accepted.compute(), rejects.compute()
 
     expected_ids = frame["track_id"].drop_duplicates()

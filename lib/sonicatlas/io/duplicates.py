@@ -274,15 +274,20 @@ def _rejected_part(rejected: pd.DataFrame, accepted: pd.DataFrame, details: pd.D
 
 
 def merge_repeats(accepted: dd.DataFrame, rejects: dd.DataFrame, features: tuple[str, ...],
-                  as_read=None) -> tuple[dd.DataFrame, dd.DataFrame]:
-    """The persisted (accepted, rejects) once repeated ids are resolved (:func:`find_repeats`):
-    a track listed several times is one row with all its genres; conflicting repeats move to
-    the rejects with reason ``duplicate track_id`` and both values in ``detail``."""
+                  as_read=None) -> tuple[dd.DataFrame, dd.DataFrame, int]:
+    """The persisted (accepted, rejects) once repeated ids are resolved (:func:`find_repeats`),
+    and how many listings were merged.
+
+    A track listed several times is one row with all its genres; the merged listings are in
+    neither table (rows read = accepted + rejected + merged). Conflicting repeats move to the
+    rejects with reason ``duplicate track_id`` and both values in ``detail``.
+    """
     repeats = find_repeats(accepted, features, as_read)
     if not len(repeats.merged) and repeats.rejected.empty:
-        return accepted, rejects
+        return accepted, rejects, 0
     gone = np.r_[repeats.merged, repeats.rejected[POSITION].to_numpy()]
     moved = dd.map_partitions(_rejected_part, rejects, accepted, repeats.rejected,
                               align_dataframes=False, meta=rejects._meta)
-    return dask.persist(accepted.map_partitions(_pool_part, gone, repeats.pooled,
-                                                meta=accepted._meta), moved)
+    accepted, rejects = dask.persist(
+        accepted.map_partitions(_pool_part, gone, repeats.pooled, meta=accepted._meta), moved)
+    return accepted, rejects, len(repeats.merged)

@@ -30,11 +30,13 @@ def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
 
 
 def split_row_counts(accepted: dd.DataFrame, rejects: dd.DataFrame, rows_in_files: int,
-                     k: int) -> dict:
-    """:func:`row_counts` of a check already split into accepted and rejected rows."""
+                     k: int, merged: int = 0) -> dict:
+    """:func:`row_counts` of a check already split into accepted and rejected rows;
+    ``merged`` listings of a track are neither (``rows_merged``)."""
     reasons, n_accepted = dd.compute(_reason_counts(rejects), accepted.shape[0])
     reasons = reasons.groupby(level=0).sum()
-    return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k)
+    return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k,
+                  merged)
 
 
 def _reason_counts(frame: dd.DataFrame) -> dd.Series:
@@ -43,8 +45,8 @@ def _reason_counts(frame: dd.DataFrame) -> dd.Series:
         lambda s: s.fillna("accepted").value_counts(), meta=("count", "int64"))
 
 
-def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
-    read = int(reasons.sum())
+def _tally(reasons: pd.Series, rows_in_files: int, k: int, merged: int = 0) -> dict:
+    read = int(reasons.sum()) + merged
     if read != rows_in_files:  # every row read must be accounted for
         raise RuntimeError(f"read {read} rows but the files hold {rows_in_files}")
     accepted = int(reasons.get("accepted", 0))
@@ -53,8 +55,12 @@ def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
                          f"{read} read); lower k or fix the input (see the reasons: "
                          f"{reasons.drop('accepted', errors='ignore').to_dict()})")
     rejected = reasons.drop("accepted", errors="ignore").sort_values(ascending=False)
-    return {"rows_read": read, "rows_accepted": accepted, "rows_rejected": read - accepted,
-            "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+    counts = {"rows_read": read, "rows_accepted": accepted,
+              "rows_rejected": read - accepted - merged,
+              "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+    if merged:  # a track listed several times (same id and features): one track
+        counts["rows_merged"] = merged
+    return counts
 
 
 def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
@@ -252,7 +258,9 @@ class RunSummary:
         c = self.counts
         lines = [f"Run written to {self.out}",
                  f"  rows in {c['rows_read']:,}, accepted {c['rows_accepted']:,}, "
-                 f"rejected {c['rows_rejected']:,}"]
+                 f"rejected {c['rows_rejected']:,}"
+                 + (f", {c['rows_merged']:,} repeated listings merged into their track"
+                    if c.get("rows_merged") else "")]
         for reason, n in list(c["reject_reasons"].items())[:5]:
             lines.append(f"    {n:>10,}  {reason}")
         algorithm = self.clustering.get("algorithm", "kmeans")

@@ -147,6 +147,9 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
              f"- Rows read: {read:,}",
              f"- Accepted: {rows['rows_accepted']:,} ({share(rows['rows_accepted'])})",
              f"- Rejected: {rows['rows_rejected']:,} ({share(rows['rows_rejected'])})"]
+    if rows.get("rows_merged"):
+        lines.append(f"- Merged: {rows['rows_merged']:,} repeated listings of a track (same id "
+                     "and features; their genres pooled)")
     reasons = rows.get("reject_reasons") or {}
     if reasons:
         lines += ["", *_table(["reason", "rows", "share of read"], "lrr",

@@ -253,6 +253,9 @@ def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
                   f"{source.get('rows', 0):,} rows, fingerprint "
                   f"<code>{e(str(source.get('fingerprint', '?')))}</code>)"),
         ("Rows read", f"{rows.get('rows_read', 0):,}"),
+        *([("Rows merged", f"{rows['rows_merged']:,} repeated listings of a track (same id "
+                           "and features), their genres pooled")] if rows.get("rows_merged")
+          else []),
         ("Rows accepted", f"{rows.get('rows_accepted', 0):,}"),
         ("Rows rejected", rejected),
         ("Clusters", f"k = {manifest.get('k', len(profiles))}, named by how they differ from "
