@@ -133,8 +133,12 @@ def with_features(run: Path, frame: dd.DataFrame) -> dd.DataFrame:
     std = np.asarray(model["scale_std"], dtype=np.float64)[
         [model["features"].index(n) for n in names]]
     meta = frame._meta.assign(**{n: pd.Series(dtype=np.float32) for n in names})
-    return dd.map_partitions(_unscaled, frame, z, names, mean, std, meta=meta,
-                             align_dataframes=False)
+    # joined as delayed pieces: the filter and sort that follow must not be pushed into one
+    # side of the pair only, which would break the partition-by-partition alignment
+    unscaled = dask.delayed(_unscaled)
+    return dd.from_delayed([unscaled(a, b, names, mean, std) for a, b in
+                            zip(frame.to_delayed(), z.to_delayed(), strict=True)],
+                           meta=meta, verify_meta=False)
 
 
 def by_typicality(frame: dd.DataFrame) -> dd.DataFrame:
