@@ -119,3 +119,16 @@ def test_a_track_in_several_playlists_is_one_track_with_all_its_genres():
     assert "danceability" not in detail
     assert len(accepted) + len(rejects) == len(frame) - 3  # three listings merged, none lost
     assert rejects[POSITION].is_monotonic_increasing
+
+
+def test_repeats_that_all_agree_reject_nothing():
+    frame = blob_tracks(6, seed=2)
+    frame["genre"] = pd.array(["pop", "rock", "pop", "jazz", "pop", "pop"], dtype="string")
+    frame.loc[6] = frame.loc[0]
+    frame.loc[6, "genre"] = "latin"
+    checked = check_rows(dd.from_pandas(frame, npartitions=2), FEATURES)
+    accepted, rejects = dask.persist(*split(checked, FEATURES))
+    accepted, rejects, merged = merge_repeats(accepted, rejects, FEATURES, as_read=checked)
+    assert merged == 1 and len(rejects.compute()) == 0
+    assert accepted.compute().set_index("track_id").loc[frame.loc[0, "track_id"], "genre"] == (
+        "pop|latin")

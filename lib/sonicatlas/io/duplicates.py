@@ -223,7 +223,7 @@ def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None
         pooled_table[column] = keepers[column].agg(join_genres)
     pooled_table = pooled_table[keepers.size() > 1].reset_index(drop=True)
     rejected = rows[conflict]
-    shown = rows if as_read is None else _lookup(
+    shown = rows if as_read is None or rejected.empty else _lookup(
         as_read.to_delayed(), np.r_[rejected[POSITION].to_numpy(),
                                     first.loc[conflict, POSITION].to_numpy()], columns)
     shown = shown.set_index(POSITION)
