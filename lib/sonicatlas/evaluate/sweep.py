@@ -174,8 +174,10 @@ def choose_k(table: pd.DataFrame, config: SweepConfig) -> tuple[int, bool, str]:
     slack = max(table.loc[best, "gap_se"], config.gap_tolerance * table.loc[best, "gap"])
     table["gap_reached"] = table["gap"] >= table.loc[best, "gap"] - slack
     gap_k = int(table.loc[table["gap_reached"], "k"].iloc[0])
-    gap_said = (f"the gap over shuffled data comes within {slack / table.loc[best, 'gap']:.0%} "
-                f"of its largest (k={int(table.loc[best, 'k'])}) at k={gap_k}")
+    best_k = int(table.loc[best, "k"])
+    gap_said = (f"the gap over shuffled data is largest at k={gap_k}" if gap_k == best_k else
+                f"the gap over shuffled data comes within "
+                f"{slack / table.loc[best, 'gap']:.0%} of its largest (k={best_k}) at k={gap_k}")
     row = table.set_index("k")
     if row.loc[gap_k, "supported"]:
         return gap_k, True, (f"{gap_said}; its clusters reproduce (adjusted Rand "
