@@ -3,11 +3,13 @@ is in each cluster, how the compared methods did, and why k won."""
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_report import K, make_run, parse
 
 from sonicatlas.runs.summary_page import run_summary_markdown
@@ -71,3 +73,18 @@ def test_report_and_summary_show_the_final_run_and_what_is_in_each_cluster(tmp_p
                  f"k was chosen because {WHY}", "then 1 full pass over every row"):
         assert said in markdown, said
     assert "1 iterations" not in markdown and "1 iteration." not in markdown
+
+
+@pytest.mark.slow
+def test_a_real_run_reports_its_final_path_and_the_manifest_as_written(tmp_path):
+    from conftest import blob_tracks, run_job, write_catalog
+
+    catalog = write_catalog(blob_tracks(1_500, groups=3, seed=5), tmp_path / "catalog")
+    run_job(tmp_path / "run", f"input={catalog}", "k=3")
+    manifest = json.loads((tmp_path / "run/manifest.json").read_text())
+    text = (tmp_path / "run/report.html").read_text()
+    assert "partial" not in text.split("<main>")[1].split("<h2>")[0]
+    assert str((tmp_path / "run").resolve()) in text
+    assert "<title>sonicatlas report: run</title>" in text
+    assert f"{sum(manifest['seconds'].values()):.1f} total" in text
+    assert html.escape(manifest["finished"]) in text
