@@ -70,7 +70,7 @@ def test_round_ticks():
 def test_a_small_cluster_inside_a_large_one_keeps_its_own_colour():
     rng = np.random.default_rng(5)
     big = rng.uniform(-1, 1, (200_000, 2))
-    small = rng.normal(0.3, 0.05, (2_000, 2))  # 1% of the tracks, on top of the big cluster
+    small = rng.normal(0.3, 0.05, (500, 2))  # 0.25% of the tracks, on top of the big one
     points = pd.DataFrame(np.vstack([big, small]), columns=["pc1", "pc2"])
     points["cluster"] = np.r_[np.zeros(len(big)), np.ones(len(small))].astype(np.int64)
     grid = raster.PixelGrid((-1.0, 1.0), (-1.0, 1.0), 200, 200)
