@@ -8,8 +8,10 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
+import dask
+
 from sonicatlas.config import ClusterTracksConfig
-from sonicatlas.io import catalog, checks
+from sonicatlas.io import catalog, checks, duplicates
 from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job
@@ -42,10 +44,16 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), config.features,
-                                            config.valid_ranges())
+        checked = checks.check_rows(catalog.read_catalog(tracks, carry), config.features,
+                                    config.valid_ranges())
+        accepted, rejects = dask.persist(*checks.split(checked, config.features))
+        # a track listed several times is one track with all its genres; repeats whose
+        # features differ are rejected, their values as read in the detail
+        accepted, rejects, merged = duplicates.merge_repeats(accepted, rejects,
+                                                             config.features, as_read=checked)
         show_progress(accepted, rejects)
-        counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k)
+        counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k,
+                                          merged)
 
     fitted = fit_model(accepted, config.features, config, stage, echo)
     for name, table in fitted.tables.items():
@@ -80,18 +88,22 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         model.save(f"{run_dir.path}/model", names, config.storage_options)
     with stage("maps"):
         for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
-                                              config.features).items():
+                                              config.features,
+                                              outputs.pca_table(pca, config.features)).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)
-    if run_dir.is_local:
-        with stage("report"):
-            write_report(run_dir.partial, summary.manifest(tracks, config))
-    else:
-        echo("report.html skipped: the report is built from a local run directory")
     with stage("wait for writes"):
         run_dir.wait_for_writes()
+    # the report shows the manifest as written: its stages, finish time and final path (the
+    # report's own seconds are printed, not recorded)
     summary = summary.with_seconds(stage.seconds)
-    run_dir.write_json("manifest.json", summary.manifest(tracks, config))
+    manifest = summary.manifest(tracks, config)
+    if run_dir.is_local:
+        with stage("report"):
+            write_report(run_dir.partial, manifest, location=run_dir.final)
+    else:
+        echo("report.html skipped: the report is built from a local run directory")
+    run_dir.write_json("manifest.json", manifest)
     return summary

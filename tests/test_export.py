@@ -59,10 +59,13 @@ def _expected(assignments, profiles, cluster=None):
 
 
 def _same_rows(got, want):
+    from sonicatlas.contract import FEATURES
+
     assert list(got.columns) == ["track_id", "cluster", "cluster_name", "distance", "pc1",
                                  "pc2", *[c for c in want.columns if c not in
                                           ("track_id", "cluster", "cluster_name", "distance",
-                                           "pc1", "pc2")]]
+                                           "pc1", "pc2")], *FEATURES]  # features: from query/
+    got = got.drop(columns=list(FEATURES))
     got = got.sort_values("track_id", ignore_index=True)
     want = want.sort_values("track_id", ignore_index=True)[list(got.columns)]
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-6)
@@ -177,3 +180,23 @@ def test_find_run_prefers_argument_then_env_then_newest(run, tmp_path, monkeypat
     monkeypatch.delenv("SONICATLAS_RUN")
     with pytest.raises(InputError, match="no run directory"):
         find_run(root=tmp_path / "nothing")
+
+
+def test_exports_carry_the_audio_features_and_come_most_typical_first(run, profiles, tmp_path):
+    from sonicatlas.contract import FEATURES
+
+    frame = blob_tracks(3_000, groups=4, seed=3)  # the module's catalog, as written
+    name = profiles["name"].iloc[0]
+    reordered = " ".join(reversed(name.replace("·", " ").split()))  # "calm acoustic"
+    result = export_tracks(run, tmp_path / "c.csv", cluster=reordered, format="csv")
+    got = _read(result.out, "csv")
+    assert result.cluster_name == name
+    assert got["distance"].is_monotonic_increasing and len(got) == result.rows
+    want = frame.set_index("track_id").loc[got["track_id"], list(FEATURES)]
+    # float32 z-scores and back: equal to float32 precision of each feature's spread
+    np.testing.assert_allclose(got[list(FEATURES)].to_numpy(),
+                               want.to_numpy().astype(np.float32), rtol=1e-5,
+                               atol=1e-6 * frame[list(FEATURES)].std().to_numpy().max())
+    every = pd.read_parquet(export_tracks(run, tmp_path / "all", cluster=None).out)
+    assert every["cluster"].is_monotonic_increasing
+    assert all(g["distance"].is_monotonic_increasing for _, g in every.groupby("cluster"))

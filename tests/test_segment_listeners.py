@@ -84,3 +84,16 @@ def test_segments_recover_the_planted_tastes_and_every_listen_is_accounted(world
     # nothing fetched: no script, stylesheet or image comes from the network
     assert re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', page) is None
     assert 'data-chart="hours"' in page and 'src="data:image/png' in page
+
+
+def test_k_auto_finds_the_planted_number_of_tastes(world, tmp_path):
+    from jobs.segment_listeners import Config, run
+    from sonicatlas.config import load_config
+
+    root, _ = world
+    config = load_config(Config, None, [
+        *TEST_CLUSTER, f"listens={root / 'log' / 'listens'}", f"users={root / 'log' / 'users'}",
+        f"tracks_run={root / 'tracks-run'}", "k=auto", "sweep.k_max=8"])
+    summary = run(config, out=str(tmp_path / "run"), echo=lambda *_: None)
+    assert summary.k == 4, read_table(tmp_path / "run/summary/k_sweep")[
+        ["k", "gap", "gap_se", "stability_ari", "silhouette_mean", "null_silhouette"]]

@@ -31,24 +31,3 @@ def test_agreement_equals_sklearn_on_numpy_and_dask(noise):
         got = agreement(contingency(a, b))
         for name, value in expected.items():
             assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
-
-
-def _sweep_table(silhouettes, nulls, stabilities):
-    import pandas as pd
-    return pd.DataFrame({"k": range(2, 2 + len(silhouettes)), "silhouette_mean": silhouettes,
-                         "null_silhouette": nulls, "stability_ari": stabilities})
-
-
-def test_choose_k_prefers_stable_structure_above_the_null():
-    from sonicatlas.config import SweepConfig
-    from sonicatlas.evaluate.sweep import choose_k
-
-    # k=3 has the best silhouette but is unstable; k=4 is stable and clearly above the null
-    table = _sweep_table([0.30, 0.45, 0.40, 0.20], [0.10, 0.10, 0.10, 0.10],
-                         [0.95, 0.50, 0.90, 0.99])
-    assert choose_k(table, SweepConfig()) == (4, True)
-    # stable only where the silhouette is no better than shuffled data: nothing is supported,
-    # and the k gaining most over the null is reported as such
-    table = _sweep_table([0.146, 0.161, 0.130], [0.116, 0.119, 0.128], [0.71, 0.50, 0.91])
-    assert choose_k(table, SweepConfig()) == (3, False)
-    assert list(table["supported"]) == [False, False, False]

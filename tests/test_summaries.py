@@ -94,7 +94,8 @@ def test_artist_clusters_match_pandas(run):
 def test_album_popularity_ranks_albums_by_share_of_popular_tracks(run):
     path, joined = run
     table = read_table(path / "summary/album_popularity")
-    per_album = joined.groupby("album_name").agg(
+    # without an album id, an album is its (artist, name): one title, several albums
+    per_album = joined.groupby(["artist_name", "album_name"]).agg(
         tracks=("popularity", "size"), popular=("popularity", lambda p: (p >= 70).mean()),
         mean=("popularity", "mean"))
     per_album = per_album[per_album["tracks"] >= 3]
@@ -187,7 +188,7 @@ def test_artist_table_regrouped_across_buckets_matches_pandas():
                                rtol=1e-6)
 
 
-def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
+def test_category_mix_counts_missing_values_apart_and_skips_noise_like_a_crosstab():
     import dask
     import dask.dataframe as dd
 
@@ -204,14 +205,18 @@ def test_category_mix_counts_missing_values_and_skips_noise_like_a_crosstab():
     with dask.config.set(scheduler="sync"):
         got = scan(dd.from_pandas(frame, npartitions=6),
                    {"mix": category_reduction("genre", 3)})["mix"]
-    kept = frame[frame["cluster"] >= 0].fillna({"genre": "unknown"})
-    expected = pd.crosstab(kept["cluster"], kept["genre"]).stack()
+    kept = frame[frame["cluster"] >= 0]
+    expected = pd.crosstab(kept["cluster"], kept["genre"]).stack()  # crosstab drops NA
     expected = expected[expected > 0]
     table = got.set_index(["cluster", "genre"])
     pd.testing.assert_series_equal(table["tracks"].sort_index(), expected.sort_index(),
                                    check_names=False, check_dtype=False,
                                    check_index_type=False)
     np.testing.assert_allclose(table["share"].groupby(level="cluster").sum(), 1.0)
+    missing = kept["genre"].isna().groupby(kept["cluster"])
+    per_cluster = table.groupby(level="cluster")[["missing_tracks", "missing_share"]].first()
+    np.testing.assert_array_equal(per_cluster["missing_tracks"], missing.sum())
+    np.testing.assert_allclose(per_cluster["missing_share"], missing.mean())
 
 
 @pytest.mark.parametrize("per_cluster", [1, 3, 40])

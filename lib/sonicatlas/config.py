@@ -118,6 +118,10 @@ class SweepConfig(_Strict):
                                        "below which a k is flagged unstable.")
     null_sample_size: int = Field(5_000, ge=100, description="Rows of the shuffled-feature "
                                   "null reference.")
+    null_references: int = Field(5, ge=2, description="Shuffled copies whose mean log cost "
+                                 "gives the gap statistic and its standard error.")
+    gap_tolerance: float = Field(0.05, ge=0, lt=1, description="k: auto takes the smallest k "
+                                 "whose gap is this close (a share) to the sweep's largest.")
     min_silhouette_gain: float = Field(0.02, ge=0, description="How far a k's silhouette must "
                                        "beat the shuffled null to count as structure.")
 

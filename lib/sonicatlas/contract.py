@@ -13,6 +13,7 @@ import numpy as np
 TRACK_ID = "track_id"
 ARTIST = "artist_name"
 GENRE = "genre"
+ALBUM, ALBUM_ID = "album_name", "album_id"
 
 #: A track with several genres (a list in the source, or the same track in several playlists)
 #: carries them in one ``genre`` string joined by this separator, in first-seen order; a

@@ -33,7 +33,14 @@ def _jobs() -> dict:
                    "manifest.json says so) is replaced, once the new run is complete.")
 @user_errors
 def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None:
-    """Run JOB (cluster-tracks) and write a run directory.
+    """Run JOB and write a run directory.
+
+    \b
+    JOB is one of:
+      cluster-tracks     group a catalog's tracks by how they sound
+      segment-listeners  group the users of a listening log by what they play
+                         (needs a cluster-tracks run: --set tracks_run=RUN)
+    `sonicatlas jobs` lists every job installed.
 
     The run is written to a hidden directory beside --out and moved into place only when it
     is complete, so a failed run leaves nothing behind. Ctrl-C stops the cluster, removes

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.metrics import mutual_info_score
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -65,10 +64,22 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def _mutual_info(table: np.ndarray) -> float:
+    """Mutual information (nats) of a contingency table of counts, whole or weighted."""
+    p = table / table.sum()
+    outer = np.outer(p.sum(axis=1), p.sum(axis=0))
+    nonzero = p > 0
+    return float(max((p[nonzero] * np.log(p[nonzero] / outer[nonzero])).sum(), 0.0))
+
+
 def agreement(table: np.ndarray) -> dict[str, float]:
-    """Adjusted Rand, NMI, homogeneity and completeness of clusters (rows) vs classes."""
-    table = np.asarray(table, dtype=np.int64)
-    mi = mutual_info_score(None, None, contingency=table)
+    """Adjusted Rand, NMI, homogeneity and completeness of clusters (rows) vs classes.
+
+    ``table`` holds counts; weighted counts (a track shared by several classes with weights
+    summing to one) give the same formulas over those weights.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    mi = _mutual_info(table)
     h_clusters, h_classes = _entropy(table.sum(axis=1)), _entropy(table.sum(axis=0))
     mean = (h_clusters + h_classes) / 2
     return {

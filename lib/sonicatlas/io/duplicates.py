@@ -4,9 +4,15 @@ Each partition hashes its valid ids (64-bit FNV-1a over Arrow's buffers) into bu
 task per bucket finds the hashes seen more than once; only those few candidate rows have their
 real ids compared, on the client. So a hash collision never rejects a row, and the first valid
 occurrence of an id is the one kept.
+
+A track listed several times (in several playlists, say) repeats its id with the same features
+and another genre: :func:`merge_repeats` keeps it once with all its genres, and rejects only the
+repeats whose features differ, with the differing values in ``detail``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import dask
 import dask.dataframe as dd
@@ -15,7 +21,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sonicatlas.contract import POSITION, REASON, TRACK_ID
+from sonicatlas.contract import DETAIL, GENRE, POSITION, REASON, TRACK_ID
+from sonicatlas.io.genres import join_genres
+
+#: The reason of a rejected repeat.
+DUPLICATE = "duplicate track_id"
+#: Columns whose values the repeats of one track pool (a track is in several genres).
+POOLED = (GENRE, "subgenre")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -138,3 +150,144 @@ def find_duplicates(checked: dd.DataFrame, n_buckets: int | None = None) -> np.n
                for i, part in enumerate(parts) if (owners == i).any()]
     rows = pd.concat(dask.compute(*lookups)).sort_values(POSITION)
     return np.sort(rows.loc[rows[TRACK_ID].duplicated(), POSITION].to_numpy(dtype=np.int64))
+
+
+@dataclass
+class Repeats:
+    """What :func:`find_repeats` decided about the rows whose id occurred before."""
+
+    #: positions of repeats with the same features as the first occurrence: one track
+    merged: np.ndarray
+    #: positions of repeats whose features differ, with what differs (``_pos``, ``detail``)
+    rejected: pd.DataFrame
+    #: positions of the first occurrences that gained genres, with their pooled columns
+    pooled: pd.DataFrame
+
+
+def _rows_at(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    rows = frame[frame[POSITION].isin(positions).to_numpy()]
+    return rows[[c for c in columns if c in rows.columns]]
+
+
+def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None,
+                 n_buckets: int | None = None) -> Repeats:
+    """Sort every repeated ``track_id`` among ``accepted`` into merged and rejected repeats.
+
+    Parameters
+    ----------
+    accepted : dask.dataframe.DataFrame
+        Accepted rows with ``_pos``, the features and any of ``genre``, ``subgenre``; best
+        persisted (it is read twice).
+    features : tuple of str
+        The features that must be equal for two rows to be one track.
+    as_read : dask.dataframe.DataFrame, optional
+        The same rows as read (e.g. the checked frame, float64): the values written into
+        ``detail``. Only the partitions holding a rejected repeat are computed. Default: the
+        values of ``accepted``.
+    n_buckets : int, optional
+        Hash buckets, as in :func:`find_duplicates`.
+
+    Returns
+    -------
+    Repeats
+        The first occurrence of an id is kept; a later one with equal features is merged
+        into it (its genres pooled, joined by the contract's separator); one whose features
+        differ is rejected, ``detail`` naming each differing feature with both values.
+    """
+    parts = accepted.to_delayed()
+    n_buckets = n_buckets or max(4, len(parts))
+    split = [dask.delayed(_hash_buckets, nout=n_buckets)(p, n_buckets) for p in parts]
+    candidates = np.concatenate(dask.compute(*[
+        dask.delayed(_repeated_hashes)(*(s[b] for s in split)) for b in range(n_buckets)]))
+    empty = Repeats(np.empty(0, np.int64), pd.DataFrame({POSITION: np.empty(0, np.int64),
+                                                         DETAIL: pd.Series(dtype="string")}),
+                    pd.DataFrame({POSITION: np.empty(0, np.int64)}))
+    if len(candidates) == 0:
+        return empty
+    columns = [TRACK_ID, POSITION, *features, *POOLED]
+    rows = _lookup(parts, candidates, columns).sort_values(POSITION, kind="stable")
+    rows = rows[rows[TRACK_ID].duplicated(keep=False)]  # a hash collision is no repeat
+    if rows.empty:
+        return empty
+    first = rows.groupby(TRACK_ID, sort=False).transform("first")
+    later = rows[TRACK_ID].duplicated(keep="first").to_numpy()
+    values, kept = rows[list(features)].to_numpy(), first[list(features)].to_numpy()
+    differs = (values != kept) & ~(pd.isna(values) & pd.isna(kept))
+    same = later & ~differs.any(axis=1)
+    conflict = later & differs.any(axis=1)
+    pooled = [c for c in POOLED if c in rows.columns]
+    merged_rows = rows[~conflict]  # first occurrences and their identical repeats
+    keepers = merged_rows.groupby(TRACK_ID, sort=False)
+    pooled_table = keepers[POSITION].first().to_frame()
+    for column in pooled:
+        pooled_table[column] = keepers[column].agg(join_genres)
+    pooled_table = pooled_table[keepers.size() > 1].reset_index(drop=True)
+    rejected = rows[conflict]
+    shown = rows if as_read is None or rejected.empty else _lookup(
+        as_read.to_delayed(), np.r_[rejected[POSITION].to_numpy(),
+                                    first.loc[conflict, POSITION].to_numpy()], columns)
+    shown = shown.set_index(POSITION)
+    details = []
+    for position, keeper, flags in zip(rejected[POSITION], first.loc[conflict, POSITION],
+                                       differs[conflict], strict=True):
+        details.append("; ".join(
+            # str of a float32 is its shortest round-trip text: 0.52, not 0.5199999809
+            f"{name} {shown.at[position, name]}, kept row has {shown.at[keeper, name]}"
+            for name, flag in zip(features, flags, strict=True) if flag))
+    return Repeats(rows.loc[same, POSITION].to_numpy(dtype=np.int64),
+                   pd.DataFrame({POSITION: rejected[POSITION].to_numpy(dtype=np.int64),
+                                 DETAIL: pd.array(details, dtype="string")}),
+                   pooled_table)
+
+
+def _lookup(parts, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    owners = positions >> 32
+    lookups = [dask.delayed(_rows_at)(part, positions[owners == i], columns)
+               for i, part in enumerate(parts) if (owners == i).any()]
+    return pd.concat(dask.compute(*lookups))
+
+
+def _pool_part(frame: pd.DataFrame, drop: np.ndarray, pooled: pd.DataFrame) -> pd.DataFrame:
+    hit = frame[POSITION].isin(drop).to_numpy()
+    out = frame[~hit] if hit.any() else frame
+    if pooled.empty or not out[POSITION].isin(pooled[POSITION]).any():
+        return out
+    out = out.copy()
+    where = pd.Index(out[POSITION]).get_indexer(pooled[POSITION])
+    found = where >= 0
+    for column in pooled.columns.drop(POSITION):
+        values = out[column].to_numpy(dtype=object, na_value=None).copy()
+        values[where[found]] = pooled[column].to_numpy(dtype=object)[found]
+        out[column] = pd.array(values, dtype=out[column].dtype)
+    return out
+
+
+def _rejected_part(rejected: pd.DataFrame, accepted: pd.DataFrame, details: pd.DataFrame
+                   ) -> pd.DataFrame:
+    moved = accepted[accepted[POSITION].isin(details[POSITION]).to_numpy()]
+    if moved.empty:
+        return rejected
+    detail = moved[POSITION].map(details.set_index(POSITION)[DETAIL])
+    moved = moved.assign(**{REASON: DUPLICATE, DETAIL: detail.to_numpy()}).astype(
+        rejected.dtypes.to_dict())
+    return pd.concat([rejected, moved[rejected.columns]]).sort_values(POSITION, kind="stable")
+
+
+def merge_repeats(accepted: dd.DataFrame, rejects: dd.DataFrame, features: tuple[str, ...],
+                  as_read=None) -> tuple[dd.DataFrame, dd.DataFrame, int]:
+    """The persisted (accepted, rejects) once repeated ids are resolved (:func:`find_repeats`),
+    and how many listings were merged.
+
+    A track listed several times is one row with all its genres; the merged listings are in
+    neither table (rows read = accepted + rejected + merged). Conflicting repeats move to the
+    rejects with reason ``duplicate track_id`` and both values in ``detail``.
+    """
+    repeats = find_repeats(accepted, features, as_read)
+    if not len(repeats.merged) and repeats.rejected.empty:
+        return accepted, rejects, 0
+    gone = np.r_[repeats.merged, repeats.rejected[POSITION].to_numpy()]
+    moved = dd.map_partitions(_rejected_part, rejects, accepted, repeats.rejected,
+                              align_dataframes=False, meta=rejects._meta)
+    accepted, rejects = dask.persist(
+        accepted.map_partitions(_pool_part, gone, repeats.pooled, meta=accepted._meta), moved)
+    return accepted, rejects, len(repeats.merged)

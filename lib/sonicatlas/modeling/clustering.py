@@ -42,13 +42,12 @@ def fit_clusters(scaled: da.Array, config: ClusteringConfig, stage, echo,
         with stage("choose k"):
             sweep = sweep_k(scaled, config.sweep, config.kmeans, seed, echo)
             kmeans = engine.refit(sweep.models[sweep.k], scaled, config.kmeans, seed)
-            why = ("highest silhouette among stable k clearly above the null" if sweep.supported
-                   else "largest silhouette gain over the null; no k was supported")
-            echo(f"Chose k={sweep.k} ({why}; elbow at k={sweep.elbow_k})")
+            echo(f"Chose k={sweep.k}: {sweep.why} (elbow of the cost at k={sweep.elbow_k})")
         result = Clustering(kmeans, sweep.k, kmeans.cluster_centers_,
                             tables={"k_sweep": sweep.table},
                             manifest={"k_sweep": {"chosen": sweep.k, "elbow": sweep.elbow_k,
-                                                  "supported": sweep.supported}})
+                                                  "supported": sweep.supported,
+                                                  "why": sweep.why}})
     else:
         with stage("kmeans"):
             kmeans = engine.kmeans(config.k, config.kmeans, seed).fit(scaled)

@@ -8,6 +8,7 @@ whole.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from sonicatlas import storage
-from sonicatlas.contract import CLUSTER, CLUSTER_NAME
+from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE, TRACK_ID
 from sonicatlas.errors import InputError
 from sonicatlas.runs.provenance import EXPORT_KIND, is_export
 from sonicatlas.runs.reading import read_profiles, run_path
@@ -65,6 +66,11 @@ def _normalize(name: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", name.casefold()).split())
 
 
+def _words(name: str) -> tuple[str, ...]:
+    # "Acoustic · Calm" and "calm acoustic" both give ("acoustic", "calm")
+    return tuple(sorted(_normalize(name).split()))
+
+
 def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, str]:
     """The (id, name) of ``cluster``, given as an id or a name.
 
@@ -74,7 +80,8 @@ def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, st
         ``summary/cluster_profiles`` (columns ``cluster`` and ``name``).
     cluster : int or str
         An id (``2`` or ``"2"``) or a name, matched case-insensitively; punctuation such as
-        the ``·`` between words may be left out (``"spoken word danceable"``).
+        the ``·`` between words may be left out (``"spoken word danceable"``), and the words
+        may come in any order (``"calm acoustic"`` finds "Acoustic · Calm").
 
     Returns
     -------
@@ -93,12 +100,56 @@ def resolve_cluster(profiles: pd.DataFrame, cluster: int | str) -> tuple[int, st
             i = ids.index(int(wanted))
             return ids[i], names[i]
     else:
-        for key in (str.casefold, _normalize):  # exact (any case) first, then loose
+        for key in (str.casefold, _normalize, _words):  # exact first, then looser
             hits = [i for i, n in enumerate(names) if key(n) == key(wanted)]
             if len(hits) == 1:
                 return ids[hits[0]], names[hits[0]]
     choices = "; ".join(f"{i} {n}" for i, n in zip(ids, names, strict=True))
     raise InputError(f"unknown cluster {str(cluster)!r}; choose an id or a name: {choices}")
+
+
+def _unscaled(part: pd.DataFrame, z: pd.DataFrame, names: list[str], mean: np.ndarray,
+              std: np.ndarray) -> pd.DataFrame:
+    if len(part) != len(z) or not (part[TRACK_ID].to_numpy() == z[TRACK_ID].to_numpy()).all():
+        raise InputError("the run's assignments/ and query/ do not hold the same tracks in the "
+                         "same order; was one of them rewritten?")
+    values = z[names].to_numpy(dtype=np.float64) * std + mean
+    return part.assign(**{n: values[:, j].astype(np.float32) for j, n in enumerate(names)})
+
+
+def with_features(run: Path, frame: dd.DataFrame) -> dd.DataFrame:
+    """``assignments/`` with each track's audio features in their own units, from the run's
+    ``query/`` (z-scores, partition by partition the same rows) and its scaler; unchanged for
+    a run without ``query/``."""
+    if not (run / "query").exists() or not (run / "model" / "model.json").exists():
+        return frame
+    model = json.loads((run / "model" / "model.json").read_text())
+    z = dd.read_parquet(str(run / "query"))
+    names = [n for n in model["features"] if n in z.columns and n not in frame.columns]
+    if not names or z.npartitions != frame.npartitions:
+        return frame
+    mean = np.asarray(model["scale_mean"], dtype=np.float64)[
+        [model["features"].index(n) for n in names]]
+    std = np.asarray(model["scale_std"], dtype=np.float64)[
+        [model["features"].index(n) for n in names]]
+    meta = frame._meta.assign(**{n: pd.Series(dtype=np.float32) for n in names})
+    # joined as delayed pieces: the filter and sort that follow must not be pushed into one
+    # side of the pair only, which would break the partition-by-partition alignment
+    unscaled = dask.delayed(_unscaled)
+    return dd.from_delayed([unscaled(a, b, names, mean, std) for a, b in
+                            zip(frame.to_delayed(), z.to_delayed(), strict=True)],
+                           meta=meta, verify_meta=False)
+
+
+def by_typicality(frame: dd.DataFrame) -> dd.DataFrame:
+    """Tracks by cluster, each cluster's nearest its centre first (by ``distance``)."""
+    if DISTANCE not in frame.columns:
+        return frame
+    # one float key, so that dask sorts on one column: cluster ids are small integers and
+    # distances (in standard deviations) far below the 1e6 between two clusters
+    key = frame[CLUSTER].astype("float64") * 1e6 + frame[DISTANCE].astype("float64")
+    return frame.assign(_typicality=key).sort_values("_typicality").drop(
+        columns="_typicality")
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -203,11 +254,13 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
 
     Notes
     -----
-    The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``. Dask
-    reads, filters and writes partition by partition in parallel on the current scheduler (a
-    distributed Client if one is active, whose workers must then see ``out``'s file system),
-    so memory holds a few partitions at a time and nothing is collected on the client. Text
-    formats are written as one file per partition beside ``out`` and then joined into one.
+    The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``, then
+    the audio features in their own units (:func:`with_features`); tracks come by cluster,
+    the most typical (nearest the cluster's centre) first. Dask reads, filters and writes
+    partition by partition in parallel on the current scheduler (a distributed Client if one
+    is active, whose workers must then see ``out``'s file system), so memory holds a few
+    partitions at a time and nothing is collected on the client. Text formats are written as
+    one file per partition beside ``out`` and then joined into one.
     """
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -218,9 +271,10 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     fs, target = storage.resolve(out)
     storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 
-    frame = dd.read_parquet(str(run / "assignments"))
+    frame = with_features(run, dd.read_parquet(str(run / "assignments")))
     if chosen is not None:
         frame = frame[frame[CLUSTER] == chosen]
+    frame = by_typicality(frame)
     names = np.full(int(profiles[CLUSTER].max()) + 1, None, dtype=object)
     names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
     frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))

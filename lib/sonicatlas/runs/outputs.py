@@ -14,6 +14,7 @@ from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2, POSITION, REASON, T
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
 from sonicatlas.runs.directory import versions
+from sonicatlas.summaries.digest import iterations_said
 from sonicatlas.visual import maps, raster
 
 
@@ -29,11 +30,13 @@ def row_counts(checked: dd.DataFrame, rows_in_files: int, k: int) -> dict:
 
 
 def split_row_counts(accepted: dd.DataFrame, rejects: dd.DataFrame, rows_in_files: int,
-                     k: int) -> dict:
-    """:func:`row_counts` of a check already split into accepted and rejected rows."""
+                     k: int, merged: int = 0) -> dict:
+    """:func:`row_counts` of a check already split into accepted and rejected rows;
+    ``merged`` listings of a track are neither (``rows_merged``)."""
     reasons, n_accepted = dd.compute(_reason_counts(rejects), accepted.shape[0])
     reasons = reasons.groupby(level=0).sum()
-    return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k)
+    return _tally(pd.concat([reasons, pd.Series({"accepted": n_accepted})]), rows_in_files, k,
+                  merged)
 
 
 def _reason_counts(frame: dd.DataFrame) -> dd.Series:
@@ -42,8 +45,8 @@ def _reason_counts(frame: dd.DataFrame) -> dd.Series:
         lambda s: s.fillna("accepted").value_counts(), meta=("count", "int64"))
 
 
-def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
-    read = int(reasons.sum())
+def _tally(reasons: pd.Series, rows_in_files: int, k: int, merged: int = 0) -> dict:
+    read = int(reasons.sum()) + merged
     if read != rows_in_files:  # every row read must be accounted for
         raise RuntimeError(f"read {read} rows but the files hold {rows_in_files}")
     accepted = int(reasons.get("accepted", 0))
@@ -52,8 +55,12 @@ def _tally(reasons: pd.Series, rows_in_files: int, k: int) -> dict:
                          f"{read} read); lower k or fix the input (see the reasons: "
                          f"{reasons.drop('accepted', errors='ignore').to_dict()})")
     rejected = reasons.drop("accepted", errors="ignore").sort_values(ascending=False)
-    return {"rows_read": read, "rows_accepted": accepted, "rows_rejected": read - accepted,
-            "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+    counts = {"rows_read": read, "rows_accepted": accepted,
+              "rows_rejected": read - accepted - merged,
+              "reject_reasons": {str(r): int(n) for r, n in rejected.items()}}
+    if merged:  # a track listed several times (same id and features): one track
+        counts["rows_merged"] = merged
+    return counts
 
 
 def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
@@ -118,26 +125,65 @@ def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
+#: The maps show the tracks between these percentiles of each axis (plus a margin): a few
+#: outlying tracks would otherwise stretch the axes until the catalog fills a corner.
+MAP_PERCENTILES = (0.1, 99.9)
+MAP_SAMPLE = 500_000
+
+
 def map_grid(points: dd.DataFrame, config: MapConfig) -> raster.PixelGrid:
-    """The maps' canvas: the ``pc1`` x ``pc2`` bounds of ``points`` plus 2 %, one small pass.
+    """The maps' canvas: the 0.1-99.9 percentiles of ``pc1`` and ``pc2`` plus 2 %, from a
+    reproducible sample of at most ``MAP_SAMPLE`` tracks (two small passes); the tracks beyond
+    are left off the maps and counted in their note.
 
     ``points`` needs only ``pc1`` and ``pc2``: the persisted scores do, without the tracks.
     """
-    low, high = dd.compute(points[[PC1, PC2]].min(), points[[PC1, PC2]].max())
+    rows = len(points)
+    sample = points[[PC1, PC2]]
+    if rows > MAP_SAMPLE:  # dask's own quantiles merge per-partition ones: too rough here
+        sample = sample.sample(frac=MAP_SAMPLE / rows, random_state=0)
+    values = sample.compute().to_numpy(dtype=np.float64)
+    if not len(values):
+        values = np.zeros((1, 2))
+    low, high = (pd.Series(v, index=[PC1, PC2])
+                 for v in np.nanpercentile(values, MAP_PERCENTILES, axis=0))
     pad = 0.02 * (high - low).replace(0, 1.0)
     return raster.PixelGrid((float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
                             (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
                             config.width, config.height)
 
 
+def axis_labels(pca_table: pd.DataFrame | None, top: int = 3) -> tuple[str, str]:
+    """``"PC1 (23%): +energy +loudness -acousticness"``: each map axis, its share of the
+    variance and the features it loads on most, with the loading's sign."""
+    if pca_table is None:
+        return ("PC1", "PC2")
+    labels = []
+    for i in range(2):
+        row = pca_table.iloc[i]
+        loadings = row.drop(["component", "explained_variance", "explained_variance_ratio"],
+                            errors="ignore").astype(float)
+        strongest = loadings.abs().sort_values(ascending=False).index[:top]
+        said = " ".join(f"{'+' if loadings[f] >= 0 else '-'}{f}" for f in strongest)
+        labels.append(f"PC{i + 1} ({row['explained_variance_ratio']:.0%}): {said}")
+    return labels[0], labels[1]
+
+
 def map_images(bins, grid: raster.PixelGrid, names: list[str], profiles: pd.DataFrame,
-               features: tuple[str, ...]) -> dict:
+               features: tuple[str, ...], pca_table: pd.DataFrame | None = None) -> dict:
     """Every map of a run by file name, from :func:`sonicatlas.visual.raster.bin_reduction`'s bins:
-    clusters, density (their total), and one per feature."""
+    clusters, density (their total), and one per feature. The cluster map's axes name their
+    loadings (``pca_table``: :func:`pca_table`) and a note counts the tracks outside it."""
     frame = {"x_range": grid.x_range, "y_range": grid.y_range}
+    total = int(profiles["size"].sum())
+    clipped = total - int(bins["clusters"].sum())
+    note = (f"{clipped:,} tracks ({clipped / total:.2%}) beyond the {MAP_PERCENTILES[0]:g}-"
+            f"{MAP_PERCENTILES[1]:g} percentiles of either axis are clipped from view"
+            if clipped > 0 and total else "")
     images = {"clusters.png": maps.cluster_image(
         bins["clusters"], names=names, sizes=profiles["size"].tolist(),
-        title="Tracks by cluster, PC1 x PC2", **frame)}
+        title="Tracks by cluster, PC1 x PC2", axes=axis_labels(pca_table), note=note,
+        **frame)}
     for name, image in maps.feature_images(bins, features, **frame).items():
         images["density.png" if name == "density" else f"features/{name}.png"] = image
     return images
@@ -212,12 +258,16 @@ class RunSummary:
         c = self.counts
         lines = [f"Run written to {self.out}",
                  f"  rows in {c['rows_read']:,}, accepted {c['rows_accepted']:,}, "
-                 f"rejected {c['rows_rejected']:,}"]
+                 f"rejected {c['rows_rejected']:,}"
+                 + (f", {c['rows_merged']:,} repeated listings merged into their track"
+                    if c.get("rows_merged") else "")]
         for reason, n in list(c["reject_reasons"].items())[:5]:
             lines.append(f"    {n:>10,}  {reason}")
         algorithm = self.clustering.get("algorithm", "kmeans")
-        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f} after "
-                     f"{self.n_iter} iterations")
+        lines.append(f"  k={self.k} ({algorithm}); KMeans cost {self.inertia:,.1f}, "
+                     f"{iterations_said(self.n_iter, self.clustering.get('engine'))}")
+        if "why" in self.clustering.get("k_sweep", {}):
+            lines.append(f"    k chosen because {self.clustering['k_sweep']['why']}")
         for row in self.clusters:
             lines.append(f"    {row[CLUSTER]:>3}  {row['size']:>10,}  {row['share']:6.1%}  "
                          f"{row['name']}")
@@ -225,4 +275,5 @@ class RunSummary:
         lines.append(f"  seconds: {total:.1f} total; " + ", ".join(
             f"{k} {v:.1f}" for k, v in self.seconds.items()))
         return "\n".join(lines)
+
 

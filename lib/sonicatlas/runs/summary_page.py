@@ -14,6 +14,7 @@ from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
 from sonicatlas.runs.provenance import SUMMARY_KIND, is_run_summary
 from sonicatlas.runs.reading import read_manifest, read_profiles, run_path
+from sonicatlas.summaries import digest
 
 
 def _features(profiles: pd.DataFrame, manifest: dict) -> list[str]:
@@ -76,6 +77,41 @@ def _table(header: list[str], align: str, rows: list[list[object]]) -> list[str]
             *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)]
 
 
+def _summary_table(run: Path, name: str) -> pd.DataFrame | None:
+    path = run / "summary" / name
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _contents(run: Path, profiles: pd.DataFrame) -> list[str]:
+    """Genres, decades and artists per cluster, the genre agreement, the methods compared."""
+    lines = []
+    columns = {}
+    for name, column, title in (("genre_mix", "genre", "genres"),
+                                ("decade_mix", "decade", "decades")):
+        table = _summary_table(run, name)
+        if table is not None:
+            columns[title] = digest.top_categories(table, column)
+    artists = _summary_table(run, "top_artists")
+    if artists is not None:
+        columns["top artists"] = digest.top_artist_names(artists)
+    if columns:
+        lines += ["", "## What is in each cluster", "",
+                  *_table(["id", "name", *columns], "ll" + "l" * len(columns),
+                          [[row.cluster, row.name, *(v.get(int(row.cluster), "")
+                                                     for v in columns.values())]
+                           for row in profiles.itertuples(index=False)])]
+        agreement = _summary_table(run, "genre_agreement")
+        if agreement is not None and len(agreement):
+            lines += ["", f"Clusters against genres: {digest.agreement_sentence(agreement)}."]
+    comparison = _summary_table(run, "method_comparison")
+    if comparison is not None and len(comparison):
+        lines += ["", "## Methods compared", ""]
+        lines += [f"- **{m}** {w}." for m, w in digest.method_warnings(comparison).items()]
+        lines += ["", *_table(digest.COMPARISON_HEADER, "lrrrrl",
+                              digest.comparison_rows(comparison))]
+    return lines
+
+
 def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
     """A one-page markdown summary of a run.
 
@@ -111,15 +147,22 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
              f"- Rows read: {read:,}",
              f"- Accepted: {rows['rows_accepted']:,} ({share(rows['rows_accepted'])})",
              f"- Rejected: {rows['rows_rejected']:,} ({share(rows['rows_rejected'])})"]
+    if rows.get("rows_merged"):
+        lines.append(f"- Merged: {rows['rows_merged']:,} repeated listings of a track (same id "
+                     "and features; their genres pooled)")
     reasons = rows.get("reject_reasons") or {}
     if reasons:
         lines += ["", *_table(["reason", "rows", "share of read"], "lrr",
                               [[r, f"{n:,}", share(n)] for r, n in reasons.items()])]
 
     k = manifest.get("k", len(profiles))
+    clustering = manifest.get("clustering", {})
+    passes = digest.iterations_said(metrics.get("kmeans_iterations", 0), clustering.get("engine"))
     lines += ["", "## Clusters", "", f"k = {k}, KMeans cost (inertia, sum of squared distances "
-              f"in z-score units) {metrics.get('inertia', float('nan')):,.1f} after "
-              f"{_plural(metrics.get('kmeans_iterations', '?'), 'iteration')}."]
+              f"in z-score units) {metrics.get('inertia', float('nan')):,.1f}, {passes}."]
+    why = clustering.get("k_sweep", {}).get("why")
+    if why:
+        lines[-1] += f" k was chosen because {why}."
     ratio = metrics.get("pca_explained_variance_ratio") or []
     if len(ratio) >= 2:
         lines[-1] += (f" The map's axes PC1 and PC2 explain {ratio[0]:.1%} and {ratio[1]:.1%} "
@@ -139,7 +182,8 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
     lines += ["", *_table(["id", "name", "size", "share", "most distinctive (mean, vs catalog)"],
                           "rlrrl", table),
               "", "Distinctive features: the cluster's mean minus the catalog's, in catalog "
-              "standard deviations."]
+              "standard deviations; names compare each cluster with this catalog."]
+    lines += _contents(run, profiles)
 
     seconds = manifest.get("seconds") or {}
     if seconds:

@@ -14,15 +14,15 @@ import numba
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import CLUSTER
+from sonicatlas.contract import ALBUM, ALBUM_ID, ARTIST, CLUSTER
 from sonicatlas.io.duplicates import hash_ids
 from sonicatlas.summaries.scan import Reduction, Regroup, concat, scan
 
 POPULAR = 70  # popularity (0..100) from which a track counts as popular
 
 
-def category_reduction(column: str, k: int, *, label=None, name: str | None = None
-                       ) -> Reduction:
+def category_reduction(column: str, k: int, *, label=None, name: str | None = None,
+                       split=None) -> Reduction:
     """Tracks per (cluster, category) with the category's share of its cluster, as a
     :class:`~sonicatlas.summaries.scan.Reduction` over tracks with ``cluster`` and ``column``.
 
@@ -40,34 +40,45 @@ def category_reduction(column: str, k: int, *, label=None, name: str | None = No
         default the values as text.
     name : str, optional
         Name of the category column in the result; default ``column``.
+    split : callable, optional
+        Maps one value to its list of categories (e.g.
+        :func:`~sonicatlas.io.genres.split_genres`); a track with ``n`` of them counts ``1/n``
+        towards each, and one with none is missing. Default: each value is one category.
 
     Returns
     -------
     Reduction
-        Finishes as a pandas.DataFrame with columns cluster, <name>, tracks, share; sorted by
-        cluster and descending share. Missing values are counted as ``"unknown"``.
+        Finishes as a pandas.DataFrame with columns cluster, <name>, tracks, share,
+        missing_tracks, missing_share; sorted by cluster and descending share. ``share`` is
+        among the cluster's tracks that have a category; the tracks without one are counted
+        apart (``missing_tracks``, and ``missing_share`` of all the cluster's tracks).
     """
-    return Reduction(partial=lambda part, _: _pair_counts(part, column), combine=concat,
+    return Reduction(partial=lambda part, _: _pair_counts(part, column, split), combine=concat,
                      finish=lambda pairs: _mix(pairs, k, label, name or column))
 
 
 def _mix(pairs: pd.DataFrame, k: int, label, name: str) -> pd.DataFrame:
+    pairs = pairs[pairs[CLUSTER].between(0, k - 1)]
     values = pairs["value"].to_numpy(dtype=object)
     known = pd.notna(values)
-    labels = np.full(len(values), "unknown", dtype=object)
+    labels = np.full(len(values), None, dtype=object)
     if known.any():
         labels[known] = np.asarray(label(values[known]) if label else values[known].astype(str),
                                    dtype=object)
-    pairs[name] = pd.array(labels, dtype="string").fillna("unknown")
-    counts = pairs.groupby([CLUSTER, name])["tracks"].sum().reset_index()
+    pairs = pairs.assign(**{name: pd.array(labels, dtype="string")})
+    missing = pairs[pairs[name].isna()].groupby(CLUSTER)["tracks"].sum()
+    counts = pairs.dropna(subset=[name]).groupby([CLUSTER, name])["tracks"].sum().reset_index()
     totals = counts.groupby(CLUSTER)["tracks"].transform("sum")
     counts["share"] = counts["tracks"] / totals
-    counts = counts[counts[CLUSTER].between(0, k - 1)]
+    counts["missing_tracks"] = counts[CLUSTER].map(missing).fillna(0).astype(np.int64)
+    counts["missing_share"] = counts["missing_tracks"] / (totals + counts["missing_tracks"])
+    if np.array_equal(counts["tracks"], counts["tracks"].round()):  # no list: whole tracks
+        counts["tracks"] = counts["tracks"].astype(np.int64)
     return counts.sort_values([CLUSTER, "share", name], ascending=[True, False, True],
                               ignore_index=True)
 
 
-def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+def _pair_counts(frame: pd.DataFrame, column: str, split=None) -> pd.DataFrame:
     codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)  # missing -> -1
     clusters = frame[CLUSTER].to_numpy(dtype=np.int64)
     low = int(clusters.min()) if len(clusters) else 0  # noise labels (-1) are clusters too
@@ -76,12 +87,20 @@ def _pair_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     width = len(uniques) + 1
     counts = np.bincount((clusters - low) * width + codes + 1)
     pair = np.flatnonzero(counts)
-    code = pair % width - 1
-    value = np.asarray(uniques, dtype=object)[np.clip(code, 0, None)] if len(uniques) else (
-        np.full(len(code), None, dtype=object))
-    value[code < 0] = None
-    return pd.DataFrame({CLUSTER: (pair // width + low).astype(np.int32), "value": value,
-                         "tracks": counts[pair].astype(np.int64)})
+    code, tracks = pair % width - 1, counts[pair]
+    # each distinct value's categories, once per value, not per track; [] is missing
+    lists = [[] for _ in range(width)]  # slot 0: the missing values
+    for i, value in enumerate(np.asarray(uniques, dtype=object)):
+        lists[i + 1] = list(split(value)) if split else [value]
+    sizes = np.array([max(len(items), 1) for items in lists])
+    flat = np.array([item for items in lists for item in (items or [None])], dtype=object)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    repeat = sizes[code + 1]
+    within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    return pd.DataFrame({
+        CLUSTER: np.repeat((pair // width + low).astype(np.int32), repeat),
+        "value": flat[np.repeat(starts[code + 1], repeat) + within],
+        "tracks": np.repeat(tracks / sizes[code + 1], repeat)})
 
 
 def decade(years: np.ndarray) -> np.ndarray:
@@ -172,18 +191,28 @@ def _artist_rows(pieces: list[pd.DataFrame], *, features, k, artist, meta) -> pd
 def album_popularity(scored: dd.DataFrame, min_tracks: int = 3, top: int = 1000
                      ) -> pd.DataFrame:
     """Albums with the highest share of popular tracks (popularity >= 70), at least
-    ``min_tracks`` tracks each, best first."""
-    albums = scored[["album_name", "popularity"]].dropna()
+    ``min_tracks`` tracks each, best first.
+
+    An album is its ``album_id`` when the catalog has one, else its (artist, album name):
+    a title such as "Greatest Hits" names many albums. The table has the album's id or its
+    artist, its name, tracks, popularity_mean, popular_tracks and popular_density.
+    """
+    if ALBUM_ID in scored.columns:
+        keys, named = [ALBUM_ID], [c for c in (ALBUM, ARTIST) if c in scored.columns]
+    else:
+        keys, named = [c for c in (ARTIST, ALBUM) if c in scored.columns], []
+    albums = scored[[*keys, *named, "popularity"]].dropna(subset=[*keys, "popularity"])
     albums = albums.assign(popular=(albums["popularity"] >= POPULAR).astype(np.int64))
-    per_album = albums.groupby("album_name").agg(
-        {"popularity": ["count", "mean"], "popular": "sum"},
+    per_album = albums.groupby(keys).agg(
+        {"popularity": ["count", "mean"], "popular": "sum", **{c: "first" for c in named}},
         split_out=max(1, scored.npartitions // 4))
-    per_album.columns = ["tracks", "popularity_mean", "popular_tracks"]
+    per_album.columns = ["tracks", "popularity_mean", "popular_tracks", *named]
     per_album = per_album[per_album["tracks"] >= min_tracks]
     per_album = per_album.assign(
         popular_density=per_album["popular_tracks"] / per_album["tracks"])
     best = per_album.nlargest(top, ["popular_density", "popularity_mean"]).compute()
-    return best.reset_index()
+    return best.reset_index()[[*keys, *named, "tracks", "popularity_mean", "popular_tracks",
+                               "popular_density"]]
 
 
 def _top_per_cluster(frame: pd.DataFrame, k: int, top: int, artist: str) -> pd.DataFrame:

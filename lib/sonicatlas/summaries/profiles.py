@@ -23,6 +23,11 @@ FEATURE_WORDS = {
     ("duration_ms", 1): "Long", ("duration_ms", -1): "Short",
 }
 
+#: A centroid within this many standard deviations of the catalog mean on every feature has
+#: nothing that stands out: it is named :data:`TYPICAL`, not by its largest tiny deviation.
+TYPICAL_Z = 0.3
+TYPICAL = "Typical"
+
 
 def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int = 2,
                   overrides: dict[int, str] | None = None) -> list[str]:
@@ -40,7 +45,9 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
 
     Returns
     -------
-    list of str, e.g. ``["High Energy · Danceable", "Acoustic · Calm", ...]``.
+    list of str, e.g. ``["High Energy · Danceable", "Acoustic · Calm", "Typical", ...]``.
+        Names are relative to this catalog; a centroid with every ``|z| < TYPICAL_Z`` is
+        "Typical".
     """
     centers_z = np.asarray(centers_z, dtype=float)
     ranked = np.argsort(-np.abs(centers_z), axis=1, kind="stable")
@@ -49,6 +56,8 @@ def name_clusters(centers_z: np.ndarray, features: tuple[str, ...], words: int =
     def label(i: int, count: int) -> str:
         if i in overrides:
             return overrides[i]
+        if np.all(np.abs(centers_z[i]) < TYPICAL_Z):
+            return TYPICAL
         parts = [FEATURE_WORDS[(features[j], 1 if centers_z[i, j] >= 0 else -1)]
                  for j in ranked[i, :count]]
         return " · ".join(parts)
@@ -273,19 +282,36 @@ def _nearest_per_cluster(frame: pd.DataFrame, per_cluster: int) -> pd.DataFrame:
     return ordered.groupby(CLUSTER, sort=False).head(per_cluster)
 
 
+def _distinct_titles(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (sorted by cluster and distance) without a title its artist already has in
+    the cluster: the same song on an album and a compilation is one representative."""
+    if not {"track_name", "artist_name"} <= set(frame.columns):
+        return frame
+    title = frame["track_name"].astype("string").str.strip().str.casefold()
+    artist = frame["artist_name"].astype("string").str.strip().str.casefold()
+    repeated = pd.DataFrame({CLUSTER: frame[CLUSTER].to_numpy(), "t": title.to_numpy(),
+                             "a": artist.to_numpy()}).duplicated()
+    known = title.notna().to_numpy() & artist.notna().to_numpy()
+    return frame[~(repeated.to_numpy() & known)]
+
+
 def representative_reduction(per_cluster: int, carry: tuple[str, ...]) -> Reduction:
-    """The ``per_cluster`` tracks nearest each centroid: each partition keeps only its own."""
+    """The ``per_cluster`` tracks nearest each centroid, no title twice by the same artist:
+    each partition keeps only its own nearest (a few more than needed, for the repeats)."""
     columns = [TRACK_ID, CLUSTER, DISTANCE,
                *(c for c in ("track_name", "artist_name", "genre") if c in carry)]
+    pool = per_cluster * 4 if {"track_name", "artist_name"} <= set(carry) else per_cluster
 
-    def finish(nearest: pd.DataFrame) -> pd.DataFrame:
-        nearest = nearest.reset_index(drop=True)
-        nearest.insert(1, "rank", nearest.groupby(CLUSTER).cumcount() + 1)
-        return nearest
+    def nearest(frame: pd.DataFrame) -> pd.DataFrame:
+        return _distinct_titles(_nearest_per_cluster(frame, pool))
 
-    return Reduction(
-        partial=lambda part, _: _nearest_per_cluster(part[columns], per_cluster),
-        combine=lambda a, b: _nearest_per_cluster(concat(a, b), per_cluster), finish=finish)
+    def finish(found: pd.DataFrame) -> pd.DataFrame:
+        found = found.groupby(CLUSTER, sort=False).head(per_cluster).reset_index(drop=True)
+        found.insert(1, "rank", found.groupby(CLUSTER).cumcount() + 1)
+        return found
+
+    return Reduction(partial=lambda part, _: nearest(part[columns]),
+                     combine=lambda a, b: nearest(concat(a, b)), finish=finish)
 
 
 def feature_correlation(covariance: np.ndarray, features: tuple[str, ...]) -> pd.DataFrame:

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.config import SummaryConfig
-from sonicatlas.contract import CLUSTER, FEATURES, PC1, PC2
+from sonicatlas.contract import ALBUM, ALBUM_ID, CLUSTER, FEATURES, GENRE, PC1, PC2
 from sonicatlas.evaluate import agreement
+from sonicatlas.io.genres import split_genres
 from sonicatlas.modeling.model import ClusterModel
 from sonicatlas.summaries import mixes, profiles
 from sonicatlas.summaries.scan import Reduction, scan
@@ -39,8 +40,8 @@ def build_summaries(scored: dd.DataFrame, model: ClusterModel, pca, names: list[
     }
     if config.artist_clusters and "artist_name" in carry:
         reductions["artist_clusters"] = mixes.artist_regroup(scored, features, k)
-    if "genre" in carry:
-        reductions["genre_mix"] = mixes.category_reduction("genre", k)
+    if GENRE in carry:
+        reductions["genre_mix"] = mixes.category_reduction(GENRE, k, split=split_genres)
     if "release_year" in carry:
         reductions["decade_mix"] = mixes.category_reduction("release_year", k,
                                                             label=mixes.decade, name="decade")
@@ -58,16 +59,32 @@ def build_summaries(scored: dd.DataFrame, model: ClusterModel, pca, names: list[
         if name in done:
             tables[name] = done.pop(name)
     if "genre_mix" in tables:
-        table = tables["genre_mix"].pivot(index=CLUSTER, columns="genre", values="tracks")
-        tables["genre_agreement"] = pd.DataFrame(
-            [agreement.agreement(table.fillna(0).to_numpy(dtype=np.int64))])
+        tables["genre_agreement"] = genre_agreement(tables["genre_mix"])
     if "artist_clusters" in done:
         tables["artist_clusters"] = artists = done.pop("artist_clusters")
         tables["top_artists"] = mixes.top_artists(artists, k)
-    if config.album_popularity and {"album_name", "popularity"} <= set(carry):
+    if (config.album_popularity and "popularity" in carry
+            and {ALBUM, ALBUM_ID} & set(carry)):
         tables["album_popularity"] = mixes.album_popularity(scored)
     for table in tables.values():  # names next to ids, in every small table
         if isinstance(table, pd.DataFrame) and CLUSTER in table and "name" not in table:
             table.insert(table.columns.get_loc(CLUSTER) + 1, "name",
                          [names[c] if 0 <= c < len(names) else "noise" for c in table[CLUSTER]])
     return tables, done
+
+
+def genre_agreement(genre_mix: pd.DataFrame) -> pd.DataFrame:
+    """Agreement of clusters with genres over the tracks that have a genre, and their coverage.
+
+    The contingency table is the genre mix's (a track with ``n`` genres counts ``1/n`` in
+    each); tracks without a genre are left out, not counted as a genre of their own, and
+    ``coverage`` says what share of the tracks the scores rest on.
+    """
+    table = genre_mix.pivot(index=CLUSTER, columns=GENRE, values="tracks").fillna(0)
+    with_genre = float(table.to_numpy().sum())
+    missing = float(genre_mix.groupby(CLUSTER)["missing_tracks"].first().sum())
+    scores = agreement.agreement(table.to_numpy(dtype=np.float64)) if with_genre else {}
+    return pd.DataFrame([{**scores, "tracks_with_genre": with_genre,
+                          "tracks_without_genre": missing,
+                          "coverage": with_genre / (with_genre + missing)
+                          if with_genre + missing else np.nan}])

@@ -224,7 +224,8 @@ def correlation(matrix: pd.DataFrame, title: str):
 _SWEEP = (("sse", None, "Elbow: within-cluster sum of squares"),
           ("silhouette_mean", "null_silhouette", "Silhouette (higher is better)"),
           ("davies_bouldin", "null_davies_bouldin", "Davies-Bouldin (lower is better)"),
-          ("calinski_harabasz", "null_calinski_harabasz", "Calinski-Harabasz (higher is better)"))
+          ("calinski_harabasz", "null_calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+          ("gap", None, "Gap: log cost on shuffled data minus on the tracks"))
 CHOSEN_COLOR, ELBOW_COLOR, LINE_COLOR = "#D55E00", "#666666", "#0072B2"
 
 
@@ -243,8 +244,9 @@ def k_sweep(sweep: pd.DataFrame):
         if column not in sweep or sweep[column].isna().all():
             continue
         layers = []
-        if column == "silhouette_mean" and "silhouette_std" in sweep:
-            layers.append(_opts(hv.Spread(sweep, "k", [column, "silhouette_std"]),
+        spread = {"silhouette_mean": "silhouette_std", "gap": "gap_se"}.get(column)
+        if spread in sweep:
+            layers.append(_opts(hv.Spread(sweep, "k", [column, spread]),
                                 color=LINE_COLOR, fill_alpha=0.2, line_alpha=0))
         if null in sweep and sweep[null].notna().any():
             layers.append(_opts(hv.Curve(sweep, "k", null), color=ELBOW_COLOR,

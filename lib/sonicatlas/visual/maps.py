@@ -16,13 +16,14 @@ import numpy as np
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
 
-#: Okabe-Ito first (safe under all common colour-vision deficiencies for up to 7 clusters),
-#: then Paul Tol's muted scheme and well-separated extras (no pair closer than ~14 CIELAB dE);
-#: very dark colours are left out because the background is dark.
+#: Okabe-Ito's orange, sky blue, green and yellow, then each colour the farthest in CIELAB from
+#: all before it (greedily, from Okabe-Ito, Paul Tol's and ColorBrewer's sets), none near the
+#: dark background: any two of the first 12 differ by at least 35 dE (CIE76), where blues
+#: such as #56B4E9 and #88CCEE, 14 dE apart, read as one.
 CLUSTER_COLORS: tuple[str, ...] = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-    "#CC6677", "#DDCC77", "#117733", "#88CCEE", "#44AA99", "#999933", "#AA4499", "#882255",
-    "#FFAABB", "#BBCC33", "#EE3377", "#CC3311", "#EE8866", "#DDDDDD", "#999999",
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#EE3377", "#6A3D9A", "#CC3311", "#FFFFFF",
+    "#FB9A99", "#B2DF8A", "#33A02C", "#999999", "#882255", "#BC80BD", "#999933", "#8DD3C7",
+    "#FDBF6F", "#FF7F00", "#0072B2", "#FCCDE5",
 )  # fmt: skip
 BACKGROUND = "#111111"
 TEXT_COLOR = "#E8E8E8"
@@ -53,7 +54,8 @@ def cluster_colors(n_clusters: int) -> list[str]:
 
 
 def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | None = None,
-                  sizes: list[int] | None = None, title: str | None = None) -> Image.Image:
+                  sizes: list[int] | None = None, title: str | None = None,
+                  axes: tuple[str, str] = ("PC1", "PC2"), note: str = "") -> Image.Image:
     """Map of every point coloured by cluster, with axis labels, title and legend.
 
     Parameters
@@ -70,11 +72,21 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
         Track count per cluster, shown in the legend with its share of the total.
     title : str, optional
         Drawn above the plot (Pillow's bundled font; it lacks some glyphs, e.g. em dashes).
+    axes : tuple of str
+        The axes' labels, e.g. what each principal component loads on.
+    note : str
+        A line under the plot, e.g. how many tracks lie outside the view.
 
     Returns
     -------
     PIL.Image.Image
         RGB image laid out as :func:`map_layout` says.
+
+    Notes
+    -----
+    Each cluster's counts are divided by its share of the tracks before shading, so that a
+    pixel's colour says which cluster is densest there for its size: a small cluster stays
+    visible where a large one is spread thin over it, instead of being blended away.
     """
     n_clusters = counts.sizes["cluster"]
     labels = list(names) if names is not None else [f"cluster {i}" for i in range(n_clusters)]
@@ -86,7 +98,13 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
             f"{n} · {s:,} ({100 * s / total:.1f}%)" for n, s in zip(labels, sizes, strict=True)
         ]
     colors = cluster_colors(n_clusters)
-    return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors)
+    totals = counts.sum(dim=[d for d in counts.dims if d != "cluster"]).to_numpy()
+    if totals.sum() > 0:  # relative density per cluster: the largest cluster's scale
+        # whole counts, at least 1 where there was one: datashader shades a float 0 as data
+        weights = xr.DataArray(totals.max() / np.maximum(totals, 1), dims="cluster")
+        counts = np.ceil(counts * weights).astype(counts.dtype)  # unsigned: 0 is no data
+    return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors,
+                    axes, note)
 
 
 def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
@@ -186,9 +204,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def _compose(plot: Image.Image, x_range, y_range, title, labels, colors) -> Image.Image:
+def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values inside ``[low, high]``: steps of 1, 2 or 5 times a power of ten."""
+    if not high > low:
+        return [low]
+    raw = (high - low) / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 10) for i in range(int((high - first) / step) + 1)]
+
+
+def _compose(plot: Image.Image, x_range, y_range, title, labels, colors,
+             axes=("PC1", "PC2"), note: str = "") -> Image.Image:
     layout = map_layout(labels, width=plot.width, height=plot.height, title=bool(title))
-    image = Image.new("RGB", layout.size, BACKGROUND)
+    extra = _ROW if note else 0
+    image = Image.new("RGB", (layout.size[0], layout.size[1] + extra), BACKGROUND)
     left, top, right, bottom = layout.plot
     image.paste(plot, (left, top))
     draw = ImageDraw.Draw(image)
@@ -196,15 +227,22 @@ def _compose(plot: Image.Image, x_range, y_range, title, labels, colors) -> Imag
     draw.rectangle((left - 1, top - 1, right, bottom), outline="#555555")
     if title:
         draw.text(((left + right) // 2, _PAD), title, TEXT_COLOR, _font(_TITLE_FONT), "ma")
-    # The range ends as ticks: enough to read one PCA map against another.
-    draw.text((left, bottom + 4), f"{x_range[0]:.3g}", TEXT_COLOR, tick, "la")
-    draw.text((right, bottom + 4), f"{x_range[1]:.3g}", TEXT_COLOR, tick, "ra")
-    draw.text((left - 4, top), f"{y_range[1]:.3g}", TEXT_COLOR, tick, "ra")
-    draw.text((left - 4, bottom), f"{y_range[0]:.3g}", TEXT_COLOR, tick, "rd")
-    draw.text(((left + right) // 2, bottom + 22), "PC1", TEXT_COLOR, font, "ma")
-    pc2 = Image.new("RGBA", (40, 20))
-    ImageDraw.Draw(pc2).text((20, 10), "PC2", TEXT_COLOR, font, "mm")
-    image.paste(pc2 := pc2.rotate(90, expand=True), (_PAD, (top + bottom) // 2 - 20), pc2)
+    for value in nice_ticks(*x_range):  # ticks at round values, a mark and a number each
+        x = left + (value - x_range[0]) / (x_range[1] - x_range[0]) * (right - left)
+        draw.line((x, bottom, x, bottom + 4), fill=TEXT_COLOR)
+        draw.text((x, bottom + 5), f"{value:g}", TEXT_COLOR, tick, "ma")
+    for value in nice_ticks(*y_range):
+        y = bottom - (value - y_range[0]) / (y_range[1] - y_range[0]) * (bottom - top)
+        draw.line((left - 5, y, left - 1, y), fill=TEXT_COLOR)
+        draw.text((left - 6, y), f"{value:g}", TEXT_COLOR, tick, "rm")
+    draw.text(((left + right) // 2, bottom + 22), axes[0], TEXT_COLOR, font, "ma")
+    width = math.ceil(font.getlength(axes[1])) + 8
+    pc2 = Image.new("RGBA", (width, 20))
+    ImageDraw.Draw(pc2).text((width // 2, 10), axes[1], TEXT_COLOR, font, "mm")
+    pc2 = pc2.rotate(90, expand=True)
+    image.paste(pc2, (_PAD - 6, max(0, (top + bottom) // 2 - width // 2)), pc2)
+    if note:
+        draw.text((left, bottom + _MARGIN_BOTTOM), note, TEXT_COLOR, tick, "la")
     for (x0, y0, x1, y1), label, color in zip(layout.swatches, labels, colors, strict=True):
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=color)
         while font.getlength(label) > layout.label_width and len(label) > 1:

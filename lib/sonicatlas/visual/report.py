@@ -19,7 +19,8 @@ from bokeh.models import Widget
 from bokeh.resources import Resources
 
 from sonicatlas.contract import FEATURES
-from sonicatlas.visual import charts
+from sonicatlas.summaries import digest
+from sonicatlas.visual import charts, report_tables
 from sonicatlas.visual.maps import cluster_colors
 
 _CSS = """
@@ -48,7 +49,8 @@ img.map { max-width: 100%; border-radius: 4px; display: block; }
 """
 
 
-def write_report(run_dir: str, manifest: dict | None = None) -> Path:
+def write_report(run_dir: str, manifest: dict | None = None, location: str | None = None
+                 ) -> Path:
     """Write ``report.html`` into a run directory of ``cluster-tracks``.
 
     Parameters
@@ -59,6 +61,9 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
         ``manifest`` is given.
     manifest : dict, optional
         The run's manifest, for a run still being written (the job writes its manifest last).
+    location : str, optional
+        Where the run will be once complete, shown in the header and title; default
+        ``run_dir`` (a run is written into a hidden directory and moved into place).
 
     Returns
     -------
@@ -80,7 +85,8 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
     colors = cluster_colors(len(profiles))
     sample = _read(run, "track_sample")
 
-    sections = [{"html": _header(run, manifest, profiles)},
+    where = Path(location) if location else run.resolve()
+    sections = [{"html": _header(where, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
                          "two principal components, coloured by cluster.</p>" + map_image(run)}]
     models = []
@@ -105,19 +111,25 @@ def write_report(run_dir: str, manifest: dict | None = None) -> Path:
     add("Feature z-scores by cluster", charts.zscore_heatmap(z, profiles, features))
     add("Feature distributions by cluster", *_boxes(sample, profiles, features, colors))
     add("Feature correlation", *_correlation(run, sample, features))
+    sections.append({"html": report_tables.cluster_contents(profiles, colors, {
+        name: _read(run, name)
+        for name in ("genre_mix", "decade_mix", "top_artists", "genre_agreement")})})
     sweep = _read(run, "k_sweep")
     if sweep is not None:
+        why = manifest.get("clustering", {}).get("k_sweep", {}).get("why")
         add("Choosing k", charts.k_sweep(sweep),
-            "Each measure against k. Orange dashed line: the k chosen; grey dotted line: the "
-            "elbow; grey dashed curve: the same measure on structureless (null) data; band: "
-            "the silhouette's standard deviation; hollow points: k whose clusters were not "
-            "stable under resampling.",
+            (f"k={manifest.get('k')} because {why}. " if why else "")
+            + "Each measure against k. Orange dashed line: the k chosen; grey dotted line: "
+            "the elbow; grey dashed curve: the same measure on structureless (null) data; "
+            "band: the silhouette's standard deviation; hollow points: k whose clusters were "
+            "not stable under resampling.",
             missing="Skipped: the k sweep has none of the measures to plot.")
+    sections.append({"html": report_tables.method_comparison(_read(run, "method_comparison"))})
     sections.append({"html": _representatives(_read(run, "representative_tracks"), profiles,
                                                colors)})
 
     out = run / "report.html"
-    out.write_text(page(f"sonicatlas report: {run.name}", sections, models), encoding="utf-8")
+    out.write_text(page(f"sonicatlas report: {where.name}", sections, models), encoding="utf-8")
     return out
 
 
@@ -216,7 +228,7 @@ def kv_table(rows: list[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
-def _header(run: Path, manifest: dict, profiles: pd.DataFrame) -> str:
+def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
     e = html.escape
     source = manifest.get("input", {})
     rows = manifest.get("rows", {})
@@ -241,20 +253,26 @@ def _header(run: Path, manifest: dict, profiles: pd.DataFrame) -> str:
                   f"{source.get('rows', 0):,} rows, fingerprint "
                   f"<code>{e(str(source.get('fingerprint', '?')))}</code>)"),
         ("Rows read", f"{rows.get('rows_read', 0):,}"),
+        *([("Rows merged", f"{rows['rows_merged']:,} repeated listings of a track (same id "
+                           "and features), their genres pooled")] if rows.get("rows_merged")
+          else []),
         ("Rows accepted", f"{rows.get('rows_accepted', 0):,}"),
         ("Rows rejected", rejected),
-        ("Clusters", f"k = {manifest.get('k', len(profiles))}: " + ", ".join(
+        ("Clusters", f"k = {manifest.get('k', len(profiles))}, named by how they differ from "
+                     "this catalog: " + ", ".join(
             _swatch(c) + e(n) for c, n in zip(cluster_colors(len(profiles)), profiles["name"],
                                               strict=True))),
         ("k-means cost", "?" if cost is None else
-         f"{cost:,.1f} (inertia) after {metrics.get('kmeans_iterations', '?')} iterations"),
+         f"{cost:,.1f} (inertia), " + e(digest.iterations_said(
+             metrics.get("kmeans_iterations", 0),
+             manifest.get("clustering", {}).get("engine")))),
         ("PCA variance explained", pca or "?"),
         ("Seconds per stage", f"{sum(seconds.values()):.1f} total: {stages}"),
         ("Versions", versions),
     ])
     finished = e(str(manifest.get("finished", "")))
     return (f"<h1>sonicatlas: {e(manifest.get('job', 'run'))} report</h1>"
-            f'<p class="sub">{e(str(run.resolve()))} · finished {finished}</p>{table}')
+            f'<p class="sub">{e(str(where))} · finished {finished}</p>{table}')
 
 
 def _representatives(tracks: pd.DataFrame | None, profiles: pd.DataFrame,
