@@ -8,10 +8,8 @@ Datashader map, and record a manifest of what was done.
 
 from __future__ import annotations
 
-import dask
-
 from sonicatlas.config import ClusterTracksConfig
-from sonicatlas.io import catalog, checks, duplicates
+from sonicatlas.io import catalog, checks
 from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job
@@ -44,13 +42,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held
-        checked = checks.check_rows(catalog.read_catalog(tracks, carry), config.features,
-                                    config.valid_ranges())
-        accepted, rejects = dask.persist(*checks.split(checked, config.features))
-        # a track listed several times is one track with all its genres; repeats whose
-        # features differ are rejected, their values as read in the detail
-        accepted, rejects, merged = duplicates.merge_repeats(accepted, rejects,
-                                                             config.features, as_read=checked)
+        accepted, rejects, merged = checks.validate(catalog.read_catalog(tracks, carry),
+                                                    config.features, config.valid_ranges())
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k,
                                           merged)

@@ -83,7 +83,7 @@ def test_duplicates_match_pandas_keep_first_across_partitions():
     frame = blob_tracks(5_000, seed=3)
     frame["track_id"] = [f"id{v}" for v in rng.integers(0, 3_000, size=len(frame))]
     frame.loc[7, "energy"] = np.nan  # an invalid row never counts as the first occurrence
-    accepted, rejects = validate(dd.from_pandas(frame, npartitions=5), FEATURES)
+    accepted, rejects, _ = validate(dd.from_pandas(frame, npartitions=5), FEATURES)
     accepted, rejects = accepted.compute(), rejects.compute()
     valid = frame[check_partition(frame, FEATURES)[REASON].isna().to_numpy()]
     expected = valid.index[valid["track_id"].duplicated(keep="first").to_numpy()]

@@ -39,7 +39,7 @@ def _four_files(frame: pd.DataFrame, directory: Path, change=None) -> list[pd.Da
 
 def _read(path: Path, client) -> tuple[pd.DataFrame, pd.DataFrame]:
     catalog = open_catalog(str(path), {}, FEATURES, client)
-    accepted, rejects = validate(read_catalog(catalog, ()), FEATURES)
+    accepted, rejects, _ = validate(read_catalog(catalog, ()), FEATURES)
     return accepted.compute(), rejects.compute()
 
 

@@ -118,7 +118,8 @@ def assign_catalog(run: str, input: str, out: str, client, columns: dict | None 
     tracks = catalog.open_catalog(input, columns or {}, model.features, client,
                                   storage_options)
     carry = tracks.carried
-    accepted, rejects = checks.validate(catalog.read_catalog(tracks, carry), model.features)
+    accepted, rejects, _ = checks.validate(catalog.read_catalog(tracks, carry),
+                                           model.features)
     scores = accepted.map_partitions(model.score_partition)
     scored = outputs.scored_tracks(accepted, scores, model.features, carry)
     with storage.replacing(fs, target) as partial:

@@ -10,6 +10,8 @@ already seen earlier in the catalog (the first valid occurrence is kept). Every 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import dask
 import dask.dataframe as dd
 import numba
@@ -28,7 +30,7 @@ from sonicatlas.contract import (
     VALID_RANGES,
     Range,
 )
-from sonicatlas.io.duplicates import find_duplicates
+from sonicatlas.io.duplicates import merge_repeats
 
 DUPLICATE = "duplicate track_id"
 
@@ -203,34 +205,27 @@ def split(checked: dd.DataFrame, features: tuple[str, ...] = ()
     return accepted, checked[~checked[REASON].isna()]
 
 
-def _without(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    hit = frame[POSITION].isin(positions).to_numpy()
-    return frame[~hit] if hit.any() else frame
+class Validated(NamedTuple):
+    """What :func:`validate` holds: the rows to cluster, the rejects, the merged listings."""
 
-
-def _with_duplicates(rejected: pd.DataFrame, accepted: pd.DataFrame, positions: np.ndarray
-                     ) -> pd.DataFrame:
-    moved = accepted[accepted[POSITION].isin(positions).to_numpy()]
-    if moved.empty:
-        return rejected
-    moved = moved.assign(**{REASON: DUPLICATE, DETAIL: pd.NA}).astype(rejected.dtypes.to_dict())
-    return pd.concat([rejected, moved[rejected.columns]]).sort_values(POSITION, kind="stable")
+    accepted: dd.DataFrame
+    rejects: dd.DataFrame
+    #: listings of a track already accepted with the same features, folded into it (their
+    #: genres joined): rows read = accepted + rejected + merged
+    merged: int
 
 
 def validate(frame: dd.DataFrame, features: tuple[str, ...],
-             ranges: dict[str, Range] | None = None) -> tuple[dd.DataFrame, dd.DataFrame]:
-    """Check every row, in one read: the persisted (accepted, rejected) rows.
+             ranges: dict[str, Range] | None = None) -> Validated:
+    """Check every row, in one read: the persisted accepted and rejected rows.
 
     Both are persisted from the same read (the checked frame itself is never held, so a
-    catalog larger than memory spills once, not twice); repeated ``track_id`` are then
-    found among the accepted rows and moved to the rejects, partition by partition. Their
-    features are then the float32 values the accepted rows hold. ``ranges`` replaces the
-    contract's valid ranges by feature (the run's ``bounds``).
+    catalog larger than memory spills once, not twice). A track listed several times with
+    the same features (one listing per playlist, say) is then kept once with all its genres;
+    repeats whose features differ go to the rejects with both values, as read, in the detail
+    (:func:`sonicatlas.io.duplicates.merge_repeats`). ``ranges`` replaces the contract's
+    valid ranges by feature (the run's ``bounds``).
     """
-    accepted, rejects = dask.persist(*split(check_rows(frame, features, ranges), features))
-    duplicates = find_duplicates(accepted)
-    if len(duplicates):
-        moved = dd.map_partitions(_with_duplicates, rejects, accepted, duplicates,
-                                  align_dataframes=False, meta=rejects._meta)
-        accepted, rejects = dask.persist(accepted.map_partitions(_without, duplicates), moved)
-    return accepted, rejects
+    checked = check_rows(frame, features, ranges)
+    accepted, rejects = dask.persist(*split(checked, features))
+    return Validated(*merge_repeats(accepted, rejects, features, as_read=checked))
