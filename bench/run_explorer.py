@@ -137,6 +137,8 @@ def measure(url: str, repeat: int, screenshot: str | None = None) -> dict:
         canvas = page.locator(".bk-Canvas").first
         canvas.wait_for(timeout=120_000)
         page.wait_for_timeout(3000)
+        if screenshot:  # the whole catalog, before any zoom
+            page.screenshot(path=screenshot)
         area = canvas.bounding_box()
         middle = (area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
         for i in range(repeat):
@@ -157,10 +159,6 @@ def measure(url: str, repeat: int, screenshot: str | None = None) -> dict:
             timings["click"].append(time.perf_counter() - started)
         search_and_pick(page, repeat, timings)
         make_playlists(page, repeat, timings)
-        if screenshot:
-            page.locator(".bk-tab", has_text="Map").first.click()
-            page.wait_for_timeout(3000)
-            page.screenshot(path=screenshot)
         browser.close()
     return {"page_load_s": load, "tracks": total,
             **{f"{name}_median_s": statistics.median(v) for name, v in timings.items()},

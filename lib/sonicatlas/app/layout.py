@@ -168,7 +168,9 @@ def _show_track(data: RunData, discovery, filters: Filters, x, y, target: pn.Col
                          *data.features) if c in data.tracks]
     lines = [f"**{track.get('track_name', track[TRACK_ID])}** (`{track[TRACK_ID]}`)",
              f"at ({track[PC1]:.2f}, {track[PC2]:.2f})", ""]
-    lines += [f"- {c}: {track[c]}" for c in shown]
+    lines += [f"- {c}: {track[c]:.4g}" if isinstance(track[c], (float, np.floating))
+              else f"- {c}: {track[c]}"
+              for c in shown]
     target.objects = [pn.pane.Markdown("\n".join(lines), name="track")]
     if isinstance(discovery, Discovery):
         target.append(pn.pane.Markdown("**The 10 songs most like it**"))
