@@ -60,6 +60,13 @@ class Discovery:
         self.vectors = data.vectors
         self.ids = pa.array(data.tracks[TRACK_ID].astype(str), pa.string())
 
+    def warm(self) -> Discovery:
+        """Fold the names and sum the artists' profiles now, not on the first query."""
+        self._folded  # noqa: B018 - cached on first access
+        if ARTIST in self.tracks:
+            self.artist_means  # noqa: B018
+        return self
+
     # --- search ------------------------------------------------------------------------------
 
     @cached_property

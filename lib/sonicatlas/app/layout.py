@@ -68,7 +68,8 @@ def axis_labels(data: RunData) -> tuple[str, str]:
     return labels[0], labels[1]
 
 
-def explorer(run: str | RunData, storage_options: dict | None = None) -> pn.viewable.Viewable:
+def explorer(run: str | RunData, storage_options: dict | None = None,
+             discovery: Discovery | None = None) -> pn.viewable.Viewable:
     """The interactive explorer of a cluster-tracks run, as a Panel layout.
 
     Parameters
@@ -78,6 +79,9 @@ def explorer(run: str | RunData, storage_options: dict | None = None) -> pn.view
         :func:`sonicatlas.app.data.read_run`.
     storage_options : dict, optional
         fsspec options for ``run``.
+    discovery : Discovery, optional
+        The run's discovery, made once and shared by every browser session of a server (its
+        folded names and artist profiles are built on first use).
 
     Returns
     -------
@@ -97,7 +101,7 @@ def explorer(run: str | RunData, storage_options: dict | None = None) -> pn.view
     selected = pn.Column(pn.pane.Markdown("Click the map to pick the nearest track."),
                          name="selected")
 
-    discovery, picks = _discovery(data), Picks()
+    discovery, picks = discovery or _discovery(data), Picks()
 
     def build_map(color_by):
         plot = map_plot(data, mask, color_by, labels)

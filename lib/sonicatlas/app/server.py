@@ -9,6 +9,7 @@ import sys
 import panel as pn
 
 from sonicatlas.app.data import read_run
+from sonicatlas.app.discovery import Discovery
 from sonicatlas.errors import InputError
 
 
@@ -49,9 +50,12 @@ def serve(run: str, port: int = 5006, address: str = "127.0.0.1", show: bool = F
     if address not in ("127.0.0.1", "localhost", "::1"):
         echo(f"Warning: serving on {address}, reachable from other machines; the explorer "
              "has no authentication")
+    # one discovery for every browser session, its names folded before the first page
+    discovery = Discovery(data).warm() if data.vectors is not None else None
     url = f"http://{address}:{port}/"
     echo(f"Explorer of {run} ({len(data.tracks):,} tracks) at {url}  (Ctrl-C stops it)")
-    server = pn.serve({"/": lambda: explorer(data)}, port=port, address=address, show=show,
+    server = pn.serve({"/": lambda: explorer(data, discovery=discovery)}, port=port,
+                      address=address, show=show,
                       start=False, title="sonicatlas explorer",
                       websocket_origin=[f"{address}:{port}", f"localhost:{port}",
                                         f"127.0.0.1:{port}"])
