@@ -14,6 +14,7 @@ from sonicatlas.modeling.fit import fit_model
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job
 from sonicatlas.runtime import show_progress
+from sonicatlas.summaries.methods import method_tables
 from sonicatlas.summaries.profiles import name_clusters
 from sonicatlas.summaries.tables import build_summaries
 from sonicatlas.synthetic.sample import sample_catalog
@@ -57,7 +58,9 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("assign"):
         # only the four score columns are new data; the rest is the accepted rows, joined
         # partition by partition wherever the scored tracks are read
-        scores = accepted.map_partitions(model.score_partition, clusters.labeler).persist()
+        # compared methods (if any) label every track here too, from the same z-scores
+        scores = accepted.map_partitions(model.score_partition, clusters.labeler,
+                                         clusters.methods or None).persist()
         # the maps' bounds, taken from each partition's scores as they land (which also
         # waits for all of them)
         grid = outputs.map_grid(scores, config.map)
@@ -69,10 +72,14 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                                           counts["rows_accepted"], config.summary,
                                           also={"map_bins": bins})
         profiles = summaries["cluster_profiles"]
+    if clusters.methods:
+        with stage("methods' labels"):
+            summaries.update(method_tables(scored, scores, model, clusters.methods))
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
-        run_dir.write_table("assignments", outputs.assignments(scored, carry), background=True)
+        run_dir.write_table("assignments", outputs.assignments(scored, carry, clusters.methods),
+                            background=True)
         run_dir.write_table("query", outputs.query_data(scored, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one

@@ -24,6 +24,13 @@ GENRE_SEPARATOR = "|"
 #: to the cluster's centre, and the first two principal components.
 CLUSTER, CLUSTER_NAME, DISTANCE, PC1, PC2 = "cluster", "cluster_name", "distance", "pc1", "pc2"
 
+
+def method_cluster(method: str) -> str:
+    """The column of ``assignments/`` holding a compared method's labels: ``cluster_gmm``
+    (noise, for the density methods, is -1)."""
+    return f"{CLUSTER}_{method}"
+
+
 #: Columns of a rejects table: why a row was set aside, the offending value, and where the row
 #: was (partition number in the high 32 bits, row in the low 32 bits).
 REASON, DETAIL, POSITION = "reason", "detail", "_pos"

@@ -12,6 +12,9 @@ from sonicatlas.cli.common import user_errors
 @click.option("--cluster", metavar="NAME_OR_ID",
               help="Only this cluster: its id or its name (any case; punctuation optional). "
                    "Default: every cluster.")
+@click.option("--method", metavar="METHOD",
+              help="Choose --cluster by this compared method's labels (a method in the "
+                   "run's compare:, e.g. gmm or dbscan; -1 is its noise).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
               help="json is JSON Lines. Default: from --out's suffix (.csv; .json, .jsonl, "
                    ".ndjson; anything else parquet).")
@@ -24,7 +27,7 @@ from sonicatlas.cli.common import user_errors
               help="Replace an existing --out if it is a sonicatlas export (its columns "
                    "include cluster and cluster_name) or summary; anything else is refused.")
 @user_errors
-def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
+def export_command(run_dir, cluster, method, fmt, out, summary, overwrite) -> None:
     """Export a run's tracks (one cluster or all, with the cluster name) or its summary.
 
     \b
@@ -32,14 +35,15 @@ def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
       sonicatlas export runs/mine-k6 --cluster "calm acoustic" --out calm.csv
       sonicatlas export runs/mine-k6 --cluster 2 --format json --out cluster2.jsonl
       sonicatlas export runs/mine-k6 --out all-tracks.parquet
+      sonicatlas export runs/mine-k6 --method gmm --cluster 2 --out gmm2.csv
       sonicatlas export runs/mine-k6 --summary --out mine-k6.md
     """
     from sonicatlas.runs.export import export_tracks, infer_format
     from sonicatlas.runs.summary_page import run_summary_markdown, write_run_summary
 
     if summary:
-        if cluster is not None or fmt is not None:
-            raise click.UsageError("--summary takes no --cluster or --format")
+        if cluster is not None or fmt is not None or method is not None:
+            raise click.UsageError("--summary takes no --cluster, --method or --format")
         if out is None:
             click.echo(run_summary_markdown(run_dir))
         else:
@@ -48,8 +52,10 @@ def export_command(run_dir, cluster, fmt, out, summary, overwrite) -> None:
     if out is None:
         raise click.UsageError("--out is required (or pass --summary)")
     result = export_tracks(run_dir, out, cluster=cluster, format=fmt or infer_format(out),
-                           overwrite=overwrite)
+                           overwrite=overwrite, method=method)
     which = ("all clusters" if result.cluster is None
              else f"cluster {result.cluster} ({result.cluster_name})")
+    if method is not None:
+        which += f" of {method}"
     click.echo(f"Wrote {result.rows:,} tracks of {which} to {result.out} ({result.format})")
 

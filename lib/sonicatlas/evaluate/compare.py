@@ -60,8 +60,9 @@ def score_labels(X: da.Array, labels: da.Array, reference: da.Array | None,
 def compare_methods(X: da.Array, names: list[str], k: int, params: dict[str, dict],
                     kmeans_labels: da.Array, silhouette_sample_size: int,
                     silhouette_samples: int, seed: int, echo=print, fitted_already=None
-                    ) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """The ``summary/method_comparison`` table and, per method, how it was fitted.
+                    ) -> tuple[pd.DataFrame, dict[str, dict], dict]:
+    """The ``summary/method_comparison`` table, per method how it was fitted, and the fitted
+    methods.
 
     Returns
     -------
@@ -72,10 +73,13 @@ def compare_methods(X: da.Array, names: list[str], k: int, params: dict[str, dic
     fitted : dict
         ``{method: {"fitted_on_sample": bool, "sample_size": int, "params": {...}}}`` for the
         manifest.
+    estimators : dict
+        ``{method: fitted estimator}``, each labelling rows with ``predict`` (the job labels
+        every track with each of them).
 
     ``fitted_already`` maps names to (method, labels) that need no refit (the run's KMeans).
     """
-    rows, fitted = [], {}
+    rows, fitted, estimators = [], {}, {}
     for name in names:
         if name in (fitted_already or {}):
             method, labels = fitted_already[name]
@@ -88,6 +92,7 @@ def compare_methods(X: da.Array, names: list[str], k: int, params: dict[str, dic
                "fitted_on_sample": bool(getattr(method, "fitted_on_sample_", False)),
                "sample_size": int(getattr(method, "sample_size_", X.shape[0]))}
         rows.append(row)
+        estimators[name] = method
         fitted[name] = {"fitted_on_sample": row["fitted_on_sample"],
                         "sample_size": row["sample_size"], "params": row["params"]}
         echo(f"    {name:<14} {row['n_clusters']:>3} clusters, noise {row['noise_share']:.1%}, "
@@ -97,7 +102,35 @@ def compare_methods(X: da.Array, names: list[str], k: int, params: dict[str, dic
         del labels  # release this method's labels on the workers before the next fit
     table = pd.DataFrame(rows)
     table["cluster_sizes"] = table["cluster_sizes"].map(lambda s: ", ".join(map(str, s)))
-    return table, fitted
+    return table, fitted, estimators
+
+
+def method_agreement(labels: dict[str, da.Array]) -> pd.DataFrame:
+    """``summary/method_agreement``: adjusted Rand and NMI of every pair of methods.
+
+    Exact over all rows (:func:`sonicatlas.evaluate.agreement.contingency`), noise (-1)
+    counted as a cluster of its own, as in ``adjusted_rand_vs_kmeans``.
+
+    Parameters
+    ----------
+    labels : dict of str to dask.array.Array
+        Each method's label of every row, all with the same chunks, in the table's order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: method_a, method_b, adjusted_rand, normalized_mutual_info.
+    """
+    names = list(labels)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            scores = agreement.agreement(agreement.contingency(labels[a], labels[b]))
+            rows.append({"method_a": a, "method_b": b,
+                         "adjusted_rand": scores["adjusted_rand"],
+                         "normalized_mutual_info": scores["normalized_mutual_info"]})
+    return pd.DataFrame(rows, columns=["method_a", "method_b", "adjusted_rand",
+                                       "normalized_mutual_info"])
 
 
 def _describe(method) -> str:

@@ -25,6 +25,8 @@ class Clustering:
     centers: np.ndarray
     #: fitted method that labels tracks, or None when KMeans' nearest centroid does
     labeler: object | None = None
+    #: ``{method: fitted estimator}`` of every compared method (kmeans included), or empty
+    methods: dict = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
 
@@ -66,7 +68,7 @@ def fit_clusters(scaled: da.Array, config: ClusteringConfig, stage, echo,
         with stage("compare methods"):
             fitted["kmeans"] = (kmeans, kmeans.predict(scaled).astype(np.int64).persist())
             names = list(dict.fromkeys(["kmeans", *config.compare]))
-            table, info = compare.compare_methods(
+            table, info, result.methods = compare.compare_methods(
                 scaled, names, result.k, config.compare_params, fitted["kmeans"][1],
                 config.sweep.silhouette_sample_size, config.sweep.silhouette_samples, seed,
                 echo, fitted_already=fitted)

@@ -61,7 +61,7 @@ def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, ech
     clusters = fit_clusters(scaled, config, stage, echo, engine)
     # A fitted estimator's lazy labels_ is a graph over the scaled matrix: holding it would
     # keep every scaled chunk on the workers for the rest of the run.
-    for estimator in (clusters.kmeans, clusters.labeler):
+    for estimator in (clusters.kmeans, clusters.labeler, *clusters.methods.values()):
         if isinstance(getattr(estimator, "labels_", None), da.Array):
             del estimator.labels_
     del scaled

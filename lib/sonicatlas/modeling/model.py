@@ -16,7 +16,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2
+from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2, method_cluster
 from sonicatlas.estimators.lloyd import score_rows
 
 if TYPE_CHECKING:  # the queries load a model without paying for dask.dataframe's import
@@ -57,11 +57,15 @@ class ClusterModel:
         X = frame[list(self.features)].to_numpy(dtype=np.float64)
         return (X - np.asarray(self.scale_mean)) / np.asarray(self.scale_std)
 
-    def score_partition(self, frame: pd.DataFrame, labeler=None) -> pd.DataFrame:
+    def score_partition(self, frame: pd.DataFrame, labeler=None, methods: dict | None = None
+                        ) -> pd.DataFrame:
         """Cluster, distance to its centroid, pc1 and pc2 of every row of ``frame``.
 
         ``labeler`` (a fitted method with ``predict`` on z-scores) gives the clusters instead
-        of the nearest centroid; its noise label -1 gets a missing distance.
+        of the nearest centroid; its noise label -1 gets a missing distance. ``methods``
+        (``{name: fitted method}``) adds each one's ``predict`` of the float32 z-scores as
+        ``cluster_<name>`` (:func:`sonicatlas.contract.method_cluster`), the matrix ``query/``
+        holds.
         """
         centers = np.asarray(self.centers)
         components = np.asarray(self.pca_components)[:2]
@@ -80,9 +84,13 @@ class ClusterModel:
             safe = np.clip(labels, 0, None)
             squared = np.where(labels >= 0, ((Z - centers[safe]) ** 2).sum(axis=1), np.nan)
             pcs = (Z - np.asarray(self.pca_mean)) @ components.T
-        return pd.DataFrame({CLUSTER: labels.astype(np.int32), DISTANCE: np.sqrt(squared),
-                             PC1: pcs[:, 0].astype(np.float32),
-                             PC2: pcs[:, 1].astype(np.float32)}, index=frame.index)
+        columns = {CLUSTER: labels.astype(np.int32), DISTANCE: np.sqrt(squared),
+                   PC1: pcs[:, 0].astype(np.float32), PC2: pcs[:, 1].astype(np.float32)}
+        if methods:
+            Z = self.scaled(frame).astype(np.float32)
+            for name, method in methods.items():
+                columns[method_cluster(name)] = np.asarray(method.predict(Z)).astype(np.int32)
+        return pd.DataFrame(columns, index=frame.index)
 
     def score_frame(self, frame: dd.DataFrame, keep: list[str], labeler=None
                     ) -> dd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from sonicatlas import storage
-from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE, TRACK_ID
+from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE, TRACK_ID, method_cluster
 from sonicatlas.errors import InputError
 from sonicatlas.runs.provenance import EXPORT_KIND, is_export
 from sonicatlas.runs.reading import read_profiles, run_path
@@ -49,6 +49,8 @@ class ExportResult:
         The exported cluster's id; None when every cluster was exported.
     cluster_name : str or None
     columns : tuple of str
+    method : str or None
+        The compared method whose labels chose the cluster; None for the run's clusters.
     """
 
     out: str
@@ -57,6 +59,7 @@ class ExportResult:
     cluster: int | None
     cluster_name: str | None
     columns: tuple[str, ...]
+    method: str | None = None
 
 
 # --- choosing a cluster ------------------------------------------------------------------
@@ -170,14 +173,22 @@ def infer_format(out: str | os.PathLike) -> str:
     return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
 
 
-def _add_names(part: pd.DataFrame, names: np.ndarray) -> pd.DataFrame:
-    codes = part[CLUSTER].to_numpy(dtype="int64", na_value=-1)
+def _add_names(part: pd.DataFrame, names: np.ndarray, column: str = CLUSTER,
+               name_column: str = CLUSTER_NAME) -> pd.DataFrame:
+    codes = part[column].to_numpy(dtype="int64", na_value=-1)
     valid = (codes >= 0) & (codes < len(names))
     label = pd.array(np.where(valid, names[np.clip(codes, 0, len(names) - 1)], None),
                      dtype="string")
     out = part.copy()
-    out.insert(out.columns.get_loc(CLUSTER) + 1, CLUSTER_NAME, label)
+    out.insert(out.columns.get_loc(column) + 1, name_column, label)
     return out
+
+
+def _names_by_id(profiles: pd.DataFrame) -> np.ndarray:
+    clusters = profiles[profiles[CLUSTER] >= 0]  # a method's noise (-1) keeps no name
+    names = np.full(int(clusters[CLUSTER].max(initial=-1)) + 1, None, dtype=object)
+    names[clusters[CLUSTER].to_numpy()] = clusters["name"].to_numpy()
+    return names
 
 
 def _write_part(part: pd.DataFrame, path: str, fmt: str, header: bool) -> int:
@@ -222,7 +233,7 @@ def _parquet_rows(frame: dd.DataFrame, path: Path) -> int:
 
 def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
                   cluster: int | str | None = None, format: str = "parquet",
-                  overwrite: bool = False) -> ExportResult:
+                  overwrite: bool = False, method: str | None = None) -> ExportResult:
     """Write the tracks of one cluster (or of all) with their cluster name.
 
     Parameters
@@ -239,6 +250,11 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         ``json`` is JSON Lines: one object per line, so readers can stream it.
     overwrite : bool
         Replace an existing ``out``, if it is an export (:func:`~.provenance.is_export`).
+    method : str, optional
+        A method the run compared (``gmm``, ``dbscan``, ...): ``cluster`` is one of its
+        clusters (id, ``-1`` for noise, or name from ``summary/cluster_profiles_<method>``),
+        chosen by the ``cluster_<method>`` column, which gets ``cluster_<method>_name`` beside
+        it.
 
     Returns
     -------
@@ -256,7 +272,8 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     -----
     The columns are those of ``assignments/`` with ``cluster_name`` after ``cluster``, then
     the audio features in their own units (:func:`with_features`); tracks come by cluster,
-    the most typical (nearest the cluster's centre) first. Dask reads, filters and writes
+    the most typical (nearest the cluster's centre) first; by a ``method``'s labels they keep
+    the order of ``assignments/``. Dask reads, filters and writes
     partition by partition in parallel on the current scheduler (a distributed Client if one
     is active, whose workers must then see ``out``'s file system), so memory holds a few
     partitions at a time and nothing is collected on the client. Text formats are written as
@@ -266,22 +283,29 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     run = run_path(run_dir)
     profiles = read_profiles(run)
-    chosen, name = resolve_cluster(profiles, cluster) if cluster is not None else (None, None)
+    labels = read_profiles(run, method) if method is not None else profiles
+    chosen, name = resolve_cluster(labels, cluster) if cluster is not None else (None, None)
     out = Path(out).expanduser()
     fs, target = storage.resolve(out)
     storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 
     frame = with_features(run, dd.read_parquet(str(run / "assignments")))
+    column = CLUSTER if method is None else method_cluster(method)
     if chosen is not None:
-        frame = frame[frame[CLUSTER] == chosen]
-    frame = by_typicality(frame)
-    names = np.full(int(profiles[CLUSTER].max()) + 1, None, dtype=object)
-    names[profiles[CLUSTER].to_numpy()] = profiles["name"].to_numpy()
+        frame = frame[frame[column] == chosen]
+    if method is None:
+        frame = by_typicality(frame)
+    names = _names_by_id(profiles)
     frame = frame.map_partitions(_add_names, names, meta=_add_names(frame._meta, names))
+    if method is not None:
+        names = _names_by_id(labels)
+        extra = (column, f"{column}_name")
+        frame = frame.map_partitions(_add_names, names, *extra,
+                                     meta=_add_names(frame._meta, names, *extra))
 
     with storage.replacing(fs, target) as partial:
         if format == "parquet":
             rows = _parquet_rows(frame, Path(partial))
         else:
             rows = _text_rows(frame, Path(partial), format)
-    return ExportResult(str(out), format, rows, chosen, name, tuple(frame.columns))
+    return ExportResult(str(out), format, rows, chosen, name, tuple(frame.columns), method)

@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.config import MapConfig
-from sonicatlas.contract import CLUSTER, DISTANCE, PC1, PC2, POSITION, REASON, TRACK_ID
+from sonicatlas.contract import (
+    CLUSTER,
+    DISTANCE,
+    PC1,
+    PC2,
+    POSITION,
+    REASON,
+    TRACK_ID,
+    method_cluster,
+)
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
 from sonicatlas.runs.directory import versions
@@ -79,9 +88,11 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
                              align_dataframes=False)
 
 
-def assignments(scored: dd.DataFrame, carry: tuple[str, ...]) -> dd.DataFrame:
-    """Lazy ``assignments/`` table: one row per accepted track."""
-    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *carry]]
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...], methods=()) -> dd.DataFrame:
+    """Lazy ``assignments/`` table: one row per accepted track, with ``cluster_<method>`` for
+    each compared method in ``methods``."""
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *map(method_cluster, methods),
+                   *carry]]
 
 
 def query_data(scored: dd.DataFrame, model) -> dd.DataFrame:

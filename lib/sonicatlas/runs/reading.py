@@ -49,18 +49,33 @@ def read_manifest(run_dir: str | os.PathLike) -> dict:
     return json.loads((run_path(run_dir) / "manifest.json").read_text())
 
 
-def read_profiles(run_dir: str | os.PathLike) -> pd.DataFrame:
+def read_profiles(run_dir: str | os.PathLike, method: str | None = None) -> pd.DataFrame:
     """The run's ``summary/cluster_profiles``, one row per cluster, sorted by id.
 
     Parameters
     ----------
     run_dir : str or path-like
+    method : str, optional
+        A compared method: its ``summary/cluster_profiles_<method>`` instead.
 
     Returns
     -------
     pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        ``method`` was not compared in this run; the message names those that were.
     """
-    table = pd.read_parquet(run_path(run_dir) / "summary" / "cluster_profiles")
+    summary = run_path(run_dir) / "summary"
+    name = "cluster_profiles" if method is None else f"cluster_profiles_{method}"
+    if method is not None and not (summary / name).exists():
+        compared = sorted(p.name.removeprefix("cluster_profiles_")
+                          for p in summary.glob("cluster_profiles_*"))
+        raise InputError(f"the run at {run_dir} has no labels of method {method!r}; "
+                         + (f"it compared: {', '.join(compared)}" if compared else
+                            "it compared no methods (set compare: in the config)"))
+    table = pd.read_parquet(summary / name)
     return table.sort_values(CLUSTER, ignore_index=True)
 
 
