@@ -186,7 +186,7 @@ def _add_names(part: pd.DataFrame, names: np.ndarray, column: str = CLUSTER,
 
 def _names_by_id(profiles: pd.DataFrame) -> np.ndarray:
     clusters = profiles[profiles[CLUSTER] >= 0]  # a method's noise (-1) keeps no name
-    names = np.full(int(clusters[CLUSTER].max(initial=-1)) + 1, None, dtype=object)
+    names = np.full(int(clusters[CLUSTER].to_numpy().max(initial=-1)) + 1, None, dtype=object)
     names[clusters[CLUSTER].to_numpy()] = clusters["name"].to_numpy()
     return names
 
