@@ -10,6 +10,6 @@ from sonicatlas.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
     "evaluate": "metrics", "agreement": "agreement", "adjusted_rand": "agreement",
-    "sweep_k": "sweep", "compare_methods": "compare",
+    "sweep_k": "sweep", "compare_methods": "compare", "method_agreement": "compare",
 })
 __all__ = __dir__()
