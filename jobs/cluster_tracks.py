@@ -59,8 +59,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # only the four score columns are new data; the rest is the accepted rows, joined
         # partition by partition wherever the scored tracks are read
         # compared methods (if any) label every track here too, from the same z-scores
-        scores = accepted.map_partitions(model.score_partition, clusters.labeler,
-                                         clusters.methods or None).persist()
+        scores = outputs.score_tracks(accepted, model, clusters.labeler,
+                                      clusters.methods).persist()
         # the maps' bounds, taken from each partition's scores as they land (which also
         # waits for all of them)
         grid = outputs.map_grid(scores, config.map)
@@ -73,7 +73,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                                           also={"map_bins": bins})
         profiles = summaries["cluster_profiles"]
     if clusters.methods:
-        with stage("methods' labels"):
+        with stage("method labels"):
             summaries.update(method_tables(scored, scores, model, clusters.methods))
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.utils import meta_nonempty
 
 from sonicatlas.config import MapConfig
 from sonicatlas.contract import (
@@ -75,6 +77,21 @@ def _tally(reasons: pd.Series, rows_in_files: int, k: int, merged: int = 0) -> d
 def scored_columns(features: tuple[str, ...], carry: tuple[str, ...]) -> list[str]:
     """Columns kept next to the scores: id, carried metadata, features (for profiles)."""
     return [TRACK_ID, *carry, *features]
+
+
+def score_tracks(accepted: dd.DataFrame, model, labeler=None, methods: dict | None = None
+                 ) -> dd.DataFrame:
+    """Lazy :meth:`~sonicatlas.modeling.model.ClusterModel.score_partition` of every partition
+    of ``accepted``, with ``cluster_<method>`` for each fitted method in ``methods``.
+
+    The methods enter the graph once, as one delayed object (a sampled method may carry
+    thousands of sample points), rather than once per partition's task.
+    """
+    if not methods:
+        return accepted.map_partitions(model.score_partition, labeler)
+    meta = model.score_partition(meta_nonempty(accepted._meta), labeler, methods).iloc[:0]
+    return accepted.map_partitions(model.score_partition, labeler, dask.delayed(methods),
+                                   meta=meta)
 
 
 def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[str, ...],
