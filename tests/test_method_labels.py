@@ -163,3 +163,20 @@ def test_a_run_without_compare_writes_no_method_columns(tmp_path):
     assert not [c for c in assignments.columns if c.startswith("cluster_")]
     assert not list((tmp_path / "run/summary").glob("cluster_profiles_*"))
     assert not (tmp_path / "run/summary/method_agreement").exists()
+
+
+def test_a_density_methods_noise_is_minus_one_in_its_column_profiles_and_export(tmp_path):
+    frame = blob_tracks(1_500, groups=K, seed=9)
+    run_job(tmp_path / "run", f"input={write_catalog(frame, tmp_path / 'c')}", f"k={K}",
+            "compare=[dbscan]", "compare_params={dbscan: {min_samples: 20}}")
+    assignments = read_table(tmp_path / "run/assignments")
+    labels = assignments["cluster_dbscan"]
+    assert (labels == -1).any() and labels.max() >= 1
+    table = read_table(tmp_path / "run/summary/cluster_profiles_dbscan").set_index("cluster")
+    assert table.loc[-1, "name"] == "Noise"
+    assert table["size"].to_dict() == labels.value_counts().to_dict()
+    result = export_tracks(tmp_path / "run", tmp_path / "noise.csv", cluster=-1, format="csv",
+                           method="dbscan")
+    got = pd.read_csv(result.out, dtype={"track_id": str})
+    assert sorted(got["track_id"]) == sorted(assignments.loc[labels == -1, "track_id"])
+    assert got["cluster_dbscan_name"].isna().all()  # noise is no cluster: no name
