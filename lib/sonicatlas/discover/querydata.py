@@ -175,7 +175,9 @@ def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
         raise InputError(f"{run}: query/ and assignments/ hold different parts; re-run "
                          f"{MAKE_RUN}")
     schema = pq.read_schema(f"{root}/assignments/{parts[0]}", filesystem=fs)
-    carried = tuple(c for c in schema.names if c not in SCORES)
+    # compared methods' labels (cluster_gmm, ...) are scores too, not metadata
+    carried = tuple(c for c in schema.names
+                    if c not in SCORES and not c.startswith(f"{CLUSTER}_"))
     return QueryRun(str(run), fs, root, model, tuple(names), tuple(parts), carried)
 
 
