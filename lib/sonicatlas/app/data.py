@@ -24,6 +24,7 @@ from sonicatlas.contract import (
     PC1,
     PC2,
     TRACK_ID,
+    method_cluster,
 )
 from sonicatlas.errors import InputError
 
@@ -53,6 +54,9 @@ class RunData:
         Rows rejected, by reason (``reason``, ``rows``).
     features : list of str
         The audio features present in ``tracks``.
+    methods : dict
+        The compared methods whose labels the run holds (``cluster_<method>``), each with
+        its clusters' names by id.
     vectors : numpy.ndarray or None
         The run's standardised features of ``features``, float32, row for row with
         ``tracks``: what similar songs, playlists and artist profiles compare. None for a run
@@ -67,6 +71,14 @@ class RunData:
     rejects: pd.DataFrame
     features: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
+    methods: dict[str, list[str]] = field(default_factory=dict)
+
+    def labels(self, method: str | None = None) -> tuple[np.ndarray, list[str]]:
+        """Each track's cluster id by ``method`` (the run's own KMeans when None or
+        ``kmeans``; -1 is noise) and the names of that method's clusters, by id."""
+        if method in (None, "kmeans") or method not in self.methods:
+            return self.tracks[CLUSTER].to_numpy(), self.names
+        return self.tracks[method_cluster(method)].to_numpy(), self.methods[method]
 
     @property
     def genres(self) -> list[str]:
@@ -119,7 +131,25 @@ def read_run(run: str, storage_options: dict | None = None) -> RunData:
     if fs.isdir(f"{root}/query"):
         tracks, features, vectors = _with_features(fs, root, tracks)
     rejects = _reject_counts(fs, root)
-    return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors)
+    methods = _method_names(fs, root, tracks)
+    return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors, methods)
+
+
+def _method_names(fs, root: str, tracks: pd.DataFrame) -> dict[str, list[str]]:
+    """Names of each compared method's clusters, for the methods whose labels were kept."""
+    methods = {}
+    for column in tracks.columns:
+        method = column.removeprefix(f"{CLUSTER}_")
+        if column == method_cluster(method) and method not in ("name", "kmeans") and \
+                fs.exists(f"{root}/summary/cluster_profiles_{method}"):
+            table = _read_table(fs, root, f"summary/cluster_profiles_{method}")
+            table = table[table[CLUSTER] >= 0].sort_values(CLUSTER)
+            names = [f"Cluster {c}" for c in range(int(table[CLUSTER].max()) + 1)] \
+                if len(table) else []
+            for cluster, name in zip(table[CLUSTER], table["name"], strict=True):
+                names[int(cluster)] = str(name)
+            methods[method] = names
+    return methods
 
 
 def _read_table(fs, root: str, name: str) -> pd.DataFrame:
@@ -146,6 +176,9 @@ def _tidy(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     out[CLUSTER_NAME] = pd.Categorical.from_codes(codes, categories=list(labels))
     for column in (PC1, PC2, "distance"):
         out[column] = tracks[column].astype(np.float32)
+    for column in tracks.columns:  # compared methods' labels, when the run kept them
+        if column.startswith(f"{CLUSTER}_"):
+            out[column] = tracks[column].astype(np.int32)
     for column in TEXT:
         if column in tracks:
             out[column] = tracks[column].astype("string").fillna("").astype("category")

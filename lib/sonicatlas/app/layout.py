@@ -118,7 +118,7 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
     tabs = pn.Tabs(
         ("Overview", pn.bind(safe(views.overview), data, mask)),
         ("Map", pn.Column(color, pn.bind(safe(build_map), color), selected)),
-        ("Clusters", pn.bind(safe(views.clusters), data, mask)),
+        ("Clusters", _clusters_tab(data, mask)),
         ("Tracks", pn.Column(selection_downloads(data, mask),
                              pn.bind(safe(views.track_table), data, mask))),
         ("Search", search),
@@ -154,6 +154,18 @@ def _filter_widgets(filters: Filters) -> list:
     reset = pn.widgets.Button(name="Show all tracks", button_type="light")
     reset.on_click(lambda _: filters.reset())
     return [*widgets, reset]
+
+
+def _clusters_tab(data: RunData, mask) -> pn.Column:
+    """The cluster charts, with a choice of method when the run kept several methods'
+    labels (``compare:``)."""
+    if not data.methods:
+        return pn.Column(pn.bind(safe(views.clusters), data, mask))
+    method = pn.widgets.RadioButtonGroup(name="Clusters by", options=["kmeans", *data.methods],
+                                         value="kmeans")
+    return pn.Column(pn.Row(pn.pane.Markdown("**Clusters by**"), method),
+                     pn.bind(lambda m, chosen: safe(views.clusters)(data, m, method=chosen),
+                             mask, method))
 
 
 def _discovery(data: RunData) -> Discovery | pn.pane.Alert:

@@ -53,18 +53,22 @@ def _distinct(column: pd.Series, mask: np.ndarray) -> int:
                                             minlength=len(column.cat.categories))))
 
 
-def selection_profiles(data: RunData, mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+def selection_profiles(data: RunData, mask: np.ndarray, method: str | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cluster size, share and feature means of the selection, and their z-scores.
 
-    The z-scores are against the whole catalog (its mean and standard deviation), as the
-    report's are, so a filter shows how its clusters differ from the catalog.
+    The clusters are ``method``'s (the run's KMeans by default). The z-scores are against
+    the whole catalog (its mean and standard deviation), as the report's are, so a filter
+    shows how its clusters differ from the catalog.
     """
-    tracks, k = data.tracks, len(data.names)
-    labels = tracks[CLUSTER].to_numpy()[mask]
+    tracks = data.tracks
+    labels, names = data.labels(method)
+    k = len(names)
+    labels = labels[mask]
     valid = labels >= 0
     labels = labels[valid]
     size = np.bincount(labels, minlength=k)
-    profiles = pd.DataFrame({CLUSTER: np.arange(k), "name": data.names, "size": size,
+    profiles = pd.DataFrame({CLUSTER: np.arange(k), "name": names, "size": size,
                              "share": size / max(size.sum(), 1)})
     z = {}
     for feature in data.features:
@@ -81,18 +85,21 @@ def selection_profiles(data: RunData, mask: np.ndarray) -> tuple[pd.DataFrame, p
     return profiles[shown].reset_index(drop=True), z[shown].reset_index(drop=True)
 
 
-def clusters(data: RunData, mask: np.ndarray, seed: int = 0) -> pn.viewable.Viewable:
-    """Sizes, radars, z-score heatmap, box plots and correlations of the selection."""
-    profiles, z = selection_profiles(data, mask)
+def clusters(data: RunData, mask: np.ndarray, seed: int = 0, method: str | None = None
+             ) -> pn.viewable.Viewable:
+    """Sizes, radars, z-score heatmap, box plots and correlations of the selection, by
+    ``method``'s clusters (the run's KMeans by default)."""
+    profiles, z = selection_profiles(data, mask, method)
     if profiles.empty:
         return pn.pane.Markdown("No track passes the filters.")
-    colors = [cluster_colors(len(data.names))[c] for c in profiles[CLUSTER]]
+    labels, names = data.labels(method)
+    colors = [cluster_colors(len(names))[c] for c in profiles[CLUSTER]]
     parts = [pn.pane.Bokeh(charts.cluster_sizes(profiles, colors))]
     if data.features:
         radar, _ = charts.radars(z, profiles, data.features, colors)
         parts += [pn.pane.Bokeh(radar),
                   pn.pane.Bokeh(charts.zscore_heatmap(z, profiles, data.features))]
-        sample = _sample(data, mask, seed)
+        sample = _sample(data, mask, seed, labels, names)
         parts.append(pn.pane.Bokeh(charts.boxes_from_sample(sample, profiles, data.features,
                                                             colors)))
         if len(sample) > 2:
@@ -105,13 +112,13 @@ def clusters(data: RunData, mask: np.ndarray, seed: int = 0) -> pn.viewable.View
     return pn.Column(*parts)
 
 
-def _sample(data: RunData, mask: np.ndarray, seed: int) -> pd.DataFrame:
-    rows = np.flatnonzero(mask)
+def _sample(data: RunData, mask: np.ndarray, seed: int, labels: np.ndarray,
+            names: list[str]) -> pd.DataFrame:
+    rows = np.flatnonzero(mask & (labels >= 0))
     if len(rows) > SAMPLE_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, SAMPLE_ROWS, replace=False))
-    sample = data.tracks.iloc[rows]
-    return sample[[CLUSTER, *data.features]].assign(
-        name=sample[CLUSTER_NAME].astype(str).to_numpy())
+    sample = data.tracks.iloc[rows][data.features].assign(**{CLUSTER: labels[rows]})
+    return sample.assign(name=np.asarray(names, dtype=object)[labels[rows]])
 
 
 def representative(data: RunData, mask: np.ndarray, per_cluster: int = 5) -> pd.DataFrame:
