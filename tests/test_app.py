@@ -255,6 +255,16 @@ def test_the_run_summary_downloads_from_the_export_tab(page, app_run):
     assert text.startswith("# Run") and all(name in text for name in names)
 
 
+
+def test_a_playlist_without_seeds_is_a_message_in_the_page(page):
+    page.locator(".bk-tab", has_text="Playlist").first.click()
+    page.get_by_role("button", name="seed songs").click()
+    page.get_by_role("button", name="Generate the playlist").click()
+    page.get_by_text("give either a cluster or seed tracks").first.wait_for(timeout=30_000)
+    assert page.errors == []
+    page.get_by_role("button", name="a cluster").click()  # as the tests before left it
+
+
 # last: it stops the server the tests above share
 def test_sigterm_stops_the_server_cleanly(served):
     _, process = served

@@ -7,6 +7,8 @@ is one :class:`Picks` object that the tabs and the Export tab share.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 
 import holoviews as hv
@@ -17,6 +19,8 @@ import param
 from sonicatlas.app.discovery import Discovery
 from sonicatlas.contract import ARTIST, TRACK_ID
 from sonicatlas.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def table(frame: pd.DataFrame, name: str) -> pn.pane.DataFrame:
@@ -42,6 +46,20 @@ def message(error: Exception) -> pn.pane.Alert:
     """A user's mistake as a plain line; anything else says what failed."""
     kind = "warning" if isinstance(error, InputError) else "danger"
     return pn.pane.Alert(str(error), alert_type=kind)
+
+
+def shown_safely(view):
+    """``view``, whose failure shows as a message in the page (the traceback goes to the
+    server's log), so one broken answer never breaks the tab."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except Exception as error:  # the page must keep working whatever a query hits
+            if not isinstance(error, InputError):
+                log.exception("explorer view %s failed", view.__name__)
+            return message(error)
+    return wrapper
 
 
 def similar_list(discovery: Discovery, position: int, n: int = 10, metric: str = "cosine",
@@ -108,10 +126,10 @@ def search_tab(discovery: Discovery, picks: Picks) -> pn.Column:
     return pn.Column(
         pn.Row(text, where), status, found,
         pn.Row(metric, same, seed),
-        pn.bind(neighbours, picks.param.track, metric, same),
+        pn.bind(shown_safely(neighbours), picks.param.track, metric, same),
         profile,
-        pn.bind(lambda position, shown: artist_view(discovery, position) if shown else None,
-                picks.param.track, profile),
+        pn.bind(shown_safely(lambda position, shown: artist_view(discovery, position)
+                             if shown else None), picks.param.track, profile),
         name="search")
 
 
@@ -172,7 +190,9 @@ def playlist_tab(discovery: Discovery, picks: Picks, names: list[str]) -> pn.Col
                 seeds=picks.seed_ids() if source.value == "seed songs" else (),
                 size=size.value, min_similarity=threshold.value,
                 max_per_artist=cap.value, order=order.value)
-        except InputError as error:
+        except Exception as error:  # a message in the tab, never a broken page
+            if not isinstance(error, InputError):
+                log.exception("playlist failed")
             result.objects = [message(error)]
             return
         picks.playlist = made.tracks
