@@ -27,7 +27,7 @@ from sonicatlas.discover.playlist import (
     mean_step,
     steps,
 )
-from sonicatlas.discover.search import MATCH, WHERE, fold, fold_text, match_tiers, rank_matches
+from sonicatlas.discover.search import NameIndex
 from sonicatlas.discover.similar import scores, similar_to, top_n
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import ClusterModel
@@ -62,7 +62,7 @@ class Discovery:
 
     def warm(self) -> Discovery:
         """Fold the names and sum the artists' profiles now, not on the first query."""
-        self._folded  # noqa: B018 - cached on first access
+        self._names  # noqa: B018 - cached on first access
         if ARTIST in self.tracks:
             self.artist_means  # noqa: B018
         return self
@@ -70,11 +70,9 @@ class Discovery:
     # --- search ------------------------------------------------------------------------------
 
     @cached_property
-    def _folded(self) -> dict[str, pa.Array]:
-        """Each distinct track and artist name folded once (names are categoricals)."""
-        return {column: fold(pa.array(self.tracks[column].cat.categories.astype(str),
-                                      pa.string()))
-                for column in ("track_name", ARTIST) if column in self.tracks}
+    def _names(self) -> NameIndex:
+        """The tracks' names, each distinct one folded once (they are categoricals)."""
+        return NameIndex(self.tracks[[c for c in (TRACK_ID, *SHOWN) if c in self.tracks]])
 
     def search(self, text: str, where: str = "both", n: int = 20) -> pd.DataFrame:
         """The best ``n`` tracks whose name and/or artist contains ``text``.
@@ -85,35 +83,7 @@ class Discovery:
             ``position`` (row in the run's tracks), ``track_id``, the shown metadata and
             ``match`` (exact, prefix or substring), ranked as ``sonicatlas search`` ranks.
         """
-        if where not in WHERE:
-            raise InputError(f"unknown field {where!r}; choose one of {', '.join(WHERE)}")
-        query = fold_text(text)
-        fields = {"name": ["track_name"], "artist": [ARTIST],
-                  "both": ["track_name", ARTIST]}[where]
-        tiers = np.full(len(self.tracks), 3, dtype=np.int8)
-        for column in (f for f in fields if f in self._folded):
-            by_label = match_tiers(self._folded[column], query)
-            codes = self.tracks[column].cat.codes.to_numpy()
-            tiers = np.minimum(tiers, np.where(codes >= 0, by_label[np.maximum(codes, 0)], 3))
-        hits = self._best(np.flatnonzero(tiers < 3), tiers, n)
-        found = self._rows(hits)
-        found.insert(0, "position", hits)
-        found["match"] = pd.Categorical.from_codes(tiers[hits], categories=list(MATCH))
-        return rank_matches(found, n)
-
-    def _best(self, hits: np.ndarray, tiers: np.ndarray, n: int) -> np.ndarray:
-        """The hits that can rank in the first ``n``: those whose (match, popularity) is at
-        least as good as the n-th best's. The library's ranking then orders these few by
-        name and id too, instead of comparing the strings of every hit."""
-        if len(hits) <= n:
-            return hits
-        popularity = (self.tracks["popularity"].to_numpy(np.float64)[hits]
-                      if "popularity" in self.tracks else np.zeros(len(hits)))
-        keys = np.column_stack([tiers[hits], np.where(np.isnan(popularity), np.inf,
-                                                      -popularity)])
-        nth = keys[np.lexsort(keys.T[::-1])[n - 1]]
-        better = (keys[:, 0] < nth[0]) | ((keys[:, 0] == nth[0]) & (keys[:, 1] <= nth[1]))
-        return hits[better]
+        return self._names.search(text, where, n)
 
     def _rows(self, positions: np.ndarray) -> pd.DataFrame:
         columns = [c for c in (TRACK_ID, *SHOWN) if c in self.tracks]

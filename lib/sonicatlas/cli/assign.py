@@ -35,7 +35,8 @@ def assign_command(run_dir, source, out, columns, overwrite, scheduler, fmt) -> 
       sonicatlas assign runs/mine --input data/catalog/new-releases --out runs/new-releases
     """
     from sonicatlas.config import ClusterConfig
-    from sonicatlas.discover.assign import assign_catalog, default_out, read_run_model
+    from sonicatlas.discover.assign import assign_catalog, default_out
+    from sonicatlas.discover.querydata import read_run_model
     from sonicatlas.errors import InputError
     from sonicatlas.runtime import connect
 
@@ -45,7 +46,8 @@ def assign_command(run_dir, source, out, columns, overwrite, scheduler, fmt) -> 
         if not sep or not theirs.strip() or not ours.strip():
             raise InputError(f"--columns takes THEIRS=OURS, not {pair!r}")
         mapping[theirs.strip()] = ours.strip()
-    read_run_model(run_dir)  # a bad run or model fails before a cluster starts
+    # a bad run or model fails before a cluster starts
+    read_run_model(run_dir, purpose="tracks are placed into")
     out = out or default_out()
     echo = (lambda m: click.echo(m, err=True)) if fmt != "table" else click.echo
     config = ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0")

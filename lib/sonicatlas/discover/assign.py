@@ -20,8 +20,8 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
-from sonicatlas.discover.querydata import MAKE_RUN, load_model
-from sonicatlas.errors import InputError, OutputExistsError
+from sonicatlas.discover.querydata import read_run_model
+from sonicatlas.errors import OutputExistsError
 from sonicatlas.io import catalog, checks
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import versions
@@ -50,32 +50,6 @@ class Assigned:
 def default_out() -> str:
     """``runs/assign-<UTC timestamp>``."""
     return f"runs/assign-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-
-
-def read_run_model(run: str, storage_options: dict | None = None):
-    """The run's manifest, checked model and cluster names.
-
-    Raises
-    ------
-    InputError
-        Not a cluster-tracks run, or a missing, damaged or foreign model.
-    """
-    fs, root = storage.resolve(str(run), storage_options)
-    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/model"):
-        raise InputError(f"{run} is not a run directory (no manifest.json and model/); make "
-                         f"one with {MAKE_RUN}")
-    with fs.open(f"{root}/manifest.json") as handle:
-        manifest = json.load(handle)
-    if manifest.get("job") != "cluster-tracks":
-        raise InputError(f"{run} is a {manifest.get('job')} run; tracks are placed into a "
-                         "cluster-tracks run")
-    features = manifest.get("config", {}).get("features")
-    model = load_model(fs.unstrip_protocol(f"{root}/model"),
-                       tuple(features) if features else None, storage_options)
-    with fs.open(f"{root}/model/model.json") as handle:
-        names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
-                                                           for c in range(model.k)]
-    return manifest, model, list(names)
 
 
 def assign_catalog(run: str, input: str, out: str, client, columns: dict | None = None,
@@ -110,7 +84,8 @@ def assign_catalog(run: str, input: str, out: str, client, columns: dict | None 
         ``out`` exists and ``overwrite`` is false.
     """
     started = time.perf_counter()
-    manifest, model, names = read_run_model(run, storage_options)
+    _, _, manifest, model, names = read_run_model(
+        run, storage_options, purpose="tracks are placed into")
     fs, target = storage.resolve(out, storage_options)
     if storage.occupied(fs, target) and not overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass "

@@ -131,6 +131,43 @@ def _part_names(fs, directory: str) -> list[str]:
     return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in number.split(n)])
 
 
+def read_run_model(run: str, storage_options: dict | None = None, needs: str = "model",
+                   purpose: str = "this needs") -> tuple:
+    """A cluster-tracks run's file system, root, manifest, checked model and cluster names.
+
+    Parameters
+    ----------
+    run : str
+        The run directory (any fsspec URL).
+    storage_options : dict, optional
+    needs : str
+        The folder the caller reads besides the model (named when it is missing).
+    purpose : str
+        What the caller does, for the message when the run is another job's.
+
+    Raises
+    ------
+    InputError
+        Not a cluster-tracks run, or a missing, damaged or foreign model.
+    """
+    fs, root = storage.resolve(str(run), storage_options)
+    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/{needs}"):
+        raise InputError(f"{run} is not a run directory (no manifest.json and {needs}/); "
+                         f"make one with {MAKE_RUN}")
+    with fs.open(f"{root}/manifest.json") as handle:
+        manifest = json.load(handle)
+    if manifest.get("job") != "cluster-tracks":
+        raise InputError(f"{run} is a {manifest.get('job')} run; {purpose} a cluster-tracks "
+                         "run")
+    features = manifest.get("config", {}).get("features")
+    model = load_model(fs.unstrip_protocol(f"{root}/model"),
+                       tuple(features) if features else None, storage_options)
+    with fs.open(f"{root}/model/model.json") as handle:
+        names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
+                                                           for c in range(model.k)]
+    return fs, root, manifest, model, list(names)
+
+
 def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
     """Open a cluster-tracks run for queries, after checking it has what they read.
 
@@ -152,24 +189,11 @@ def open_query_run(run: str, storage_options: dict | None = None) -> QueryRun:
     """
     if isinstance(run, QueryRun):
         return run
-    fs, root = storage.resolve(str(run), storage_options)
-    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/assignments"):
-        raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
-                         f"make one with {MAKE_RUN}")
-    with fs.open(f"{root}/manifest.json") as handle:
-        manifest = json.load(handle)
-    if manifest.get("job") != "cluster-tracks":
-        raise InputError(f"{run} is a {manifest.get('job')} run; queries need a "
-                         "cluster-tracks run")
+    fs, root, _, model, names = read_run_model(run, storage_options, needs="assignments",
+                                               purpose="queries need")
     if not fs.isdir(f"{root}/query"):
         raise InputError(f"{run} has no query data (query/): re-run {MAKE_RUN} on its input "
                          "to make it queryable")
-    features = manifest.get("config", {}).get("features")
-    model = load_model(fs.unstrip_protocol(f"{root}/model"),
-                       tuple(features) if features else None, storage_options)
-    with fs.open(f"{root}/model/model.json") as handle:
-        names = json.load(handle).get("cluster_names") or [f"Cluster {c}"
-                                                           for c in range(model.k)]
     parts = _part_names(fs, f"{root}/query")
     if not parts or parts != _part_names(fs, f"{root}/assignments"):
         raise InputError(f"{run}: query/ and assignments/ hold different parts; re-run "

@@ -70,13 +70,21 @@ class NameIndex:
     Parameters
     ----------
     frame : pandas.DataFrame
-        ``track_id`` and ``track_name`` and/or ``artist_name``; ``popularity`` if known.
+        ``track_id`` and ``track_name`` and/or ``artist_name`` (text or categorical);
+        ``popularity`` if known.
     """
 
     def __init__(self, frame: pd.DataFrame):
         self.frame = frame
-        self.folded = {f: fold(pa.array(frame[f], pa.string())) for f in (NAME, ARTIST)
-                       if f in frame}
+        # a categorical column is folded once per distinct name, then spread by its codes
+        self.folded, self._codes = {}, {}
+        for f in (NAME, ARTIST):
+            if f in frame and isinstance(frame[f].dtype, pd.CategoricalDtype):
+                labels = frame[f].cat.categories.astype(str)
+                self.folded[f] = fold(pa.array(labels, pa.string()))
+                self._codes[f] = frame[f].cat.codes.to_numpy()
+            elif f in frame:
+                self.folded[f] = fold(pa.array(frame[f], pa.string()))
         popularity = (pd.to_numeric(frame[POPULARITY], errors="coerce").to_numpy(np.float64)
                       if POPULARITY in frame else np.zeros(len(frame)))
         self._unpopular = np.where(np.isnan(popularity), np.inf, -popularity)
@@ -96,11 +104,11 @@ class NameIndex:
         if not fields:
             raise InputError(f"the run carried no {NAME if where == 'name' else ARTIST} "
                              "to search")
-        tiers = np.min([match_tiers(self.folded[f], query) for f in fields], axis=0)
+        tiers = np.min([self._tiers(f, query) for f in fields], axis=0)
         if artist is not None:
             if ARTIST not in self.folded:
                 raise InputError(f"the run carried no {ARTIST} to filter on")
-            tiers = np.where(match_tiers(self.folded[ARTIST], fold_text(artist)) < 3, tiers, 3)
+            tiers = np.where(self._tiers(ARTIST, fold_text(artist)) < 3, tiers, 3)
         hits = np.flatnonzero(tiers < 3)
         # numbers first: only the rows tied with the n-th on (match, popularity) are sorted
         # by name and id, not every match of a short query
@@ -113,6 +121,13 @@ class NameIndex:
         found["position"] = order
         found["match"] = pd.Categorical.from_codes(tiers[order], categories=list(MATCH))
         return rank_matches(found, n)
+
+
+    def _tiers(self, field: str, query: str) -> np.ndarray:
+        """Each row's match of ``query`` in ``field`` (3: none)."""
+        tiers = match_tiers(self.folded[field], query)
+        codes = self._codes.get(field)
+        return tiers if codes is None else np.where(codes >= 0, tiers[np.maximum(codes, 0)], 3)
 
 
 def search_frame(frame: pd.DataFrame, text: str, where: str = "both", n: int = 20,
