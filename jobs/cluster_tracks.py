@@ -18,7 +18,7 @@ from sonicatlas.summaries.methods import method_tables
 from sonicatlas.summaries.profiles import name_clusters
 from sonicatlas.summaries.tables import build_summaries
 from sonicatlas.synthetic.sample import sample_catalog
-from sonicatlas.visual import maps, raster
+from sonicatlas.visual import maps, raster, silhouette
 from sonicatlas.visual.report import write_report
 
 NAME = "cluster-tracks"
@@ -70,11 +70,12 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         bins = raster.bin_reduction(grid, n_clusters=model.k, features=config.features)
         summaries, done = build_summaries(scored, model, pca, names, carry,
                                           counts["rows_accepted"], config.summary,
-                                          also={"map_bins": bins})
+                                          also={"map_bins": bins}, methods=clusters.methods)
         profiles = summaries["cluster_profiles"]
     if clusters.methods:
         with stage("method labels"):
-            summaries.update(method_tables(scored, scores, model, clusters.methods))
+            summaries.update(method_tables(scored, scores, model, clusters.methods,
+                                           summaries["silhouette"]))
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
@@ -91,6 +92,10 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                                               config.features,
                                               outputs.pca_table(pca, config.features)).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
+        image = silhouette.silhouette_image(**silhouette.labelling(summaries["silhouette"],
+                                                                  profiles))
+        if image is not None:
+            maps.save_png(image, f"{run_dir.path}/maps/silhouette.png", config.storage_options)
 
     summary = outputs.RunSummary.build(config, source, counts, clusters, pca, profiles,
                                        stage.seconds, client)

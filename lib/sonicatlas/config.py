@@ -138,6 +138,9 @@ class SummaryConfig(_Strict):
     sample_rows: int = Field(20_000, ge=100, description="Tracks in summary/track_sample; "
                              "profile quartiles come from it.")
     representative_tracks: int = Field(5, ge=1, description="Tracks nearest each centroid.")
+    silhouette_rows: int = Field(10_000, ge=100, description="Tracks of summary/track_sample "
+                                 "scored in summary/silhouette (its cost grows with their "
+                                 "square).")
     artist_clusters: bool = Field(True, description="summary/artist_clusters: one row per "
                                   "artist (needs artist_name).")
     album_popularity: bool = Field(True, description="summary/album_popularity (needs "

@@ -31,6 +31,12 @@ def method_cluster(method: str) -> str:
     return f"{CLUSTER}_{method}"
 
 
+def method_silhouette(method: str) -> str:
+    """The column of ``summary/silhouette`` holding a sampled track's silhouette under a
+    compared method's labels: ``silhouette_gmm`` (NaN for its noise)."""
+    return f"silhouette_{method}"
+
+
 #: Columns of a rejects table: why a row was set aside, the offending value, and where the row
 #: was (partition number in the high 32 bits, row in the low 32 bits).
 REASON, DETAIL, POSITION = "reason", "detail", "_pos"

@@ -8,7 +8,8 @@ returns dask arrays. ``StandardScaler`` and ``PCA`` come from one pass of exact 
 per-chunk work is the compiled kernels of ``lloyd``, which never import scikit-learn.
 ``sampled``, ``minibatch`` and ``density`` hold the methods that fit on a reproducible sample
 (or stream the chunks) and label every row on the workers; ``registry`` builds any of them by
-the name the configuration uses. Nothing here knows about catalogs, files or runs.
+the name the configuration uses; ``tree`` keeps the top of a merge tree for a dendrogram.
+Nothing here knows about catalogs, files or runs.
 """
 
 from sonicatlas.lazy import exports
@@ -17,6 +18,6 @@ __getattr__, __dir__ = exports(__name__, {
     "StandardScaler": "scaler", "PCA": "pca", "KMeans": "kmeans",
     "MiniBatchKMeans": "minibatch", "GaussianMixture": "sampled", "Agglomerative": "sampled",
     "DBSCAN": "density", "HDBSCAN": "density", "MeanShift": "density",
-    "make_method": "registry", "METHOD_NAMES": "registry",
+    "make_method": "registry", "METHOD_NAMES": "registry", "tree_top": "tree",
 })
 __all__ = __dir__()

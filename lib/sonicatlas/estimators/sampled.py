@@ -32,6 +32,10 @@ from sklearn.utils.validation import check_is_fitted
 from sonicatlas.estimators.arrays import as_rows, sample_rows
 from sonicatlas.estimators.conventions import LabelsMixin, check_rows, seed_of
 from sonicatlas.estimators.lloyd import nearest_center_labels
+from sonicatlas.estimators.tree import tree_top
+
+#: Leaves of the top of Ward's tree kept for a dendrogram (twice the clusters when more).
+TREE_LEAVES = 30
 
 
 def draw_sample(X: da.Array, size: int, seed: int, min_rows: int = 2) -> np.ndarray:
@@ -66,6 +70,16 @@ def label_rows(X, labeler):
 
 def _model_labels(block: np.ndarray, model) -> np.ndarray:
     return model.predict(block)
+
+
+def linkage_matrix(children: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """scikit-learn's merge tree (``children_``, ``distances_``) in SciPy's linkage format:
+    the two merged ids, the height, and the number of original rows under the merge."""
+    n = len(children) + 1
+    sizes = np.ones(2 * n - 1)
+    for i, (a, b) in enumerate(children):
+        sizes[n + i] = sizes[a] + sizes[b]
+    return np.column_stack([children.astype(np.float64), distances, sizes[n:]])
 
 
 class SampledClusterer(LabelsMixin, ClusterMixin, BaseEstimator):
@@ -211,6 +225,13 @@ class Agglomerative(SampledClusterer):
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
     sample_labels_ : ndarray
         scikit-learn's labels of the sample.
+    linkage_matrix_ : ndarray of shape (sample_size_ - 1, 4)
+        The whole merge tree of the sample in SciPy's ``linkage`` format (merged ids, height,
+        rows under the merge): scikit-learn's ``children_`` and ``distances_``, whose cut at
+        ``n_clusters`` gives ``sample_labels_``.
+    tree_top_ : sonicatlas.estimators.tree.TreeTop
+        Its last merges, over the larger of ``TREE_LEAVES`` and ``2 * n_clusters`` leaves
+        (groups of sample rows, at their centroids): what a dendrogram shows.
     model_ : sklearn.cluster.AgglomerativeClustering
     labels_ : ndarray or dask.array.Array of int64, shape (n_samples,)
         Label of every fitted row, as ``predict`` gives it: lazy for dask input.
@@ -235,8 +256,11 @@ class Agglomerative(SampledClusterer):
         return max(2, self.n_clusters)
 
     def _fit_sample(self, sample, seed):
-        self.model_ = AgglomerativeClustering(n_clusters=self.n_clusters,
-                                              linkage=self.linkage).fit(sample)
+        self.model_ = AgglomerativeClustering(n_clusters=self.n_clusters, linkage=self.linkage,
+                                              compute_distances=True).fit(sample)
+        self.linkage_matrix_ = linkage_matrix(self.model_.children_, self.model_.distances_)
+        self.tree_top_ = tree_top(self.linkage_matrix_, sample, self.model_.labels_,
+                                  max(TREE_LEAVES, 2 * self.n_clusters))
         labels = self.model_.labels_
         counts = np.bincount(labels, minlength=self.n_clusters)
         sums = np.stack([np.bincount(labels, weights=sample[:, j], minlength=self.n_clusters)

@@ -32,11 +32,13 @@ class Clustering:
 
 
 def fit_clusters(scaled: da.Array, config: ClusteringConfig, stage, echo,
-                 engine: Engine | None = None) -> Clustering:
+                 engine: Engine | None = None, columns: tuple[str, ...] = ()) -> Clustering:
     """Fit KMeans (sweeping k when ``k: auto``), then the algorithm and comparisons.
 
     ``engine`` fits the run's KMeans (default: the one ``config.engine`` names); the sweep,
-    the algorithm and the comparisons use the job's estimators on the same matrix.
+    the algorithm and the comparisons use the job's estimators on the same matrix. When
+    agglomerative clustering runs, the top of its merge tree becomes the ``dendrogram`` and
+    ``dendrogram_leaves`` tables (leaf centroids named by ``columns``).
     """
     seed = config.seed
     engine = engine or engine_named(config.engine)
@@ -74,4 +76,36 @@ def fit_clusters(scaled: da.Array, config: ClusteringConfig, stage, echo,
                 echo, fitted_already=fitted)
             result.tables["method_comparison"] = table
             result.manifest["methods"] = info
+    hierarchical = result.methods.get("agglomerative") or (
+        result.labeler if config.algorithm == "agglomerative" else None)
+    if hierarchical is not None and hasattr(hierarchical, "tree_top_"):
+        merges, leaves = dendrogram_tables(hierarchical.tree_top_, tuple(columns))
+        result.tables.update(dendrogram=merges, dendrogram_leaves=leaves)
+        result.manifest["dendrogram"] = {
+            "method": "agglomerative", "linkage": hierarchical.linkage, "leaves": len(leaves),
+            "k": hierarchical.n_clusters_, "sample_size": hierarchical.sample_size_}
     return result
+
+
+def dendrogram_tables(top, features: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``summary/dendrogram`` and ``summary/dendrogram_leaves`` from the top of a merge tree
+    (:class:`~sonicatlas.estimators.tree.TreeTop`).
+
+    Returns
+    -------
+    merges : pandas.DataFrame
+        SciPy's linkage matrix as columns ``left``, ``right`` (leaves ``0..m-1``, then merge
+        ``i`` is ``m + i``), ``height``, ``size`` (sample tracks under the merge).
+    leaves : pandas.DataFrame
+        ``leaf``, ``size`` (sample tracks), ``cluster`` (the method's cluster of them) and the
+        leaf's centroid: each feature's mean z-score.
+    """
+    merges = pd.DataFrame({"left": top.linkage[:, 0].astype(np.int64),
+                           "right": top.linkage[:, 1].astype(np.int64),
+                           "height": top.linkage[:, 2],
+                           "size": top.linkage[:, 3].astype(np.int64)})
+    leaves = pd.DataFrame({"leaf": np.arange(len(top.leaf_sizes), dtype=np.int64),
+                           "size": top.leaf_sizes, "cluster": top.leaf_labels.astype(np.int32)})
+    for j, feature in enumerate(features):
+        leaves[feature] = top.leaf_centers[:, j]
+    return merges, leaves

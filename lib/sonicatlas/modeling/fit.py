@@ -58,7 +58,7 @@ def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, ech
         scaler, scaled = engine.scale(frame, columns)
     with stage("pca"):
         pca = engine.project(scaler, scaled)
-    clusters = fit_clusters(scaled, config, stage, echo, engine)
+    clusters = fit_clusters(scaled, config, stage, echo, engine, columns)
     # A fitted estimator's lazy labels_ is a graph over the scaled matrix: holding it would
     # keep every scaled chunk on the workers for the rest of the run.
     for estimator in (clusters.kmeans, clusters.labeler, *clusters.methods.values()):

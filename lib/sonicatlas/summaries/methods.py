@@ -15,6 +15,7 @@ import pandas as pd
 from sonicatlas.contract import CLUSTER, method_cluster
 from sonicatlas.evaluate.compare import method_agreement
 from sonicatlas.summaries.profiles import name_clusters
+from sonicatlas.summaries.silhouette import SILHOUETTE, cluster_means
 
 #: The name of a density method's noise (label -1) in its profiles.
 NOISE = "Noise"
@@ -73,8 +74,8 @@ def method_profiles(scored: dd.DataFrame, methods, features: tuple[str, ...],
     return tables
 
 
-def method_tables(scored: dd.DataFrame, scores: dd.DataFrame, model, methods
-                  ) -> dict[str, pd.DataFrame]:
+def method_tables(scored: dd.DataFrame, scores: dd.DataFrame, model, methods,
+                  silhouettes: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The ``summary/`` tables of the compared methods' labels, by name.
 
     Parameters
@@ -87,6 +88,8 @@ def method_tables(scored: dd.DataFrame, scores: dd.DataFrame, model, methods
         The run's model (its scaler names the clusters).
     methods : sequence of str
         The compared methods, kmeans included.
+    silhouettes : pandas.DataFrame, optional
+        ``summary/silhouette``: each profile gets its clusters' mean ``silhouette``.
 
     Returns
     -------
@@ -100,5 +103,7 @@ def method_tables(scored: dd.DataFrame, scores: dd.DataFrame, model, methods
     tables = {"method_agreement": method_agreement(labels)}
     for name, table in method_profiles(scored, methods, model.features, model.scale_mean,
                                        model.scale_std).items():
+        if silhouettes is not None:
+            table[SILHOUETTE] = cluster_means(silhouettes, table[CLUSTER], name)
         tables[f"cluster_profiles_{name}"] = table
     return tables

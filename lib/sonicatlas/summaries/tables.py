@@ -7,28 +7,40 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas.config import SummaryConfig
-from sonicatlas.contract import ALBUM, ALBUM_ID, CLUSTER, FEATURES, GENRE, PC1, PC2
+from sonicatlas.contract import (
+    ALBUM,
+    ALBUM_ID,
+    CLUSTER,
+    FEATURES,
+    GENRE,
+    PC1,
+    PC2,
+    method_cluster,
+)
 from sonicatlas.evaluate import agreement
 from sonicatlas.io.genres import split_genres
 from sonicatlas.modeling.model import ClusterModel
-from sonicatlas.summaries import mixes, profiles
+from sonicatlas.summaries import mixes, profiles, silhouette
 from sonicatlas.summaries.scan import Reduction, scan
 
 
 def build_summaries(scored: dd.DataFrame, model: ClusterModel, pca, names: list[str],
                     carry: tuple[str, ...], accepted_rows: int, config: SummaryConfig,
-                    also: dict[str, Reduction] | None = None
+                    also: dict[str, Reduction] | None = None, methods=()
                     ) -> tuple[dict[str, pd.DataFrame | dd.DataFrame], dict]:
     """Name -> table for everything under ``summary/`` except rejects; and ``also``'s results.
 
     Every table comes from one :func:`~sonicatlas.summaries.scan.scan` of ``scored``, together with
     the caller's own reductions ``also`` (the map bins): each partition is loaded once. The
     per-artist table stays a (persisted) dask DataFrame, to be written by the workers.
+    The track sample carries ``cluster_<method>`` of each compared method in ``methods``, and
+    ``silhouette`` scores part of it under each labelling
+    (:func:`~sonicatlas.summaries.silhouette.silhouette_table`).
     """
     features, k = model.features, model.k
     sample_columns = [c for c in scored.columns
                       if c in (CLUSTER, PC1, PC2, "track_id", "track_name", "artist_name",
-                               *FEATURES)]
+                               *FEATURES, *map(method_cluster, methods))]
     profiled = profiles.profile_columns(scored.columns, features)
     reductions = {
         "sample": profiles.sample_reduction(sample_columns, config.sample_rows, accepted_rows,
@@ -47,14 +59,21 @@ def build_summaries(scored: dd.DataFrame, model: ClusterModel, pca, names: list[
                                                             label=mixes.decade, name="decade")
     done = scan(scored, reductions)
     sample = done.pop("sample").reset_index(drop=True)
+    silhouettes = silhouette.silhouette_table(sample, features, model.scale_mean,
+                                              model.scale_std, methods,
+                                              config.silhouette_rows, model.seed)
     tables: dict[str, pd.DataFrame | dd.DataFrame] = {
         "cluster_profiles": profiles.cluster_profiles(
             done.pop("stats"), features, names, np.asarray(model.scale_mean),
             np.asarray(model.scale_std), sample),
         "track_sample": sample,
+        "silhouette": silhouettes,
         "representative_tracks": done.pop("representative_tracks"),
         "feature_correlation": profiles.feature_correlation(pca.covariance_, features),
     }
+    cluster_table = tables["cluster_profiles"]
+    cluster_table[silhouette.SILHOUETTE] = silhouette.cluster_means(silhouettes,
+                                                                    cluster_table[CLUSTER])
     for name in ("genre_mix", "decade_mix"):
         if name in done:
             tables[name] = done.pop(name)
