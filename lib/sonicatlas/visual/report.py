@@ -20,7 +20,7 @@ from bokeh.resources import Resources
 
 from sonicatlas.contract import FEATURES
 from sonicatlas.summaries import digest
-from sonicatlas.visual import charts, report_tables
+from sonicatlas.visual import charts, report_methods, report_tables
 from sonicatlas.visual.maps import cluster_colors
 
 _CSS = """
@@ -124,6 +124,26 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
             "band: the silhouette's standard deviation; hollow points: k whose clusters were "
             "not stable under resampling.",
             missing="Skipped: the k sweep has none of the measures to plot.")
+    silhouettes = _read(run, "silhouette")
+    if silhouettes is not None:
+        add("Silhouette by cluster", *report_methods.silhouette_section(silhouettes, profiles),
+            missing="Skipped: no sampled track has a silhouette (fewer than two clusters).")
+    clustering = manifest.get("clustering", {})
+    methods = report_methods.method_profiles(
+        {p.name.removeprefix("cluster_profiles_"): pd.read_parquet(p)
+         for p in sorted((run / "summary").glob("cluster_profiles_*"))},
+        order=clustering.get("methods", {}))
+    algorithm = clustering.get("algorithm", "kmeans")
+    shown = {n: t for n, t in methods.items() if n != algorithm}  # the run's own: first tab
+    if shown:
+        add("Clusters by method", *report_methods.method_tabs(
+            f"{algorithm} (the run's clusters)", profiles, shown, features, silhouettes))
+    if "dendrogram" in clustering:
+        add("Dendrogram", *report_methods.dendrogram_section(
+            _read(run, "dendrogram"), _read(run, "dendrogram_leaves"),
+            clustering["dendrogram"],
+            profiles if algorithm == "agglomerative" else methods.get("agglomerative",
+                                                                      profiles)))
     sections.append({"html": report_tables.method_comparison(_read(run, "method_comparison"))})
     sections.append({"html": _representatives(_read(run, "representative_tracks"), profiles,
                                                colors)})
