@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
+from sklearn.metrics import silhouette_samples
 
 from conftest import blob_tracks, run_job, write_catalog
 from sonicatlas.contract import FEATURES
@@ -21,10 +22,11 @@ from sonicatlas.visual.report import _z_scores, write_report
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 K = 4
-OPTIONAL = ("track_sample", "feature_correlation", "representative_tracks", "k_sweep")
+OPTIONAL = ("track_sample", "feature_correlation", "representative_tracks", "k_sweep",
+            "silhouette")
 SECTIONS = ["Cluster map", "Cluster sizes", "Sonic fingerprints", "Feature z-scores by cluster",
             "Feature distributions by cluster", "Feature correlation", "Choosing k",
-            "Representative tracks"]
+            "Silhouette by cluster", "Representative tracks"]
 
 
 def _profiles(tracks: pd.DataFrame, names: list[str], quartiles: bool, zscores: bool):
@@ -86,6 +88,11 @@ def make_run(root: Path, *, tables=OPTIONAL, quartiles=True, zscores=True, png=T
                       "silhouette_mean": 0.5 - np.abs(ks - K) / 20, "silhouette_std": 0.02,
                       "null_silhouette": 0.1, "chosen": ks == K, "elbow": ks == K,
                       "stable": True}).to_parquet(summary / "k_sweep")
+    if "silhouette" in tables:
+        sampled = tracks.iloc[::3]
+        pd.DataFrame({"track_id": sampled["track_id"], "cluster": sampled["cluster"],
+                      "silhouette": silhouette_samples(scaled.iloc[::3], sampled["cluster"])}
+                     ).to_parquet(summary / "silhouette")
     if png:  # a stand-in for the Datashader map: rendering one compiles numba code (slow)
         image = Image.new("RGB", (320, 240), maps.BACKGROUND)
         draw = ImageDraw.Draw(image)
@@ -148,7 +155,8 @@ def full_report(tmp_path_factory) -> Path:
 def test_report_has_every_section_in_order_and_needs_no_network(full_report):
     page, text = parse(full_report)
     assert page.headings == SECTIONS
-    assert page.charts == ["sizes", "radars", "zscores", "boxes", "correlation", "k_sweep"]
+    assert page.charts == ["sizes", "radars", "zscores", "boxes", "correlation", "k_sweep",
+                           "silhouette"]
     # Nothing is fetched: no script, stylesheet or image from a URL, nor a relative file.
     assert [s for s in page.sources if not s[1].startswith("data:")] == []
     assert not re.search(r"<(script|link)[^>]+(src|href)=", text)
@@ -197,7 +205,7 @@ def test_report_renders_in_chromium(full_report):
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     # Plots per chart: one per cluster for the radars, per feature for the boxes.
     expected = {"sizes": 1, "radars": K, "zscores": 1, "boxes": len(FEATURES),
-                "correlation": 1, "k_sweep": 4}
+                "correlation": 1, "k_sweep": 4, "silhouette": 1}
     errors, outside = [], []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
