@@ -18,6 +18,7 @@ from conftest import blob_tracks, read_table, run_job, write_catalog
 from sonicatlas.contract import FEATURES
 from sonicatlas.estimators.sampled import Agglomerative
 from sonicatlas.estimators.tree import tree_top
+from sonicatlas.summaries.silhouette import silhouettes
 from sonicatlas.visual.silhouette import labelling, silhouette_chart
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,6 +74,23 @@ def test_the_top_of_a_ward_tree_is_wards_merges_over_the_groups_centroids():
     assert pd.crosstab(kept.ravel(), top.leaf_labels).gt(0).sum(axis=1).eq(1).all()
 
 
+def test_shared_distance_silhouettes_equal_scikit_learns_for_every_labelling():
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(700, 6))
+    plain = rng.integers(0, 5, 700)
+    noisy = np.where(rng.random(700) < 0.1, -1, rng.integers(3, 9, 700))  # ids not from 0
+    single = plain.copy()
+    single[0] = 7  # a cluster of one track scores 0
+    one = np.zeros(700, dtype=int)  # one cluster: no silhouette
+    got = silhouettes(rows, [plain, noisy, single, one])
+    for labels, values in zip((plain, noisy, single), got, strict=False):
+        kept = labels >= 0
+        np.testing.assert_allclose(values[kept], silhouette_samples(rows[kept], labels[kept]),
+                                   rtol=1e-9, atol=1e-9)
+        assert np.isnan(values[~kept]).all()
+    assert got[2][0] == 0.0 and np.isnan(got[3]).all()
+
+
 def test_agglomerative_keeps_scipys_ward_tree_of_its_sample():
     rows = np.random.default_rng(0).normal(size=(300, 5))
     fitted = Agglomerative(n_clusters=4, sample_size=10_000).fit(rows)
@@ -99,46 +117,47 @@ def tracks(run):
 
 
 @pytest.fixture(scope="module")
-def silhouettes(run):
+def scored(run):
+    """``summary/silhouette``: the sampled tracks and their silhouettes."""
     return read_table(run / "summary/silhouette")
 
 
 @pytest.mark.slow
-def test_silhouette_sample_is_drawn_from_the_track_sample(run, silhouettes):
+def test_silhouette_sample_is_drawn_from_the_track_sample(run, scored):
     sample = read_table(run / "summary/track_sample")
-    assert len(silhouettes) == SILHOUETTE_ROWS == silhouettes["track_id"].nunique()
-    assert set(silhouettes["track_id"]) <= set(sample["track_id"])
+    assert len(scored) == SILHOUETTE_ROWS == scored["track_id"].nunique()
+    assert set(scored["track_id"]) <= set(sample["track_id"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", [None, *METHODS])
-def test_silhouettes_equal_scikit_learns_on_the_same_tracks(run, tracks, silhouettes, method):
+def test_silhouettes_equal_scikit_learns_on_the_same_tracks(run, tracks, scored, method):
     label = "cluster" if method is None else f"cluster_{method}"
     value = "silhouette" if method is None else f"silhouette_{method}"
-    rows = tracks.set_index("track_id").loc[silhouettes["track_id"]]
+    rows = tracks.set_index("track_id").loc[scored["track_id"]]
     labels = rows[label].to_numpy()
-    assert (silhouettes[label].to_numpy() == labels).all()
+    assert (scored[label].to_numpy() == labels).all()
     kept = labels >= 0  # a density method's noise has no silhouette
     expected = silhouette_samples(rows.loc[kept, list(FEATURES)].to_numpy(np.float64),
                                   labels[kept])
-    np.testing.assert_allclose(silhouettes[value].to_numpy()[kept], expected, rtol=1e-9,
-                               atol=1e-12)
-    assert silhouettes[value][~kept].isna().all()
+    np.testing.assert_allclose(scored[value].to_numpy()[kept], expected, rtol=1e-9,
+                               atol=1e-9)
+    assert scored[value][~kept].isna().all()
     # the profiles' per-cluster means
     profiles = read_table(run / ("summary/cluster_profiles" if method is None
                                  else f"summary/cluster_profiles_{method}"))
     means = pd.Series(expected).groupby(labels[kept]).mean()
     shown = profiles.set_index("cluster")["silhouette"]
-    np.testing.assert_allclose(shown.reindex(means.index), means, rtol=1e-9)
+    np.testing.assert_allclose(shown.reindex(means.index), means, rtol=1e-9, atol=1e-9)
     assert shown[shown.index < 0].isna().all()
     # the plot's bands: each cluster's values sorted from the largest down
-    chart = silhouette_chart(**labelling(silhouettes, profiles, method))
+    chart = silhouette_chart(**labelling(scored, profiles, method))
     bands = {s.name.split(":")[1]: np.asarray(s.data["value"]) for s in chart.references()
              if isinstance(s, ColumnDataSource) and (s.name or "").startswith("silhouette:")}
     assert sorted(map(int, bands)) == sorted(means.index)
     for cluster, values in bands.items():
         mine = np.sort(expected[labels[kept] == int(cluster)])[::-1]
-        np.testing.assert_allclose(values, mine, rtol=1e-9)
+        np.testing.assert_allclose(values, mine, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.slow

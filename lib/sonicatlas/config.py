@@ -138,7 +138,7 @@ class SummaryConfig(_Strict):
     sample_rows: int = Field(20_000, ge=100, description="Tracks in summary/track_sample; "
                              "profile quartiles come from it.")
     representative_tracks: int = Field(5, ge=1, description="Tracks nearest each centroid.")
-    silhouette_rows: int = Field(10_000, ge=100, description="Tracks of summary/track_sample "
+    silhouette_rows: int = Field(5_000, ge=100, description="Tracks of summary/track_sample "
                                  "scored in summary/silhouette (its cost grows with their "
                                  "square).")
     artist_clusters: bool = Field(True, description="summary/artist_clusters: one row per "
