@@ -246,3 +246,21 @@ def test_report_shows_silhouette_methods_and_dendrogram_and_switches(run, tracks
         assert got_title == title
         assert dict(zip(got_names, got_sizes, strict=True)) == {
             names[c]: int(n) for c, n in counts.items()}
+
+
+@pytest.mark.slow
+def test_dendrogram_of_the_runs_own_agglomerative_clusters(tmp_path):
+    catalog = write_catalog(blob_tracks(900, groups=K, seed=2), tmp_path / "catalog")
+    run_job(tmp_path / "run", f"input={catalog}", f"k={K}", "algorithm=agglomerative")
+    run = tmp_path / "run"
+    rows = read_table(run / "query")[list(FEATURES)].to_numpy(np.float64)
+    merges = read_table(run / "summary/dendrogram")
+    leaves = read_table(run / "summary/dendrogram_leaves").sort_values("leaf")
+    check_tree_top(merges[["left", "right", "height", "size"]].to_numpy(np.float64),
+                   leaves[list(FEATURES)].to_numpy(), leaves["size"].to_numpy(), rows,
+                   rtol=1e-5)
+    # the leaves' clusters are the run's own: the same ids as its cluster column
+    counts = read_table(run / "assignments")["cluster"].value_counts()
+    by_leaf = leaves.groupby("cluster")["size"].sum()
+    assert sorted(by_leaf.index) == sorted(counts.index) == list(range(K))
+    assert 'data-chart="dendrogram"' in (run / "report.html").read_text()
