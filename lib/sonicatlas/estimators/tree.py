@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def tree_top(linkage: np.ndarray, rows: np.ndarray, labels: np.ndarray, n_leaves
     sizes = np.bincount(leaf_of_row, minlength=m)
     centers = np.stack([np.bincount(leaf_of_row, weights=rows[:, j], minlength=m)
                         for j in range(rows.shape[1])], axis=1) / sizes[:, None]
-    leaf_labels = np.array([np.bincount(np.asarray(labels)[leaf_of_row == j] - labels.min())
-                            .argmax() + labels.min() for j in range(m)], dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    # most common label per leaf: count (leaf, label) pairs, take each leaf's largest
+    pairs = pd.crosstab(leaf_of_row, labels)
+    leaf_labels = pairs.columns.to_numpy()[pairs.to_numpy().argmax(axis=1)]
     return TreeTop(kept, centers, sizes.astype(np.int64), leaf_labels)

@@ -36,6 +36,18 @@ def silhouettes(z: np.ndarray, labellings: list[np.ndarray]) -> list[np.ndarray]
 
     The pairwise distances are computed once, a block of rows at a time, and shared by every
     labelling; each labelling sums them per cluster with one matrix product per block.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, d)
+        The rows, in float64.
+    labellings : list of ndarray of shape (n,)
+        Integer labels; -1 is noise.
+
+    Returns
+    -------
+    list of ndarray of shape (n,)
+        One array of silhouettes per labelling.
     """
     n = len(z)
     codes, onehots = [], []
@@ -49,8 +61,9 @@ def silhouettes(z: np.ndarray, labellings: list[np.ndarray]) -> list[np.ndarray]
         onehots.append(onehot)
     sums = [np.empty_like(onehot) for onehot in onehots]
     step = max(1, 8_000_000 // max(n, 1))  # a block of distances holds at most 64 MB
+    norms = np.einsum("ij,ij->i", z, z)[None, :]
     for start in range(0, n, step):
-        block = euclidean_distances(z[start:start + step], z)
+        block = euclidean_distances(z[start:start + step], z, Y_norm_squared=norms)
         for total, onehot in zip(sums, onehots, strict=True):
             total[start:start + step] = block @ onehot
     return [_from_sums(code, total) for code, total in zip(codes, sums, strict=True)]

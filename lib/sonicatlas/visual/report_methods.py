@@ -30,8 +30,8 @@ def silhouette_section(table: pd.DataFrame | None, profiles: pd.DataFrame):
     chart = silhouette_chart(**labelling(table, profiles)) if table is not None else None
     if chart is None:
         return None, ""
-    return chart, SILHOUETTE_NOTE + f" From {int(table['silhouette'].notna().sum()):,} of the " \
-        "sampled tracks."
+    scored = int(table["silhouette"].notna().sum())
+    return chart, f"{SILHOUETTE_NOTE} From {scored:,} of the sampled tracks."
 
 
 def method_profiles(tables: dict[str, pd.DataFrame], order=()) -> dict[str, pd.DataFrame]:
