@@ -16,6 +16,8 @@ import numpy as np
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
 
+from sonicatlas.visual.shading import cluster_rgba, density_rgba, linear_rgba
+
 #: Okabe-Ito's orange, sky blue, green and yellow, then each colour the farthest in CIELAB from
 #: all before it (greedily, from Okabe-Ito, Paul Tol's and ColorBrewer's sets), none near the
 #: dark background: any two of the first 12 differ by at least 35 dE (CIE76), where blues
@@ -33,6 +35,10 @@ DENSITY_CMAP: tuple[str, ...] = ("#4B0C6B", "#A52C60", "#ED6925", "#FBB61A", "#F
 _FONT, _TITLE_FONT, _TICK_FONT = 14, 18, 12
 _PAD, _SWATCH, _ROW, _MAX_LABEL = 10, 14, 22, 320
 _MARGIN_LEFT, _MARGIN_BOTTOM = 64, 44
+#: eq_hist keeps dense cores from saturating into one blob; a floor on alpha (with eq_hist's
+#: rescaled discrete levels) keeps the single-track pixels of a small catalog from fading into
+#: the background.
+_MIN_ALPHA = 100
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom exclusive
 
@@ -98,13 +104,13 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
             f"{n} · {s:,} ({100 * s / total:.1f}%)" for n, s in zip(labels, sizes, strict=True)
         ]
     colors = cluster_colors(n_clusters)
-    totals = counts.sum(dim=[d for d in counts.dims if d != "cluster"]).to_numpy()
-    if totals.sum() > 0:  # relative density per cluster: the largest cluster's scale
-        # whole counts, at least 1 where there was one: datashader shades a float 0 as data
-        weights = xr.DataArray(totals.max() / np.maximum(totals, 1), dims="cluster")
-        counts = np.ceil(counts * weights).astype(counts.dtype)  # unsigned: 0 is no data
-    return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors,
-                    axes, note)
+    cube = counts.transpose(..., "cluster").to_numpy()
+    totals = cube.sum(axis=(0, 1))
+    # relative density per cluster, on the largest cluster's scale; whole counts, at least 1
+    # where there was one, in the counts' unsigned dtype, so that 0 stays "no data"
+    weights = totals.max() / np.maximum(totals, 1) if totals.sum() > 0 else None
+    plot = _spread(cluster_rgba(cube, colors, weights=weights, min_alpha=_MIN_ALPHA))
+    return _compose(plot, x_range, y_range, title, labels, colors, axes, note)
 
 
 def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
@@ -115,7 +121,8 @@ def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None =
     :func:`sonicatlas.visual.raster.bin_points`; the image has a title and axis labels and no
     legend.
     """
-    return _compose(_shade(counts, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
+    plot = _spread(density_rgba(counts.to_numpy(), list(DENSITY_CMAP)))
+    return _compose(plot, x_range, y_range, title, [], [])
 
 
 def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, Image.Image]:
@@ -134,8 +141,7 @@ def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, 
         low, high = float(means.min()), float(means.max())
         if not np.isfinite(low):  # no points at all
             low, high = 0.0, 1.0
-        plot = tf.shade(means, cmap=list(DENSITY_CMAP), how="linear", span=(low, high))
-        plot = _on_background(tf.dynspread(plot, threshold=0.5, max_px=3))
+        plot = _spread(linear_rgba(means.to_numpy(), list(DENSITY_CMAP), (low, high)))
         steps = np.linspace(low, high, 5)
         colors = [DENSITY_CMAP[round(i * (len(DENSITY_CMAP) - 1) / 4)] for i in range(5)]
         images[name] = _compose(plot, x_range, y_range, f"Mean {name} per pixel",
@@ -143,18 +149,11 @@ def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, 
     return images
 
 
-def _shade(agg: xr.DataArray, **colors) -> Image.Image:
-    # eq_hist keeps dense cores from saturating into one blob; dynspread grows points (up to
-    # 3 px) only while the canvas is sparse; min_alpha and rescaled discrete levels keep the
-    # single-track pixels of a small catalog from fading into the background.
-    img = tf.shade(agg, how="eq_hist", min_alpha=100, rescale_discrete_levels=True, **colors)
-    return _on_background(tf.dynspread(img, threshold=0.5, max_px=3))
-
-
-def _on_background(img) -> Image.Image:
-    # Pillow's "over" rather than tf.set_background: importing datashader.composite compiles
-    # twenty numba ufuncs in every new process.
-    rgba = img.to_pil()
+def _spread(rgba: np.ndarray) -> Image.Image:
+    # dynspread grows points (up to 3 px) only while the canvas is sparse; then Pillow's
+    # "over" rather than tf.set_background: importing datashader.composite compiles twenty
+    # numba ufuncs in every new process.
+    rgba = tf.dynspread(tf.Image(rgba, dims=("y", "x")), threshold=0.5, max_px=3).to_pil()
     return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
 
 
