@@ -19,6 +19,7 @@ from PIL import Image, ImageColor
 from sonicatlas.visual import maps, raster
 from sonicatlas.visual.png import png_bytes
 from sonicatlas.visual.shading import cluster_rgba, density_rgba, linear_rgba
+from sonicatlas.visual.spreading import dynspread
 
 CMAP = list(maps.DENSITY_CMAP)
 
@@ -183,6 +184,18 @@ def test_composed_maps_show_the_pixels_datashader_shades(tracks):
     energy = spread(tf.shade(means, cmap=CMAP, how="linear",
                              span=(float(means.min()), float(means.max()))))
     np.testing.assert_array_equal(_plot_area(images["energy"], 160, 120, True), energy)
+
+
+@pytest.mark.parametrize("share", [0.002, 0.005, 0.02, 0.5])  # spread by 3, 2, 1, 0 pixels
+def test_dynspread_equals_datashaders(share):
+    rng = np.random.default_rng(8)
+    shape = (50, 70)
+    pixels = rng.integers(0, 256, (*shape, 4), dtype=np.uint8)
+    pixels[..., 3] = rng.integers(40, 256, shape)  # translucent points overlap when spread
+    pixels[rng.random(shape) >= share] = 0
+    rgba = pixels.view(np.uint32)[..., 0]
+    expected = tf.dynspread(tf.Image(rgba, dims=("y", "x")), threshold=0.5, max_px=3).data
+    np.testing.assert_array_equal(dynspread(rgba, threshold=0.5, max_px=3), expected)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])

@@ -10,7 +10,6 @@ import math
 import os
 from dataclasses import dataclass
 
-import datashader.transfer_functions as tf
 import fsspec
 import numpy as np
 import xarray as xr
@@ -18,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sonicatlas.visual.png import png_bytes
 from sonicatlas.visual.shading import cluster_rgba, density_rgba, linear_rgba
+from sonicatlas.visual.spreading import dynspread
 
 #: Okabe-Ito's orange, sky blue, green and yellow, then each colour the farthest in CIELAB from
 #: all before it (greedily, from Okabe-Ito, Paul Tol's and ColorBrewer's sets), none near the
@@ -151,11 +151,13 @@ def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, 
 
 
 def _spread(rgba: np.ndarray) -> Image.Image:
-    # dynspread grows points (up to 3 px) only while the canvas is sparse; then Pillow's
-    # "over" rather than tf.set_background: importing datashader.composite compiles twenty
-    # numba ufuncs in every new process.
-    rgba = tf.dynspread(tf.Image(rgba, dims=("y", "x")), threshold=0.5, max_px=3).to_pil()
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
+    # points grow (up to 3 px) only while the canvas is sparse; then Pillow's "over" rather
+    # than tf.set_background, which imports datashader.composite (twenty numba ufuncs compiled
+    # in every new process). Row 0 is the lowest y: flipped, as Datashader's to_pil does.
+    rgba = np.flipud(dynspread(rgba, threshold=0.5, max_px=3))
+    pixels = np.ascontiguousarray(rgba).view(np.uint8).reshape(*rgba.shape, 4)
+    plot = Image.fromarray(pixels, "RGBA")
+    return Image.alpha_composite(Image.new("RGBA", plot.size, BACKGROUND), plot).convert("RGB")
 
 
 @dataclass(frozen=True)
