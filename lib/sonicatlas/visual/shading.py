@@ -127,8 +127,8 @@ def linear_rgba(values: np.ndarray, cmap: list[str], span: tuple[float, float]) 
 
 
 def _dot(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # values @ weights as a float32 sum in column order: the matrix product's own order, and
-    # (n, k) @ (k,) through BLAS is many times slower for a handful of columns
+    # values @ weights as a float32 sum in column order, the matrix product's own order: as
+    # a product, (n, k) @ (k, 3) goes to BLAS, many times slower for a handful of columns
     out = values[:, 0] * weights[0]
     for column in range(1, values.shape[1]):
         out += values[:, column] * weights[column]
