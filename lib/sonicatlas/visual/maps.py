@@ -36,8 +36,8 @@ DENSITY_CMAP: tuple[str, ...] = ("#4B0C6B", "#A52C60", "#ED6925", "#FBB61A", "#F
 _FONT, _TITLE_FONT, _TICK_FONT = 14, 18, 12
 _PAD, _SWATCH, _ROW, _MAX_LABEL = 10, 14, 22, 320
 _MARGIN_LEFT, _MARGIN_BOTTOM = 64, 44
-#: eq_hist keeps dense cores from saturating into one blob; a floor on alpha (with eq_hist's
-#: rescaled discrete levels) keeps the single-track pixels of a small catalog from fading into
+#: Alpha of the sparsest occupied pixels of the cluster map (the densest get 255): with
+#: eq_hist's rescaled discrete levels, a small catalog's single-track pixels do not fade into
 #: the background.
 _MIN_ALPHA = 100
 
@@ -122,6 +122,7 @@ def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None =
     :func:`sonicatlas.visual.raster.bin_points`; the image has a title and axis labels and no
     legend.
     """
+    # histogram-equalised (eq_hist), so that dense cores do not saturate into one blob
     plot = _spread(density_rgba(counts.to_numpy(), list(DENSITY_CMAP)))
     return _compose(plot, x_range, y_range, title, [], [])
 
