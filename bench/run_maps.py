@@ -22,6 +22,7 @@ import datetime as dt
 import importlib.util
 import json
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,6 +210,7 @@ def main() -> None:
               "rows": args.rows, "run": str(run), "before": args.before,
               "command": " ".join(sys.argv), "machine": machine(), "code": code_version(),
               **scenarios}
+    shutil.rmtree(work)  # the PNGs of every repeat: hundreds of MB
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{record['date']}-maps-{args.rows}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
