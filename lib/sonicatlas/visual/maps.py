@@ -10,11 +10,14 @@ import math
 import os
 from dataclasses import dataclass
 
-import datashader.transfer_functions as tf
 import fsspec
 import numpy as np
 import xarray as xr
 from PIL import Image, ImageDraw, ImageFont
+
+from sonicatlas.visual.png import png_bytes
+from sonicatlas.visual.shading import cluster_rgba, density_rgba, linear_rgba
+from sonicatlas.visual.spreading import dynspread
 
 #: Okabe-Ito's orange, sky blue, green and yellow, then each colour the farthest in CIELAB from
 #: all before it (greedily, from Okabe-Ito, Paul Tol's and ColorBrewer's sets), none near the
@@ -33,6 +36,10 @@ DENSITY_CMAP: tuple[str, ...] = ("#4B0C6B", "#A52C60", "#ED6925", "#FBB61A", "#F
 _FONT, _TITLE_FONT, _TICK_FONT = 14, 18, 12
 _PAD, _SWATCH, _ROW, _MAX_LABEL = 10, 14, 22, 320
 _MARGIN_LEFT, _MARGIN_BOTTOM = 64, 44
+#: Alpha of the sparsest occupied pixels of the cluster map (the densest get 255): with
+#: eq_hist's rescaled discrete levels, a small catalog's single-track pixels do not fade into
+#: the background.
+_MIN_ALPHA = 100
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom exclusive
 
@@ -98,13 +105,13 @@ def cluster_image(counts: xr.DataArray, *, x_range, y_range, names: list[str] | 
             f"{n} · {s:,} ({100 * s / total:.1f}%)" for n, s in zip(labels, sizes, strict=True)
         ]
     colors = cluster_colors(n_clusters)
-    totals = counts.sum(dim=[d for d in counts.dims if d != "cluster"]).to_numpy()
-    if totals.sum() > 0:  # relative density per cluster: the largest cluster's scale
-        # whole counts, at least 1 where there was one: datashader shades a float 0 as data
-        weights = xr.DataArray(totals.max() / np.maximum(totals, 1), dims="cluster")
-        counts = np.ceil(counts * weights).astype(counts.dtype)  # unsigned: 0 is no data
-    return _compose(_shade(counts, color_key=colors), x_range, y_range, title, labels, colors,
-                    axes, note)
+    cube = counts.transpose(..., "cluster").to_numpy()
+    totals = cube.sum(axis=(0, 1))
+    # relative density per cluster, on the largest cluster's scale; whole counts, at least 1
+    # where there was one, in the counts' unsigned dtype, so that 0 stays "no data"
+    weights = totals.max() / np.maximum(totals, 1) if totals.sum() > 0 else None
+    plot = _spread(cluster_rgba(cube, colors, weights=weights, min_alpha=_MIN_ALPHA))
+    return _compose(plot, x_range, y_range, title, labels, colors, axes, note)
 
 
 def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None = None
@@ -115,7 +122,9 @@ def density_image(counts: xr.DataArray, *, x_range, y_range, title: str | None =
     :func:`sonicatlas.visual.raster.bin_points`; the image has a title and axis labels and no
     legend.
     """
-    return _compose(_shade(counts, cmap=list(DENSITY_CMAP)), x_range, y_range, title, [], [])
+    # histogram-equalised (eq_hist), so that dense cores do not saturate into one blob
+    plot = _spread(density_rgba(counts.to_numpy(), list(DENSITY_CMAP)))
+    return _compose(plot, x_range, y_range, title, [], [])
 
 
 def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, Image.Image]:
@@ -134,8 +143,7 @@ def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, 
         low, high = float(means.min()), float(means.max())
         if not np.isfinite(low):  # no points at all
             low, high = 0.0, 1.0
-        plot = tf.shade(means, cmap=list(DENSITY_CMAP), how="linear", span=(low, high))
-        plot = _on_background(tf.dynspread(plot, threshold=0.5, max_px=3))
+        plot = _spread(linear_rgba(means.to_numpy(), list(DENSITY_CMAP), (low, high)))
         steps = np.linspace(low, high, 5)
         colors = [DENSITY_CMAP[round(i * (len(DENSITY_CMAP) - 1) / 4)] for i in range(5)]
         images[name] = _compose(plot, x_range, y_range, f"Mean {name} per pixel",
@@ -143,19 +151,14 @@ def feature_images(agg: xr.Dataset, features, *, x_range, y_range) -> dict[str, 
     return images
 
 
-def _shade(agg: xr.DataArray, **colors) -> Image.Image:
-    # eq_hist keeps dense cores from saturating into one blob; dynspread grows points (up to
-    # 3 px) only while the canvas is sparse; min_alpha and rescaled discrete levels keep the
-    # single-track pixels of a small catalog from fading into the background.
-    img = tf.shade(agg, how="eq_hist", min_alpha=100, rescale_discrete_levels=True, **colors)
-    return _on_background(tf.dynspread(img, threshold=0.5, max_px=3))
-
-
-def _on_background(img) -> Image.Image:
-    # Pillow's "over" rather than tf.set_background: importing datashader.composite compiles
-    # twenty numba ufuncs in every new process.
-    rgba = img.to_pil()
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
+def _spread(rgba: np.ndarray) -> Image.Image:
+    # points grow (up to 3 px) only while the canvas is sparse; then Pillow's "over" rather
+    # than tf.set_background, which imports datashader.composite (twenty numba ufuncs compiled
+    # in every new process). Row 0 is the lowest y: flipped, as Datashader's to_pil does.
+    rgba = np.flipud(dynspread(rgba, threshold=0.5, max_px=3))
+    pixels = np.ascontiguousarray(rgba).view(np.uint8).reshape(*rgba.shape, 4)
+    plot = Image.fromarray(pixels, "RGBA")
+    return Image.alpha_composite(Image.new("RGBA", plot.size, BACKGROUND), plot).convert("RGB")
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,6 @@ def save_png(image: Image.Image, path: str, storage_options: dict | None = None)
     fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
     if "file" in fs.protocol:  # object stores have no directories to create
         fs.makedirs(os.path.dirname(fs_path), exist_ok=True)
+    data = png_bytes(image)  # unfiltered rows: smaller and faster than Pillow's writer here
     with fs.open(fs_path, "wb") as f:
-        # zlib level 3: on these maps smaller than Pillow's default 6, and faster; the
-        # encoding is most of drawing a run's maps
-        image.save(f, format="PNG", compress_level=3)
+        f.write(data)
