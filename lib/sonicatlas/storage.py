@@ -105,11 +105,24 @@ def remove(fs, path: str) -> None:
         fs.rm(path, recursive=True)
 
 
+#: A directory holding this file is taken as whole by its readers (a run's manifest, written
+#: last): where a move copies file by file, it is copied last and removed first.
+MARKER = "manifest.json"
+
+
 def _move(fs, source: str, target: str) -> None:
     if is_local(fs):
         os.replace(source, target)  # atomic on one file system
+    elif not fs.isdir(source):
+        fs.mv(source, target)
     else:
-        fs.mv(source, target, recursive=True)
+        # An object store has no rename: each file is copied, then the source removed.
+        # (fs.mv(recursive=True) also copies the folders' names, keys object stores lack.)
+        files = sorted(fs.find(source), key=lambda f: f == f"{source}/{MARKER}")
+        fs.copy(files, [target + f[len(source):] for f in files])
+        if fs.isfile(f"{source}/{MARKER}"):
+            fs.rm(f"{source}/{MARKER}")
+        fs.rm(source, recursive=True)
 
 
 def move_into_place(fs, partial: str, path: str) -> None:

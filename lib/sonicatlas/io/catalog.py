@@ -195,7 +195,9 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry, *located]
     columns = [catalog.sources[c] for c in wanted]
     dataset = _dataset(catalog.url, catalog.files, catalog.storage_options, catalog.schema)
-    fragments = {_stripped(f.path): f for f in dataset.get_fragments()}
+    # the dataset was opened on the stripped paths, so its fragments carry them as they are
+    # (stripping again would make a remote path without its protocol a local one)
+    fragments = {f.path: f for f in dataset.get_fragments()}
     pieces = [(fragments[_stripped(path)], row_groups, path)
               for path, groups in zip(catalog.files, catalog.row_groups, strict=True)
               for row_groups in _row_group_runs(groups, rows_per_partition)]
