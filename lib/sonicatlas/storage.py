@@ -11,10 +11,12 @@ elsewhere ``fs.mv``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -37,6 +39,77 @@ def resolve(url: str | os.PathLike, storage_options: dict | None = None):
     """
     fs, path = fsspec.core.url_to_fs(os.fspath(url), **(storage_options or {}))
     return fs, path.rstrip("/") or path
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A directory on any file system, its files named relative to it.
+
+    What the readers of a run (exports, summary page, reports) share, so that a run on an
+    object store reads as one on a local disk.
+
+    Attributes
+    ----------
+    fs : fsspec.AbstractFileSystem
+    root : str
+        The directory in ``fs``'s terms (an absolute path on a local disk).
+    storage_options : dict
+        The fsspec options ``fs`` was made with, for readers that take URLs (dask).
+    """
+
+    fs: object
+    root: str
+    storage_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def at(cls, url: str | os.PathLike, storage_options: dict | None = None) -> Folder:
+        """The folder at a local path (``~`` expanded) or fsspec URL."""
+        fs, root = resolve(os.path.expanduser(os.fspath(url)), storage_options)
+        return cls(fs, root, dict(storage_options or {}))
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.root)
+
+    def path(self, name: str = "") -> str:
+        """``name`` inside the folder, in ``fs``'s terms."""
+        return f"{self.root}/{name}" if name else self.root
+
+    def url(self, name: str = "") -> str:
+        """``name`` as a local path or a URL: what people, pandas and dask are given."""
+        path = self.path(name)
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self.path(name))
+
+    def listdir(self, name: str = "") -> list[str]:
+        """Names in the sub-folder ``name``, hidden ones left out, sorted; none if absent."""
+        if not self.fs.isdir(self.path(name)):
+            return []
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in
+                 self.fs.ls(self.path(name), detail=False))
+        return sorted(n for n in names if not n.startswith("."))
+
+    def read_bytes(self, name: str) -> bytes:
+        return self.fs.cat_file(self.path(name))
+
+    def read_json(self, name: str):
+        return json.loads(self.read_bytes(name))
+
+    def read_table(self, name: str):
+        """The Parquet table (file or directory) at ``name``, or None where there is none."""
+        import pandas as pd
+
+        if not self.exists(name):
+            return None
+        return pd.read_parquet(self.path(name), filesystem=self.fs)
+
+    def write_text(self, name: str, text: str) -> str:
+        """Write ``name`` (UTF-8); return its :meth:`url`."""
+        with self.fs.open(self.path(name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return self.url(name)
 
 
 def hidden_sibling(path: str, role: str = "partial") -> str:
