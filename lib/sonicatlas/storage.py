@@ -112,6 +112,25 @@ class Folder:
         return self.url(name)
 
 
+@contextlib.contextmanager
+def reading(shown: str) -> Iterator[None]:
+    """Turn a file system's error while reading ``shown`` into one line for the user.
+
+    No such bucket, no credentials or permission, a malformed URL, a protocol whose fsspec
+    package is not installed: :class:`~sonicatlas.errors.InputError` naming ``shown``.
+    Keep the block to the reads that locate a thing: a ValueError there is the URL's.
+    """
+    from sonicatlas.errors import InputError
+
+    try:
+        yield
+    except ImportError as error:  # fsspec: "Install s3fs to access S3"
+        raise InputError(f"cannot read {shown}: {error}") from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read {shown}: {error.__class__.__name__}: {error}"
+                         ) from None
+
+
 def hidden_sibling(path: str, role: str = "partial") -> str:
     """A unique hidden path beside ``path``: ``.<name>.<role>-<8 hex digits>``.
 
