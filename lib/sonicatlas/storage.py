@@ -276,7 +276,8 @@ def check_writable(fs, path: str, shown: str) -> None:
     """Fail in one line, before any work, where nothing can be written beside ``path``.
 
     Makes ``path``'s parent and writes and removes a hidden file there (a read-only file
-    system, a parent that is a file, no permission).
+    system, a parent that is a file, no permission). Off this machine the path's first part
+    (an object store's bucket) must exist: making it would create a bucket from a typo.
 
     Raises
     ------
@@ -286,9 +287,14 @@ def check_writable(fs, path: str, shown: str) -> None:
     from sonicatlas.errors import InputError
 
     probe = hidden_sibling(path, "probe")
+    top = path[:len(path) - len(path.lstrip("/"))] + path.lstrip("/").split("/", 1)[0]
     try:
+        if not is_local(fs) and "/" in path.strip("/") and not fs.exists(top):
+            raise InputError(f"cannot write {shown}: there is no bucket (or top folder) "
+                             f"{top!r}; create it first")
         fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
         fs.touch(probe)
         fs.rm(probe)
     except OSError as e:
-        raise InputError(f"cannot write {shown}: {e.strerror or e.__class__.__name__}") from None
+        reason = e.strerror or str(e) or e.__class__.__name__
+        raise InputError(f"cannot write {shown}: {reason}") from None
