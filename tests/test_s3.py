@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -229,9 +230,22 @@ def test_a_bucket_that_does_not_exist_is_one_line_naming_it_and_exit_2(options, 
         command = [*args, "--set", f"storage_options={json.dumps(options)}"]
     else:
         command = [*args, *cli_options(options)]
-    done = subprocess.run([sys.executable, "-m", "sonicatlas.cli", *command],
-                          capture_output=True, text=True, timeout=120)
+    done = CliRunner().invoke(main, command)
+    assert done.exit_code == 2, done.output
+    error = done.stderr.strip()
+    assert error.count("\n") == 0 and "no-such-bucket" in error and not done.stdout, error
+    assert not s3.exists("no-such-bucket")  # and no bucket was made from the typo
+
+
+def test_a_run_read_without_credentials_is_one_line_and_exit_2(options, tmp_path):
+    run = f"s3://{BUCKET}/runs/one"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true")
+    done = subprocess.run([sys.executable, "-m", "sonicatlas.cli", "export", run,
+                           "--summary", "--storage-option",
+                           f"endpoint_url={options['endpoint_url']}"],
+                          capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr.strip()
-    assert error.count("\n") == 0 and "no-such-bucket" in error, error
-    assert not s3.exists("no-such-bucket")  # and no bucket was made from the typo
+    assert error.count("\n") == 0 and run in error and "credentials" in error, error

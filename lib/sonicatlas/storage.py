@@ -118,7 +118,7 @@ def reading(shown: str) -> Iterator[None]:
 
     No such bucket, no credentials or permission, a malformed URL, a protocol whose fsspec
     package is not installed: :class:`~sonicatlas.errors.InputError` naming ``shown``.
-    Keep the block to the reads that locate a thing: a ValueError there is the URL's.
+    Keep the block to the reads that locate a thing: any error there is about reaching it.
     """
     from sonicatlas.errors import InputError
 
@@ -126,7 +126,7 @@ def reading(shown: str) -> Iterator[None]:
         yield
     except ImportError as error:  # fsspec: "Install s3fs to access S3"
         raise InputError(f"cannot read {shown}: {error}") from None
-    except (OSError, ValueError) as error:
+    except Exception as error:  # OSError, or an object store's own (no credentials)
         raise InputError(f"cannot read {shown}: {error.__class__.__name__}: {error}"
                          ) from None
 
@@ -289,12 +289,14 @@ def check_writable(fs, path: str, shown: str) -> None:
     probe = hidden_sibling(path, "probe")
     top = path[:len(path) - len(path.lstrip("/"))] + path.lstrip("/").split("/", 1)[0]
     try:
-        if not is_local(fs) and "/" in path.strip("/") and not fs.exists(top):
-            raise InputError(f"cannot write {shown}: there is no bucket (or top folder) "
-                             f"{top!r}; create it first")
-        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-        fs.touch(probe)
-        fs.rm(probe)
-    except OSError as e:
-        reason = e.strerror or str(e) or e.__class__.__name__
+        missing = not is_local(fs) and "/" in path.strip("/") and not fs.exists(top)
+        if not missing:
+            fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
+            fs.touch(probe)
+            fs.rm(probe)
+    except Exception as e:  # OSError, or an object store's own (no credentials)
+        reason = getattr(e, "strerror", None) or str(e) or e.__class__.__name__
         raise InputError(f"cannot write {shown}: {reason}") from None
+    if missing:
+        raise InputError(f"cannot write {shown}: there is no bucket (or top folder) "
+                         f"{top.lstrip('/')!r}; create it first")

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from distributed import Client
 from fsspec.implementations.local import LocalFileSystem
 
+from sonicatlas import storage
 from sonicatlas.contract import (
     DETAIL,
     FEATURES,
@@ -123,7 +124,8 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
         A required column is absent, or has a type that cannot hold numbers.
     """
     storage_options = storage_options or {}
-    files = list_parquet_files(url, storage_options)
+    with storage.reading(f"the catalog at {url}"):  # no bucket, no credentials: one line
+        files = list_parquet_files(url, storage_options)
     if not files:
         raise InputError(f"catalog at {url}: no Parquet files found")
     rejects = list_ingest_rejects(url, storage_options)
