@@ -43,10 +43,8 @@ def resolve(url: str | os.PathLike, storage_options: dict | None = None):
 
 @dataclass(frozen=True)
 class Folder:
-    """A directory on any file system, its files named relative to it.
-
-    What the readers of a run (exports, summary page, reports) share, so that a run on an
-    object store reads as one on a local disk.
+    """A directory on any file system, its files named relative to it: what the readers of
+    a run (exports, summary page, reports) share, so that a run on a bucket reads as a local one.
 
     Attributes
     ----------
@@ -65,6 +63,7 @@ class Folder:
     def at(cls, url: str | os.PathLike, storage_options: dict | None = None) -> Folder:
         """The folder at a local path (``~`` expanded) or fsspec URL."""
         fs, root = resolve(os.path.expanduser(os.fspath(url)), storage_options)
+        fs.invalidate_cache(root)  # listings cached in this process before others wrote here
         return cls(fs, root, dict(storage_options or {}))
 
     @property
@@ -210,6 +209,7 @@ def _move(fs, source: str, target: str) -> None:
     else:
         # An object store has no rename: each file is copied, then the source removed.
         # (fs.mv(recursive=True) also copies the folders' names, keys object stores lack.)
+        fs.invalidate_cache(source)  # the workers wrote there: list what is there now
         files = sorted(fs.find(source), key=lambda f: f == f"{source}/{MARKER}")
         fs.copy(files, [target + f[len(source):] for f in files])
         if fs.isfile(f"{source}/{MARKER}"):
