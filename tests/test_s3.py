@@ -249,3 +249,41 @@ def test_a_run_read_without_credentials_is_one_line_and_exit_2(options, tmp_path
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr.strip()
     assert error.count("\n") == 0 and run in error and "credentials" in error, error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["search", "{run}", "song 1", "-n", "5"],
+    ["playlist", "{run}", "--cluster", "0", "--size", "6"],
+    ["artist", "{run}", "artist 1"],
+])
+def test_the_discovery_commands_answer_over_s3_as_over_the_local_run(runs, options, args):
+    remote, local = runs
+    answers = []
+    for run, extra in ((remote, cli_options(options)), (str(local), [])):
+        result = CliRunner().invoke(main, [a.format(run=run) for a in args]
+                                    + ["--format", "json", *extra])
+        assert result.exit_code == 0, result.output
+        answers.append(json.loads(result.stdout))
+    assert answers[0] == answers[1]
+    assert any(isinstance(v, list) and v for v in answers[0].values())  # not empty
+
+
+@pytest.mark.slow
+def test_assign_reads_the_run_and_catalog_on_s3_and_writes_there(runs, options, s3):
+    from distributed import LocalCluster
+
+    remote, local = runs
+    out = f"s3://{BUCKET}/assigned"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      dashboard_address="127.0.0.1:0") as cluster:
+        result = CliRunner().invoke(main, ["assign", remote, "--input",
+                                           f"s3://{BUCKET}/catalog", "--out", out,
+                                           "--scheduler", cluster.scheduler_address,
+                                           "--format", "json", *cli_options(options)])
+    assert result.exit_code == 0, result.output
+    got = pd.read_parquet(f"{out}/assignments", storage_options=options).set_index("track_id")
+    job = pd.read_parquet(local / "assignments").set_index("track_id")
+    assert len(got) == len(job)
+    assert (got.loc[job.index, "cluster"] == job["cluster"]).all()
+    assert json.loads(s3.cat_file(f"{BUCKET}/assigned/manifest.json"))["run"] == remote
