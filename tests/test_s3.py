@@ -237,6 +237,14 @@ def test_a_bucket_that_does_not_exist_is_one_line_naming_it_and_exit_2(options, 
     assert not s3.exists("no-such-bucket")  # and no bucket was made from the typo
 
 
+def test_an_export_to_a_url_is_refused_in_one_line(options, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where "s3:/atlas/x.csv" would have been made as a folder
+    done = CliRunner().invoke(main, ["export", f"s3://{BUCKET}/runs/one", "--out",
+                                     f"s3://{BUCKET}/x.csv", *cli_options(options)])
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1, done.output
+    assert "on this machine" in done.stderr and not (tmp_path / "s3:").exists()
+
+
 def test_a_run_read_without_credentials_is_one_line_and_exit_2(options, tmp_path):
     run = f"s3://{BUCKET}/runs/one"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

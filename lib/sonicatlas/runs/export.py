@@ -172,6 +172,14 @@ def infer_format(out: str | os.PathLike) -> str:
     return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
 
 
+def local_out(out: str | os.PathLike) -> Path:
+    """``out`` as a path on this machine; a URL is refused in one line (not made a folder)."""
+    if "://" in os.fspath(out):
+        raise InputError(f"--out {out}: exports are written on this machine; give a local "
+                         "path (RUN itself may be a URL)")
+    return Path(out).expanduser()
+
+
 def _add_names(part: pd.DataFrame, names: np.ndarray, column: str = CLUSTER,
                name_column: str = CLUSTER_NAME) -> pd.DataFrame:
     codes = part[column].to_numpy(dtype="int64", na_value=-1)
@@ -284,11 +292,11 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     """
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    out = local_out(out)
     run = run_folder(run_dir, storage_options)
     profiles = read_profiles(run)
     labels = read_profiles(run, method) if method is not None else profiles
     chosen, name = resolve_cluster(labels, cluster) if cluster is not None else (None, None)
-    out = Path(out).expanduser()
     fs, target = storage.resolve(out)
     storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
+from sonicatlas.runs.export import local_out
 from sonicatlas.runs.provenance import SUMMARY_KIND, is_run_summary
 from sonicatlas.runs.reading import read_manifest, read_profiles, run_folder
 from sonicatlas.summaries import digest
@@ -239,7 +240,7 @@ def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     OutputExistsError
         ``out`` exists and ``overwrite`` is false, or it is not a run summary.
     """
-    out = Path(out).expanduser()
+    out = local_out(out)
     fs, path = storage.resolve(out)
     storage.check_target(fs, path, str(out), overwrite, is_run_summary, SUMMARY_KIND)
     text = run_summary_markdown(run_dir, storage_options=storage_options)
