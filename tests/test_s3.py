@@ -295,3 +295,40 @@ def test_assign_reads_the_run_and_catalog_on_s3_and_writes_there(runs, options, 
     assert len(got) == len(job)
     assert (got.loc[job.index, "cluster"] == job["cluster"]).all()
     assert json.loads(s3.cat_file(f"{BUCKET}/assigned/manifest.json"))["run"] == remote
+
+
+@pytest.mark.slow
+def test_a_segment_listeners_run_on_s3_has_its_report_and_the_local_runs_segments(
+        runs, options, s3, tmp_path):
+    from jobs.segment_listeners import Config, run
+    from sonicatlas.config import load_config
+
+    remote, local = runs
+    rng = np.random.default_rng(3)
+    tracks = pd.read_parquet(local / "assignments")
+    # each user keeps to one cluster's tracks, so that there are segments to find
+    users = rng.integers(0, 300, 12_000)
+    pools = [tracks.loc[tracks["cluster"] == c, "track_id"].to_numpy() for c in range(3)]
+    log = pd.DataFrame({
+        "user_id": [f"u{u:03d}" for u in users],
+        "track_id": [rng.choice(pools[u % 3]) for u in users],
+        "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+            rng.integers(0, 30 * 86_400, len(users)), unit="s"),
+        "ms_played": rng.integers(30_000, 300_000, len(users))})
+    write_catalog(log, tmp_path / "listens", parts=2)
+    for part in sorted((tmp_path / "listens").iterdir()):
+        s3.put_file(str(part), f"{BUCKET}/log/listens/{part.name}")
+    out = f"s3://{BUCKET}/runs/segments"
+    for listens, tracks_run, target, extra in (
+            (f"s3://{BUCKET}/log/listens", remote, out,
+             [*PROCESSES, f"storage_options={json.dumps(options)}"]),
+            (str(tmp_path / "listens"), str(local), str(tmp_path / "segments"), [])):
+        config = load_config(Config, None, [*extra, f"listens={listens}",
+                                            f"tracks_run={tracks_run}", "k=3"])
+        run(config, out=target, echo=lambda *_: None)
+
+    on_s3 = _read(out, "assignments", options)
+    here = _read(tmp_path / "segments", "assignments", options)
+    pd.testing.assert_frame_equal(on_s3, here)
+    page = s3.cat_file(f"{BUCKET}/runs/segments/report.html").decode("utf-8")
+    assert "segment-listeners report" in page and "data:image/png;base64," in page
