@@ -105,10 +105,8 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     # report's own seconds are printed, not recorded)
     summary = summary.with_seconds(stage.seconds)
     manifest = summary.manifest(tracks, config)
-    if run_dir.is_local:
-        with stage("report"):
-            write_report(run_dir.partial, manifest, location=run_dir.final)
-    else:
-        echo("report.html skipped: the report is built from a local run directory")
+    with stage("report"):
+        write_report(run_dir.path, manifest, location=run_dir.location,
+                     storage_options=config.storage_options)
     run_dir.write_json("manifest.json", manifest)
     return summary

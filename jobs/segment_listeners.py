@@ -103,7 +103,6 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                 "seconds": summary.seconds, "scheduler": summary.scheduler,
                 "reject_column": REASON}
     run_dir.write_json("manifest.json", manifest)
-    if run_dir.is_local:
-        with stage("report"):
-            write_segment_report(run_dir.partial)
+    with stage("report"):
+        write_segment_report(run_dir.path, options)
     return summary

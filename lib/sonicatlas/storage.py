@@ -11,10 +11,12 @@ elsewhere ``fs.mv``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -37,6 +39,95 @@ def resolve(url: str | os.PathLike, storage_options: dict | None = None):
     """
     fs, path = fsspec.core.url_to_fs(os.fspath(url), **(storage_options or {}))
     return fs, path.rstrip("/") or path
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A directory on any file system, its files named relative to it: what the readers of
+    a run (exports, summary page, reports) share, so that a run on a bucket reads as a local one.
+
+    Attributes
+    ----------
+    fs : fsspec.AbstractFileSystem
+    root : str
+        The directory in ``fs``'s terms (an absolute path on a local disk).
+    storage_options : dict
+        The fsspec options ``fs`` was made with, for readers that take URLs (dask).
+    """
+
+    fs: object
+    root: str
+    storage_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def at(cls, url: str | os.PathLike, storage_options: dict | None = None) -> Folder:
+        """The folder at a local path (``~`` expanded) or fsspec URL."""
+        fs, root = resolve(os.path.expanduser(os.fspath(url)), storage_options)
+        fs.invalidate_cache(root)  # listings cached in this process before others wrote here
+        return cls(fs, root, dict(storage_options or {}))
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.root)
+
+    def path(self, name: str = "") -> str:
+        """``name`` inside the folder, in ``fs``'s terms."""
+        return f"{self.root}/{name}" if name else self.root
+
+    def url(self, name: str = "") -> str:
+        """``name`` as a local path or a URL: what people, pandas and dask are given."""
+        path = self.path(name)
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self.path(name))
+
+    def listdir(self, name: str = "") -> list[str]:
+        """Names in the sub-folder ``name``, hidden ones left out, sorted; none if absent."""
+        if not self.fs.isdir(self.path(name)):
+            return []
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in
+                 self.fs.ls(self.path(name), detail=False))
+        return sorted(n for n in names if not n.startswith("."))
+
+    def read_bytes(self, name: str) -> bytes:
+        return self.fs.cat_file(self.path(name))
+
+    def read_json(self, name: str):
+        return json.loads(self.read_bytes(name))
+
+    def read_table(self, name: str):
+        """The Parquet table (file or directory) at ``name``, or None where there is none."""
+        import pandas as pd
+
+        if not self.exists(name):
+            return None
+        return pd.read_parquet(self.path(name), filesystem=self.fs)
+
+    def write_text(self, name: str, text: str) -> str:
+        """Write ``name`` (UTF-8); return its :meth:`url`."""
+        with self.fs.open(self.path(name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return self.url(name)
+
+
+@contextlib.contextmanager
+def reading(shown: str) -> Iterator[None]:
+    """Turn a file system's error while reading ``shown`` into one line for the user.
+
+    No such bucket, no credentials or permission, a malformed URL, a protocol whose fsspec
+    package is not installed: :class:`~sonicatlas.errors.InputError` naming ``shown``.
+    Keep the block to the reads that locate a thing: any error there is about reaching it.
+    """
+    from sonicatlas.errors import InputError
+
+    try:
+        yield
+    except ImportError as error:  # fsspec: "Install s3fs to access S3"
+        raise InputError(f"cannot read {shown}: {error}") from None
+    except Exception as error:  # OSError, or an object store's own (no credentials)
+        raise InputError(f"cannot read {shown}: {error.__class__.__name__}: {error}"
+                         ) from None
 
 
 def hidden_sibling(path: str, role: str = "partial") -> str:
@@ -105,11 +196,25 @@ def remove(fs, path: str) -> None:
         fs.rm(path, recursive=True)
 
 
+#: A directory holding this file is taken as whole by its readers (a run's manifest, written
+#: last): where a move copies file by file, it is copied last and removed first.
+MARKER = "manifest.json"
+
+
 def _move(fs, source: str, target: str) -> None:
     if is_local(fs):
         os.replace(source, target)  # atomic on one file system
+    elif not fs.isdir(source):
+        fs.mv(source, target)
     else:
-        fs.mv(source, target, recursive=True)
+        # An object store has no rename: each file is copied, then the source removed.
+        # (fs.mv(recursive=True) also copies the folders' names, keys object stores lack.)
+        fs.invalidate_cache(source)  # the workers wrote there: list what is there now
+        files = sorted(fs.find(source), key=lambda f: f == f"{source}/{MARKER}")
+        fs.copy(files, [target + f[len(source):] for f in files])
+        if fs.isfile(f"{source}/{MARKER}"):
+            fs.rm(f"{source}/{MARKER}")
+        fs.rm(source, recursive=True)
 
 
 def move_into_place(fs, partial: str, path: str) -> None:
@@ -171,7 +276,8 @@ def check_writable(fs, path: str, shown: str) -> None:
     """Fail in one line, before any work, where nothing can be written beside ``path``.
 
     Makes ``path``'s parent and writes and removes a hidden file there (a read-only file
-    system, a parent that is a file, no permission).
+    system, a parent that is a file, no permission). Off this machine the path's first part
+    (an object store's bucket) must exist: making it would create a bucket from a typo.
 
     Raises
     ------
@@ -181,9 +287,16 @@ def check_writable(fs, path: str, shown: str) -> None:
     from sonicatlas.errors import InputError
 
     probe = hidden_sibling(path, "probe")
+    top = path[:len(path) - len(path.lstrip("/"))] + path.lstrip("/").split("/", 1)[0]
     try:
-        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-        fs.touch(probe)
-        fs.rm(probe)
-    except OSError as e:
-        raise InputError(f"cannot write {shown}: {e.strerror or e.__class__.__name__}") from None
+        missing = not is_local(fs) and "/" in path.strip("/") and not fs.exists(top)
+        if not missing:
+            fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
+            fs.touch(probe)
+            fs.rm(probe)
+    except Exception as e:  # OSError, or an object store's own (no credentials)
+        reason = getattr(e, "strerror", None) or str(e) or e.__class__.__name__
+        raise InputError(f"cannot write {shown}: {reason}") from None
+    if missing:
+        raise InputError(f"cannot write {shown}: there is no bucket (or top folder) "
+                         f"{top.lstrip('/')!r}; create it first")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import fsspec
 import numpy as np
 import pandas as pd
 
+from sonicatlas import storage
 from sonicatlas.contract import (
     ARTIST,
     CLUSTER,
@@ -61,6 +61,8 @@ class RunData:
         The run's standardised features of ``features``, float32, row for row with
         ``tracks``: what similar songs, playlists and artist profiles compare. None for a run
         without query data.
+    storage_options : dict
+        fsspec options for ``run``, for what reads more of it later.
     """
 
     run: str
@@ -72,6 +74,7 @@ class RunData:
     features: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
     methods: dict[str, list[str]] = field(default_factory=dict)
+    storage_options: dict = field(default_factory=dict)
 
     def labels(self, method: str | None = None) -> tuple[np.ndarray, list[str]]:
         """Each track's cluster id by ``method`` (the run's own KMeans when None or
@@ -88,11 +91,6 @@ class RunData:
         labels = self.tracks["genre"].cat.categories
         return sorted({g.strip() for label in labels
                        for g in str(label).split(GENRE_SEPARATOR) if g.strip()})
-
-
-def _fs(run: str, storage_options: dict | None):
-    fs, path = fsspec.core.url_to_fs(run, **(storage_options or {}))
-    return fs, path.rstrip("/")
 
 
 def read_run(run: str, storage_options: dict | None = None) -> RunData:
@@ -114,8 +112,13 @@ def read_run(run: str, storage_options: dict | None = None) -> RunData:
     InputError
         ``run`` is not a cluster-tracks run, or one of its tables cannot be read (named).
     """
-    fs, root = _fs(run, storage_options)
-    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/assignments"):
+    with storage.reading(str(run)):
+        fs, root = storage.resolve(str(run), storage_options)
+        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/assignments")
+        there = found or fs.exists(root)
+    if not there:
+        raise InputError(f"no run directory at {run}: nothing is there")
+    if not found:
         raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
                          "make one with `sonicatlas run cluster-tracks`")
     with fs.open(f"{root}/manifest.json") as f:
@@ -132,7 +135,8 @@ def read_run(run: str, storage_options: dict | None = None) -> RunData:
         tracks, features, vectors = _with_features(fs, root, tracks)
     rejects = _reject_counts(fs, root)
     methods = _method_names(fs, root, tracks)
-    return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors, methods)
+    return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors, methods,
+                   dict(storage_options or {}))
 
 
 def _method_names(fs, root: str, tracks: pd.DataFrame) -> dict[str, list[str]]:

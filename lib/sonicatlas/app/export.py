@@ -35,7 +35,7 @@ def summary_file(data: RunData) -> str:
     """The run's one-page markdown summary, written to a temporary file."""
     from sonicatlas.runs.summary_page import run_summary_markdown
 
-    text = run_summary_markdown(data.run)
+    text = run_summary_markdown(data.run, storage_options=data.storage_options)
     with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False,
                                      encoding="utf-8") as handle:
         handle.write(text)

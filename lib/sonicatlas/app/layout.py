@@ -54,7 +54,7 @@ def axis_labels(data: RunData) -> tuple[str, str]:
 
         import fsspec
 
-        fs, root = fsspec.core.url_to_fs(data.run)
+        fs, root = fsspec.core.url_to_fs(data.run, **data.storage_options)
         with fs.open(f"{root.rstrip('/')}/model/model.json") as f:
             model = json.load(f)
         for i, name in enumerate(("PC1", "PC2")):

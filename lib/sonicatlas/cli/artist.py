@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
-from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option, scheduler_option
+from sonicatlas.cli.output import (
+    emit,
+    format_option,
+    maybe_cluster,
+    out_option,
+    scheduler_option,
+    storage_options_option,
+)
 
 
 @click.command("artist")
@@ -18,8 +25,10 @@ from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option
 @format_option
 @out_option
 @scheduler_option
+@storage_options_option
 @user_errors
-def artist_command(run_dir, name, n_similar, min_tracks, fmt, out, scheduler) -> None:
+def artist_command(run_dir, name, n_similar, min_tracks, fmt, out, scheduler,
+                   storage_options) -> None:
     """The profile of the artist of RUN best matching NAME (any case, accents optional).
 
     Their song count; the share of their songs in each cluster; their mean audio profile
@@ -34,13 +43,15 @@ def artist_command(run_dir, name, n_similar, min_tracks, fmt, out, scheduler) ->
       sonicatlas artist runs/mine "daft punk" --format json --out daft-punk.json
     """
     from sonicatlas.discover.artists import artist_profile
+    from sonicatlas.discover.querydata import open_query_run
     from sonicatlas.discover.search import fold_text
     from sonicatlas.discover.similar import check_count
 
     fold_text(name)
     check_count(n_similar, "--similar")
     with maybe_cluster(scheduler):
-        profile = artist_profile(run_dir, name, n_similar, min_tracks=max(1, min_tracks))
+        run = open_query_run(run_dir, storage_options)
+        profile = artist_profile(run, name, n_similar, min_tracks=max(1, min_tracks))
     emit({"clusters": profile.clusters, "profile": profile.profile,
           "typical_tracks": profile.typical, "similar_artists": profile.similar_artists},
          fmt, out, [f"Artist: {profile.artist} ({profile.tracks:,} songs)"],

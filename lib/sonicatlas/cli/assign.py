@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
-from sonicatlas.cli.output import format_option
+from sonicatlas.cli.output import format_option, storage_options_option
 
 
 @click.command("assign")
@@ -22,8 +22,10 @@ from sonicatlas.cli.output import format_option
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on this Dask scheduler (tcp://host:8786) instead of a LocalCluster.")
 @format_option
+@storage_options_option
 @user_errors
-def assign_command(run_dir, source, out, columns, overwrite, scheduler, fmt) -> None:
+def assign_command(run_dir, source, out, columns, overwrite, scheduler, fmt,
+                   storage_options) -> None:
     """Place the songs of a new CATALOG into RUN's clusters, without refitting.
 
     The run's model (scaler, PCA, centres) scores every song after the same checks as
@@ -47,12 +49,13 @@ def assign_command(run_dir, source, out, columns, overwrite, scheduler, fmt) -> 
             raise InputError(f"--columns takes THEIRS=OURS, not {pair!r}")
         mapping[theirs.strip()] = ours.strip()
     # a bad run or model fails before a cluster starts
-    read_run_model(run_dir, purpose="tracks are placed into")
+    read_run_model(run_dir, storage_options, purpose="tracks are placed into")
     out = out or default_out()
     echo = (lambda m: click.echo(m, err=True)) if fmt != "table" else click.echo
     config = ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0")
     with connect(config, echo=echo) as client:
-        result = assign_catalog(run_dir, source, out, client, mapping, overwrite)
+        result = assign_catalog(run_dir, source, out, client, mapping, overwrite,
+                                storage_options)
     c = result.counts
     notes = [f"Wrote {result.out}: {c['rows_accepted']:,} songs placed, "
              f"{c['rows_rejected']:,} rejected, in {result.seconds:.1f} s"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
+from sonicatlas.cli.output import storage_options_option
 
 
 @click.command("export")
@@ -26,8 +27,10 @@ from sonicatlas.cli.common import user_errors
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing --out if it is a sonicatlas export (its columns "
                    "include cluster and cluster_name) or summary; anything else is refused.")
+@storage_options_option
 @user_errors
-def export_command(run_dir, cluster, method, fmt, out, summary, overwrite) -> None:
+def export_command(run_dir, cluster, method, fmt, out, summary, overwrite,
+                   storage_options) -> None:
     """Export a run's tracks (one cluster or all, with the cluster name) or its summary.
 
     \b
@@ -45,14 +48,17 @@ def export_command(run_dir, cluster, method, fmt, out, summary, overwrite) -> No
         if cluster is not None or fmt is not None or method is not None:
             raise click.UsageError("--summary takes no --cluster, --method or --format")
         if out is None:
-            click.echo(run_summary_markdown(run_dir))
+            click.echo(run_summary_markdown(run_dir, storage_options=storage_options))
         else:
-            click.echo(f"Wrote {write_run_summary(run_dir, out, overwrite=overwrite)}")
+            written = write_run_summary(run_dir, out, overwrite=overwrite,
+                                        storage_options=storage_options)
+            click.echo(f"Wrote {written}")
         return
     if out is None:
         raise click.UsageError("--out is required (or pass --summary)")
     result = export_tracks(run_dir, out, cluster=cluster, format=fmt or infer_format(out),
-                           overwrite=overwrite, method=method)
+                           overwrite=overwrite, method=method,
+                           storage_options=storage_options)
     which = ("all clusters" if result.cluster is None
              else f"cluster {result.cluster} ({result.cluster_name})")
     if method is not None:

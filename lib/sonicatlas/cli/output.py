@@ -1,4 +1,5 @@
-"""What the discovery commands share: --format, --out, --scheduler, and printing a result.
+"""What the reading commands share: --format, --out, --scheduler, --storage-option, and
+printing a result.
 
 A result is one or more tables. ``table`` prints them readably with the notes (which track was
 the query, how many qualified) above; ``csv`` and ``json`` print only the data on standard
@@ -14,6 +15,7 @@ import json
 import click
 import numpy as np
 import pandas as pd
+import yaml
 
 FORMATS = ("table", "csv", "json")
 
@@ -37,6 +39,32 @@ def scheduler_option(func):
         "--scheduler", metavar="ADDRESS",
         help="Run the per-partition work on this Dask scheduler (tcp://host:8786), whose "
              "workers must reach RUN. Default: threads of this process.")(func)
+
+
+def storage_options_option(func):
+    return click.option(
+        "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+        callback=_storage_options,
+        help="An fsspec option for reaching RUN on object storage, e.g. "
+             "endpoint_url=http://127.0.0.1:9000 or client_kwargs.region_name=eu-west-1 "
+             "(a dotted KEY nests; VALUE is read as YAML). Repeatable; the config's "
+             "storage_options keys.")(func)
+
+
+def _storage_options(ctx, param, pairs) -> dict:
+    options: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"takes KEY=VALUE, not {pair!r}")
+        *parents, last = key.strip().split(".")
+        node = options
+        for name in parents:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise click.BadParameter(f"{name!r} is given a value and nested keys")
+        node[last] = yaml.safe_load(raw) if raw.strip() else None
+    return options
 
 
 @contextlib.contextmanager

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
-from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option, scheduler_option
+from sonicatlas.cli.output import (
+    emit,
+    format_option,
+    maybe_cluster,
+    out_option,
+    scheduler_option,
+    storage_options_option,
+)
 
 
 @click.command("playlist")
@@ -30,9 +37,10 @@ from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option
 @format_option
 @out_option
 @scheduler_option
+@storage_options_option
 @user_errors
 def playlist_command(run_dir, cluster, seeds, size, min_similarity, max_per_artist, order,
-                     fmt, out, scheduler) -> None:
+                     fmt, out, scheduler, storage_options) -> None:
     """A playlist from RUN: the songs most similar to a cluster's centre or to seed songs.
 
     Each song is at least --min-similarity to the target, no artist more than
@@ -46,12 +54,14 @@ def playlist_command(run_dir, cluster, seeds, size, min_similarity, max_per_arti
           --seed-track 7qiZfU4dY1lWllzX7mPBI3 --order flow --format json --out mix.json
     """
     from sonicatlas.discover.playlist import check_rules, make_playlist
+    from sonicatlas.discover.querydata import open_query_run
 
     if (cluster is None) == (not seeds):
         raise click.UsageError("give --cluster NAME_OR_ID or at least one --seed-track ID")
     check_rules(size, min_similarity, max_per_artist, order)
     with maybe_cluster(scheduler):
-        result = make_playlist(run_dir, cluster, tuple(seeds), size, min_similarity,
+        run = open_query_run(run_dir, storage_options)
+        result = make_playlist(run, cluster, tuple(seeds), size, min_similarity,
                                max_per_artist, order)
     notes = [f"Playlist: {len(result.tracks)} songs closest to {result.target}; "
              f"{result.qualified:,} qualified (similarity >= {min_similarity:g}), at most "

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
-from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option, scheduler_option
+from sonicatlas.cli.output import (
+    emit,
+    format_option,
+    maybe_cluster,
+    out_option,
+    scheduler_option,
+    storage_options_option,
+)
 
 
 @click.command("search")
@@ -18,8 +25,10 @@ from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option
 @format_option
 @out_option
 @scheduler_option
+@storage_options_option
 @user_errors
-def search_command(run_dir, text, where, n, fmt, out, scheduler) -> None:
+def search_command(run_dir, text, where, n, fmt, out, scheduler,
+                   storage_options) -> None:
     """Songs of RUN whose name or artist contains TEXT, any case, accents optional.
 
     "beyonce" finds "Beyoncé", "blinding" finds "Blinding Lights". Exact matches first, then
@@ -30,11 +39,12 @@ def search_command(run_dir, text, where, n, fmt, out, scheduler) -> None:
       sonicatlas search runs/mine "blinding"
       sonicatlas search runs/mine beyonce --in artist -n 50 --format csv > beyonce.csv
     """
+    from sonicatlas.discover.querydata import open_query_run
     from sonicatlas.discover.search import fold_text, search_tracks
     from sonicatlas.discover.similar import check_count
 
     fold_text(text)
     check_count(n, "-n")
     with maybe_cluster(scheduler):
-        found = search_tracks(run_dir, text, where, n)
+        found = search_tracks(open_query_run(run_dir, storage_options), text, where, n)
     emit({"tracks": found}, fmt, out, [f"{len(found)} songs match {text!r}"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import quiet_libraries, user_errors
+from sonicatlas.cli.output import storage_options_option
 
 
 @click.command("serve")
@@ -16,8 +17,9 @@ from sonicatlas.cli.common import quiet_libraries, user_errors
                    "reach a remote machine's app through an SSH tunnel "
                    "(ssh -L 5006:127.0.0.1:5006 host) rather than listening on 0.0.0.0.")
 @click.option("--show", is_flag=True, help="Open the app in the default browser.")
+@storage_options_option
 @user_errors
-def serve_command(run_dir, port, address, show) -> None:
+def serve_command(run_dir, port, address, show, storage_options) -> None:
     """Explore a cluster-tracks RUN in the browser: map, clusters, filters, downloads.
 
     RUN is a run directory (local or fsspec URL). The app is served at
@@ -26,5 +28,6 @@ def serve_command(run_dir, port, address, show) -> None:
     quiet_libraries()
     from sonicatlas.app.server import serve
 
-    serve(run_dir, port=port, address=address, show=show, echo=click.echo)
+    serve(run_dir, port=port, address=address, show=show, storage_options=storage_options,
+          echo=click.echo)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from sonicatlas.cli.common import user_errors
-from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option, scheduler_option
+from sonicatlas.cli.output import (
+    emit,
+    format_option,
+    maybe_cluster,
+    out_option,
+    scheduler_option,
+    storage_options_option,
+)
 
 
 @click.command("similar")
@@ -26,9 +33,10 @@ from sonicatlas.cli.output import emit, format_option, maybe_cluster, out_option
 @format_option
 @out_option
 @scheduler_option
+@storage_options_option
 @user_errors
 def similar_command(run_dir, track_id, name, artist, n, metric, same_cluster, fmt, out,
-                    scheduler) -> None:
+                    scheduler, storage_options) -> None:
     """The songs of RUN that sound most like one song: exact, best first, ties by track id.
 
     RUN is a cluster-tracks run directory (local or fsspec URL). The query song is never in
@@ -52,7 +60,7 @@ def similar_command(run_dir, track_id, name, artist, n, metric, same_cluster, fm
         raise click.UsageError("--artist goes with --name")
     check_count(n, "-n")
     with maybe_cluster(scheduler):
-        run = open_query_run(run_dir)
+        run = open_query_run(run_dir, storage_options)
         if name is not None:
             best = search_tracks(run, name, where="name", n=1, artist=artist)
             if best.empty:

@@ -150,8 +150,13 @@ def read_run_model(run: str, storage_options: dict | None = None, needs: str = "
     InputError
         Not a cluster-tracks run, or a missing, damaged or foreign model.
     """
-    fs, root = storage.resolve(str(run), storage_options)
-    if not fs.isfile(f"{root}/manifest.json") or not fs.isdir(f"{root}/{needs}"):
+    with storage.reading(str(run)):
+        fs, root = storage.resolve(str(run), storage_options)
+        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/{needs}")
+        there = found or fs.exists(root)
+    if not there:
+        raise InputError(f"no run directory at {run}: nothing is there")
+    if not found:
         raise InputError(f"{run} is not a run directory (no manifest.json and {needs}/); "
                          f"make one with {MAKE_RUN}")
     with fs.open(f"{root}/manifest.json") as handle:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from distributed import Client
 from fsspec.implementations.local import LocalFileSystem
 
+from sonicatlas import storage
 from sonicatlas.contract import (
     DETAIL,
     FEATURES,
@@ -123,7 +124,8 @@ def open_catalog(url: str, columns: dict[str, str], features: tuple[str, ...],
         A required column is absent, or has a type that cannot hold numbers.
     """
     storage_options = storage_options or {}
-    files = list_parquet_files(url, storage_options)
+    with storage.reading(f"the catalog at {url}"):  # no bucket, no credentials: one line
+        files = list_parquet_files(url, storage_options)
     if not files:
         raise InputError(f"catalog at {url}: no Parquet files found")
     rejects = list_ingest_rejects(url, storage_options)
@@ -195,7 +197,9 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry, *located]
     columns = [catalog.sources[c] for c in wanted]
     dataset = _dataset(catalog.url, catalog.files, catalog.storage_options, catalog.schema)
-    fragments = {_stripped(f.path): f for f in dataset.get_fragments()}
+    # the dataset was opened on the stripped paths, so its fragments carry them as they are
+    # (stripping again would make a remote path without its protocol a local one)
+    fragments = {f.path: f for f in dataset.get_fragments()}
     pieces = [(fragments[_stripped(path)], row_groups, path)
               for path, groups in zip(catalog.files, catalog.row_groups, strict=True)
               for row_groups in _row_group_runs(groups, rows_per_partition)]

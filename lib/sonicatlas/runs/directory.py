@@ -50,6 +50,11 @@ class RunDirectory:
         return storage.is_local(self.fs)
 
     @property
+    def location(self) -> str:
+        """Where the run will be once complete: a local path, else a URL."""
+        return self.final if self.is_local else self.fs.unstrip_protocol(self.final)
+
+    @property
     def path(self) -> str:
         """URL of the partial directory, for writers that take URLs."""
         return self.fs.unstrip_protocol(self.partial)

@@ -8,7 +8,6 @@ whole.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ from sonicatlas import storage
 from sonicatlas.contract import CLUSTER, CLUSTER_NAME, DISTANCE, TRACK_ID, method_cluster
 from sonicatlas.errors import InputError
 from sonicatlas.runs.provenance import EXPORT_KIND, is_export
-from sonicatlas.runs.reading import read_profiles, run_path
+from sonicatlas.runs.reading import read_profiles, run_folder
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -120,14 +119,14 @@ def _unscaled(part: pd.DataFrame, z: pd.DataFrame, names: list[str], mean: np.nd
     return part.assign(**{n: values[:, j].astype(np.float32) for j, n in enumerate(names)})
 
 
-def with_features(run: Path, frame: dd.DataFrame) -> dd.DataFrame:
+def with_features(run: storage.Folder, frame: dd.DataFrame) -> dd.DataFrame:
     """``assignments/`` with each track's audio features in their own units, from the run's
     ``query/`` (z-scores, partition by partition the same rows) and its scaler; unchanged for
     a run without ``query/``."""
-    if not (run / "query").exists() or not (run / "model" / "model.json").exists():
+    if not run.exists("query") or not run.exists("model/model.json"):
         return frame
-    model = json.loads((run / "model" / "model.json").read_text())
-    z = dd.read_parquet(str(run / "query"))
+    model = run.read_json("model/model.json")
+    z = dd.read_parquet(run.url("query"), storage_options=run.storage_options)
     names = [n for n in model["features"] if n in z.columns and n not in frame.columns]
     if not names or z.npartitions != frame.npartitions:
         return frame
@@ -171,6 +170,14 @@ def infer_format(out: str | os.PathLike) -> str:
         parquet.
     """
     return _SUFFIXES.get(Path(out).suffix.lower(), "parquet")
+
+
+def local_out(out: str | os.PathLike) -> Path:
+    """``out`` as a path on this machine; a URL is refused in one line (not made a folder)."""
+    if "://" in os.fspath(out):
+        raise InputError(f"--out {out}: exports are written on this machine; give a local "
+                         "path (RUN itself may be a URL)")
+    return Path(out).expanduser()
 
 
 def _add_names(part: pd.DataFrame, names: np.ndarray, column: str = CLUSTER,
@@ -233,13 +240,15 @@ def _parquet_rows(frame: dd.DataFrame, path: Path) -> int:
 
 def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
                   cluster: int | str | None = None, format: str = "parquet",
-                  overwrite: bool = False, method: str | None = None) -> ExportResult:
+                  overwrite: bool = False, method: str | None = None,
+                  storage_options: dict | None = None) -> ExportResult:
     """Write the tracks of one cluster (or of all) with their cluster name.
 
     Parameters
     ----------
     run_dir : str or path-like
-        A run directory written by ``sonicatlas run cluster-tracks``.
+        A run directory written by ``sonicatlas run cluster-tracks``: a local path or any
+        fsspec URL.
     out : str or path-like
         A local file (csv, json) or directory (parquet) to create; missing parent
         directories are made.
@@ -255,6 +264,8 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
         clusters (id, ``-1`` for noise, or name from ``summary/cluster_profiles_<method>``),
         chosen by the ``cluster_<method>`` column, which gets ``cluster_<method>_name`` beside
         it.
+    storage_options : dict, optional
+        fsspec options for ``run_dir`` (``out`` is on this machine).
 
     Returns
     -------
@@ -281,15 +292,16 @@ def export_tracks(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     """
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    run = run_path(run_dir)
+    out = local_out(out)
+    run = run_folder(run_dir, storage_options)
     profiles = read_profiles(run)
     labels = read_profiles(run, method) if method is not None else profiles
     chosen, name = resolve_cluster(labels, cluster) if cluster is not None else (None, None)
-    out = Path(out).expanduser()
     fs, target = storage.resolve(out)
     storage.check_target(fs, target, str(out), overwrite, is_export, EXPORT_KIND)
 
-    frame = with_features(run, dd.read_parquet(str(run / "assignments")))
+    frame = with_features(run, dd.read_parquet(run.url("assignments"),
+                                               storage_options=run.storage_options))
     column = CLUSTER if method is None else method_cluster(method)
     if chosen is not None:
         frame = frame[frame[column] == chosen]

@@ -12,8 +12,9 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.contract import CLUSTER
+from sonicatlas.runs.export import local_out
 from sonicatlas.runs.provenance import SUMMARY_KIND, is_run_summary
-from sonicatlas.runs.reading import read_manifest, read_profiles, run_path
+from sonicatlas.runs.reading import read_manifest, read_profiles, run_folder
 from sonicatlas.summaries import digest
 
 
@@ -77,12 +78,11 @@ def _table(header: list[str], align: str, rows: list[list[object]]) -> list[str]
             *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)]
 
 
-def _summary_table(run: Path, name: str) -> pd.DataFrame | None:
-    path = run / "summary" / name
-    return pd.read_parquet(path) if path.exists() else None
+def _summary_table(run: storage.Folder, name: str) -> pd.DataFrame | None:
+    return run.read_table(f"summary/{name}")
 
 
-def _contents(run: Path, profiles: pd.DataFrame) -> list[str]:
+def _contents(run: storage.Folder, profiles: pd.DataFrame) -> list[str]:
     """Genres, decades and artists per cluster, the genre agreement, the methods compared."""
     lines = []
     columns = {}
@@ -112,15 +112,19 @@ def _contents(run: Path, profiles: pd.DataFrame) -> list[str]:
     return lines
 
 
-def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
+def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3,
+                         storage_options: dict | None = None) -> str:
     """A one-page markdown summary of a run.
 
     Parameters
     ----------
     run_dir : str or path-like
-        A run directory written by ``sonicatlas run cluster-tracks``.
+        A run directory written by ``sonicatlas run cluster-tracks``: a local path or any
+        fsspec URL.
     top : int
         Distinctive features listed per cluster.
+    storage_options : dict, optional
+        fsspec options for ``run_dir``.
 
     Returns
     -------
@@ -129,7 +133,7 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
         table of the clusters (id, name, size, share, and the features whose cluster mean
         stands out most from the catalog mean), seconds per stage, and where the files are.
     """
-    run = run_path(run_dir)
+    run = run_folder(run_dir, storage_options)
     manifest = read_manifest(run)
     profiles = read_profiles(run)
     source, rows = manifest.get("input", {}), manifest["rows"]
@@ -141,7 +145,7 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
 
     lines = [f"# Run {run.name}", "",
              f"{manifest.get('job', 'cluster-tracks')}, finished {manifest.get('finished', '?')}"
-             f"; `{run.resolve()}`", "", "## Input", "",
+             f"; `{run.url()}`", "", "## Input", "",
              f"- Source: `{source.get('url', '?')}` ({_plural(source.get('files', '?'), 'file')}, "
              f"{source.get('rows', read):,} rows, fingerprint `{source.get('fingerprint', '?')}`)",
              f"- Rows read: {read:,}",
@@ -192,7 +196,7 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
                           [[s, f"{v:.1f}"] for s, v in seconds.items()]
                           + [["**total**", f"**{sum(seconds.values()):.1f}**"]])]
 
-    lines += ["", "## Files", "", f"In `{run.resolve()}`:", ""]
+    lines += ["", "## Files", "", f"In `{run.url()}`:", ""]
     described = {
         "manifest.json": "config, versions, input fingerprint, row counts, metrics, timings",
         "assignments/": "one row per accepted track: cluster, distance, pc1, pc2, metadata",
@@ -201,29 +205,30 @@ def run_summary_markdown(run_dir: str | os.PathLike, top: int = 3) -> str:
         "performance.html": "Dask performance report",
     }
     for name, what in described.items():
-        if (run / name).exists():
+        if run.exists(name.rstrip("/")):
             lines.append(f"- `{name}`: {what}")
-    summary = run / "summary"
-    if summary.is_dir():
-        tables = sorted(p.name for p in summary.iterdir() if not p.name.startswith("."))
+    tables = run.listdir("summary")
+    if tables:
         lines.append("- `summary/`: " + ", ".join(f"`{t}`" for t in tables))
     lines += ["", "Read a table with pandas: "
-              f"`pd.read_parquet(\"{run.resolve() / 'assignments'}\")`.", ""]
+              f"`pd.read_parquet(\"{run.url('assignments')}\")`.", ""]
     return "\n".join(lines)
 
 
 def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, storage_options: dict | None = None) -> Path:
     """Write :func:`run_summary_markdown` to ``out``, atomically.
 
     Parameters
     ----------
     run_dir : str or path-like
     out : str or path-like
-        Markdown file to create; missing parent directories are made.
+        Markdown file to create on this machine; missing parent directories are made.
     overwrite : bool
         Replace an existing ``out``, if it is a run summary
         (:func:`~.provenance.is_run_summary`).
+    storage_options : dict, optional
+        fsspec options for ``run_dir``.
 
     Returns
     -------
@@ -235,10 +240,10 @@ def write_run_summary(run_dir: str | os.PathLike, out: str | os.PathLike, *,
     OutputExistsError
         ``out`` exists and ``overwrite`` is false, or it is not a run summary.
     """
-    out = Path(out).expanduser()
+    out = local_out(out)
     fs, path = storage.resolve(out)
     storage.check_target(fs, path, str(out), overwrite, is_run_summary, SUMMARY_KIND)
-    text = run_summary_markdown(run_dir)
+    text = run_summary_markdown(run_dir, storage_options=storage_options)
     with storage.replacing(fs, path) as partial:
         Path(partial).write_text(text, encoding="utf-8")
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from bokeh.embed import components
 from bokeh.models import Widget
 from bokeh.resources import Resources
 
+from sonicatlas import storage
 from sonicatlas.contract import FEATURES
 from sonicatlas.summaries import digest
 from sonicatlas.visual import charts, report_methods, report_tables
@@ -49,33 +49,36 @@ img.map { max-width: 100%; border-radius: 4px; display: block; }
 """
 
 
-def write_report(run_dir: str, manifest: dict | None = None, location: str | None = None
-                 ) -> Path:
+def write_report(run_dir: str, manifest: dict | None = None, location: str | None = None,
+                 storage_options: dict | None = None) -> Path | str:
     """Write ``report.html`` into a run directory of ``cluster-tracks``.
 
     Parameters
     ----------
     run_dir : str
-        Local run directory holding ``summary/cluster_profiles``, optionally the other
-        ``summary/`` tables and ``maps/clusters.png``, and ``manifest.json`` unless
-        ``manifest`` is given.
+        Run directory (local path or any fsspec URL) holding ``summary/cluster_profiles``,
+        optionally the other ``summary/`` tables and ``maps/clusters.png``, and
+        ``manifest.json`` unless ``manifest`` is given.
     manifest : dict, optional
         The run's manifest, for a run still being written (the job writes its manifest last).
     location : str, optional
         Where the run will be once complete, shown in the header and title; default
         ``run_dir`` (a run is written into a hidden directory and moved into place).
+    storage_options : dict, optional
+        fsspec options for ``run_dir``.
 
     Returns
     -------
-    pathlib.Path
-        The report, ``run_dir/report.html``; it needs no network to open.
+    pathlib.Path or str
+        The report, ``run_dir/report.html`` (a URL for a run not on this machine); it needs
+        no network to open.
     """
-    run = Path(run_dir)
+    run = storage.Folder.at(run_dir, storage_options)
     if manifest is None:
-        manifest = json.loads((run / "manifest.json").read_text())
+        manifest = run.read_json("manifest.json")
     profiles = _read(run, "cluster_profiles")
     if profiles is None:
-        raise FileNotFoundError(f"{run / 'summary/cluster_profiles'} is missing")
+        raise FileNotFoundError(f"{run.url('summary/cluster_profiles')} is missing")
     profiles = profiles.sort_values("cluster").reset_index(drop=True)
     if "name" not in profiles:
         profiles["name"] = [f"cluster {c}" for c in profiles["cluster"]]
@@ -85,7 +88,7 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
     colors = cluster_colors(len(profiles))
     sample = _read(run, "track_sample")
 
-    where = Path(location) if location else run.resolve()
+    where = str(location or run.url())
     sections = [{"html": _header(where, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
                          "two principal components, coloured by cluster.</p>" + map_image(run)}]
@@ -148,9 +151,14 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
     sections.append({"html": _representatives(_read(run, "representative_tracks"), profiles,
                                                colors)})
 
-    out = run / "report.html"
-    out.write_text(page(f"sonicatlas report: {where.name}", sections, models), encoding="utf-8")
-    return out
+    name = where.rstrip("/").rsplit("/", 1)[-1]
+    return written(run, page(f"sonicatlas report: {name}", sections, models))
+
+
+def written(run: storage.Folder, text: str) -> Path | str:
+    """Write ``report.html`` into ``run``; return it as a Path here, a URL elsewhere."""
+    out = run.write_text("report.html", text)
+    return Path(out) if storage.is_local(run.fs) else out
 
 
 def page(title: str, sections: list[dict], models: list) -> str:
@@ -177,9 +185,8 @@ def page(title: str, sections: list[dict], models: list) -> str:
             f'<body><main>{"".join(body)}</main>\n{script}</body></html>\n')
 
 
-def _read(run: Path, name: str) -> pd.DataFrame | None:
-    path = run / "summary" / name
-    return pd.read_parquet(path) if path.exists() else None
+def _read(run: storage.Folder, name: str) -> pd.DataFrame | None:
+    return run.read_table(f"summary/{name}")
 
 
 def _z_scores(profiles: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -227,13 +234,12 @@ def _correlation(run, sample, features):
     return None, "", "Skipped: the run stored neither a correlation matrix nor a track sample."
 
 
-def map_image(run: Path, name: str = "clusters.png",
+def map_image(run: storage.Folder, name: str = "clusters.png",
               alt: str = "Tracks by cluster on PC1 x PC2") -> str:
     """A map of the run as an inline ``<img>`` (a data URI: the page stays offline)."""
-    png = run / "maps" / name
-    if not png.exists():
+    if not run.exists(f"maps/{name}"):
         return f'<p class="note">Skipped: the run has no maps/{html.escape(name)}.</p>'
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    data = base64.b64encode(run.read_bytes(f"maps/{name}")).decode("ascii")
     return (f'<img class="map" id="cluster-map" alt="{html.escape(alt)}" '
             f'src="data:image/png;base64,{data}">')
 
@@ -248,7 +254,7 @@ def kv_table(rows: list[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
-def _header(where: Path, manifest: dict, profiles: pd.DataFrame) -> str:
+def _header(where: str, manifest: dict, profiles: pd.DataFrame) -> str:
     e = html.escape
     source = manifest.get("input", {})
     rows = manifest.get("rows", {})

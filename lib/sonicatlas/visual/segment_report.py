@@ -4,7 +4,6 @@ and when each segment listens. Built from the same page and charts as the tracks
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +11,20 @@ import pandas as pd
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from sonicatlas import storage
 from sonicatlas.visual import charts
 from sonicatlas.visual.maps import cluster_colors
-from sonicatlas.visual.report import kv_table, map_image, page
+from sonicatlas.visual.report import kv_table, map_image, page, written
 
 
-def write_segment_report(run_dir: str) -> Path:
-    """Write ``report.html`` into a local run directory of ``segment-listeners``."""
-    run = Path(run_dir)
-    manifest = json.loads((run / "manifest.json").read_text())
-    profiles = pd.read_parquet(run / "summary" / "segment_profiles").sort_values("cluster")
+def write_segment_report(run_dir: str, storage_options: dict | None = None) -> Path | str:
+    """Write ``report.html`` into a run directory of ``segment-listeners`` (a local path or
+    any fsspec URL); return it (a URL for a run not on this machine)."""
+    run = storage.Folder.at(run_dir, storage_options)
+    manifest = run.read_json("manifest.json")
+    profiles = run.read_table("summary/segment_profiles").sort_values("cluster")
     profiles = profiles.reset_index(drop=True)
-    model = json.loads((run / "model" / "model.json").read_text())
+    model = run.read_json("model/model.json")
     colors = cluster_colors(len(profiles))
     # The centroids are already z-scores of the clustered columns against all users.
     z = pd.DataFrame(model["centers"], columns=model["features"])
@@ -38,10 +39,7 @@ def write_segment_report(run_dir: str) -> Path:
     for heading, model_ in zip(("Segment sizes", "What sets each segment apart (z-score)",
                                 "When each segment listens"), models, strict=True):
         sections.append({"html": f"<h2>{html.escape(heading)}</h2>", "root": model_.name})
-    out = run / "report.html"
-    out.write_text(page(f"sonicatlas segments: {run.name}", sections, models),
-                   encoding="utf-8")
-    return out
+    return written(run, page(f"sonicatlas segments: {run.name}", sections, models))
 
 
 def _header(manifest: dict, profiles: pd.DataFrame) -> str:
