@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import panel as pn
+from bokeh.layouts import column, row
+from bokeh.models import GridPlot
 
 from sonicatlas.app.data import RunData
 from sonicatlas.contract import ARTIST, CLUSTER, CLUSTER_NAME
@@ -97,11 +99,11 @@ def clusters(data: RunData, mask: np.ndarray, seed: int = 0, method: str | None 
     parts = [pn.pane.Bokeh(charts.cluster_sizes(profiles, colors))]
     if data.features:
         radar, _ = charts.radars(z, profiles, data.features, colors)
-        parts += [pn.pane.Bokeh(radar),
+        parts += [pn.pane.Bokeh(_rows(radar)),
                   pn.pane.Bokeh(charts.zscore_heatmap(z, profiles, data.features))]
         sample = _sample(data, mask, seed, labels, names)
-        parts.append(pn.pane.Bokeh(charts.boxes_from_sample(sample, profiles, data.features,
-                                                            colors)))
+        parts.append(pn.pane.Bokeh(_rows(charts.boxes_from_sample(sample, profiles,
+                                                                  data.features, colors))))
         if len(sample) > 2:
             parts.append(pn.pane.Bokeh(charts.correlation(
                 sample[data.features].corr(), "Pearson correlation of the features, selection")))
@@ -110,6 +112,19 @@ def clusters(data: RunData, mask: np.ndarray, seed: int = 0, method: str | None 
             "This run has no query data, so the audio features cannot be shown; re-run "
             "`sonicatlas run cluster-tracks` to add it."))
     return pn.Column(*parts)
+
+
+def _rows(grid: GridPlot):
+    """The report's grid of figures as a column of rows.
+
+    Inside Panel's tabs a Bokeh ``GridPlot`` leaves each figure's plot frame 0 x 0 pixels, so
+    the grid draws blank (Bokeh 3.9, Panel 1.9); rows and columns of the same figures lay out.
+    """
+    ncols = max(col for _, _, col in grid.children) + 1
+    figures = [fig for fig, _, _ in sorted(grid.children, key=lambda cell: cell[1:3])]
+    layout = column(*[row(*figures[i:i + ncols]) for i in range(0, len(figures), ncols)])
+    layout.name = grid.name
+    return layout
 
 
 def _sample(data: RunData, mask: np.ndarray, seed: int, labels: np.ndarray,
