@@ -9,6 +9,8 @@ feature, its mean per pixel.
 
 from __future__ import annotations
 
+import functools
+
 import datashader as ds
 import holoviews as hv
 import numpy as np
@@ -34,7 +36,7 @@ def view_bounds(data: RunData) -> tuple[tuple[float, float], tuple[float, float]
     """The initial x and y ranges: robust quantiles of the coordinates, padded by 5%."""
     bounds = []
     for column in (PC1, PC2):
-        low, high = np.nanquantile(data.tracks[column].to_numpy(), VIEW_QUANTILES)
+        low, high = data.access.quantiles(column, VIEW_QUANTILES)
         pad = 0.05 * max(high - low, 1e-6)
         bounds.append((float(low - pad), float(high + pad)))
     return bounds[0], bounds[1]
@@ -123,7 +125,7 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
     chosen = hv.streams.Params(parameters=[selection], rename={selection.name: "mask"})
 
     def view(x_range, y_range, mask):
-        frame = data.tracks.loc[mask, [PC1, PC2, *column]]
+        frame = data.access.chosen(mask, [PC1, PC2, *column])
         return aggregate(frame, color_by, x_range or xlim, y_range or ylim)
 
     options = dict(width=WIDTH, height=HEIGHT, xlim=xlim, ylim=ylim, xlabel=axis_labels[0],
@@ -148,11 +150,26 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
                      clipping_colors={"NaN": "transparent"}, **options)
 
 
-def nearest_track(data: RunData, mask: np.ndarray, x: float, y: float) -> int | None:
-    """Row of the selected track nearest ``(x, y)`` on the map (None when none is selected)."""
-    rows = np.flatnonzero(mask)
-    if len(rows) == 0 or x is None or y is None:
+def nearest_track(data: RunData, mask, x: float, y: float) -> pd.DataFrame | None:
+    """The selected track nearest ``(x, y)`` on the map, as a one-row table (its index is
+    the row's position in a table held in this process); None when none is selected."""
+    if x is None or y is None:
         return None
-    dx = data.tracks[PC1].to_numpy()[rows] - np.float32(x)
-    dy = data.tracks[PC2].to_numpy()[rows] - np.float32(y)
-    return int(rows[np.argmin(dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2)])
+    found = data.access.reduce(mask, functools.partial(_nearest, x=x, y=y), _closest)
+    return None if found is None else found[1]
+
+
+def _nearest(tracks: pd.DataFrame, mask: np.ndarray, x: float, y: float):
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        return None
+    dx = tracks[PC1].to_numpy()[rows] - np.float32(x)
+    dy = tracks[PC2].to_numpy()[rows] - np.float32(y)
+    distance = dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2
+    best = int(np.argmin(distance))
+    return float(distance[best]), tracks.iloc[[rows[best]]]
+
+
+def _closest(found: list):
+    found = [f for f in found if f is not None]
+    return min(found, key=lambda f: f[0]) if found else None
