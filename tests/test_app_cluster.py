@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from test_app import (
     CHROMIUM,
+    FIGURES_DRAWN,
     _cosine,
     _standardised,
     free_port,
@@ -63,9 +65,14 @@ def served(cluster_run, scheduler):
         if process.poll() is not None:
             break
     assert url == f"http://127.0.0.1:{port}/", "".join(lines)
+    # the server's log is read all along, so that a full pipe never blocks it
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
     yield url
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+    reader.join(timeout=10)
+    assert "Traceback" not in "".join(lines), "".join(lines)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +107,19 @@ def test_the_counts_after_a_filter_are_a_pandas_filter_of_the_run(page, cluster_
     wait_for_count(page, expected, seconds=60)
     assert shown_count(page) == expected < len(tracks)
     assert page.errors == []
+
+
+def test_the_overview_and_every_cluster_chart_draw_from_the_cluster(page, cluster_run):
+    assert page.get_by_text("failed:").count() == 0  # no view's error in the Overview
+    k = len(pd.read_parquet(cluster_run / "summary" / "cluster_profiles"))
+    expected = 1 + k + 1 + 10 + 1  # sizes, radars, z-scores, a box per feature, correlation
+    page.locator(".bk-tab", has_text="Clusters").first.click()
+    page.wait_for_function(f"({FIGURES_DRAWN})().length >= {expected}", timeout=60_000)
+    page.wait_for_timeout(2000)
+    figures = page.evaluate(FIGURES_DRAWN)
+    assert len(figures) == expected
+    assert [f for f in figures if f["width"] <= 0 or f["ink"] < 500] == []
+    assert page.get_by_text("failed:").count() == 0 and page.errors == []
 
 
 def test_the_filtered_csv_download_is_the_pandas_filter(page, cluster_run):
