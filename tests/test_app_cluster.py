@@ -185,6 +185,28 @@ def test_search_and_similar_songs_answer_as_numpy_does(page, cluster_run):
     assert listed.count("trk") == 10 and page.errors == []
 
 
+def test_a_cluster_playlist_downloads_as_the_brute_force_walk(page, cluster_run):
+    page.locator(".bk-tab", has_text="Playlist").first.click()
+    page.get_by_role("button", name="Generate the playlist").click()
+    page.get_by_text("qualified").first.wait_for(timeout=60_000)
+    page.locator(".bk-tab", has_text="Export").first.click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download the playlist (CSV)").click()
+    got = pd.read_csv(download.value.path())
+    tracks, z, model = _standardised(cluster_run)
+    similarity = _cosine(z, np.asarray(model["centers"][0]))
+    ok = (tracks["cluster"].to_numpy() == 0) & (similarity >= 0.8)
+    order = np.flatnonzero(ok)[np.lexsort((tracks["track_id"].to_numpy()[ok],
+                                           -similarity[ok]))]
+    expected, per_artist = [], {}
+    for i in order:  # the default rules by hand: best first, 2 a artist, 30 tracks
+        artist = tracks["artist_name"].iat[i]
+        if per_artist.get(artist, 0) < 2 and len(expected) < 30:
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            expected.append(tracks["track_id"].iat[i])
+    assert got["track_id"].tolist() == expected and len(expected) > 0
+
+
 def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(cluster_run):
     done = subprocess.run(
         [sys.executable, "-m", "sonicatlas.cli", "serve", str(cluster_run), "--port",

@@ -2,8 +2,11 @@
 
 Every view takes the boolean mask of :meth:`sonicatlas.app.filters.Filters.mask` and draws
 only what passes it; none computes what another already has beyond one pass over its own
-columns. The cluster charts are the report's (:mod:`sonicatlas.visual.charts`), fed with the
-filtered tracks' statistics, so the app and ``report.html`` look alike.
+columns. What a view reads of the tracks is a partial over one table and a combine, run by
+``data.access`` (:mod:`sonicatlas.app.access`) in this process or on each partition of a
+cluster, so the same view serves both. The cluster charts are the report's
+(:mod:`sonicatlas.visual.charts`), fed with the filtered tracks' statistics, so the app and
+``report.html`` look alike.
 """
 
 from __future__ import annotations
