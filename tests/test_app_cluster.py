@@ -207,6 +207,37 @@ def test_a_cluster_playlist_downloads_as_the_brute_force_walk(page, cluster_run)
     assert got["track_id"].tolist() == expected and len(expected) > 0
 
 
+def test_views_over_many_partitions_equal_pandas(cluster_run):
+    """More partitions than one combine takes, so the partials merge in a tree."""
+    import dask.dataframe as dd
+
+    from sonicatlas.app import views
+    from sonicatlas.app.access import SPLIT_EVERY, ClusterTracks
+    from sonicatlas.app.data import RunData, read_run
+    from sonicatlas.app.filters import Filters
+    from sonicatlas.app.map import HEIGHT, WIDTH, aggregate
+
+    local = read_run(str(cluster_run))
+    frame = dd.from_pandas(local.tracks, npartitions=3 * SPLIT_EVERY).persist()
+    data = RunData(local.run, frame, local.names, local.manifest, local.profiles,
+                   local.rejects, local.features, None, local.methods,
+                   access=ClusterTracks(frame, len(local.tracks)))
+    filters = Filters(frame, data.features, local.genres, data.access)
+    filters.popularity = (40, 100)
+    tracks = pd.read_parquet(cluster_run / "assignments")
+    chosen = tracks[tracks["popularity"].between(40, 100)]
+    assert data.access.count(filters.selection) == len(chosen)
+    profiles, _ = views.selection_profiles(data, filters.selection)
+    assert profiles["size"].tolist() == chosen["cluster"].value_counts().sort_index().tolist()
+    table = views.track_table(data, filters.selection).value
+    assert table["popularity"].tolist() == sorted(chosen["popularity"], reverse=True)[:200]
+    x, y = (-4.0, 4.0), (-4.0, 4.0)
+    image = aggregate(data, filters.selection, "density", x, y)
+    expected, _, _ = np.histogram2d(chosen["pc2"], chosen["pc1"], bins=(HEIGHT, WIDTH),
+                                    range=(y, x))
+    assert np.nansum(image.data["tracks"]) == pytest.approx(expected.sum(), abs=2)
+
+
 def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(cluster_run):
     done = subprocess.run(
         [sys.executable, "-m", "sonicatlas.cli", "serve", str(cluster_run), "--port",
