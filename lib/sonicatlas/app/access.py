@@ -1,10 +1,12 @@
 """How the explorer's views reach the tracks: in this process, or on a Dask cluster.
 
 A view is written once, as a function of one table of tracks and the filters' mask over it
-(a *partial*: counts, sums, a few rows), and a *combine* that merges partials. ``LocalTracks``
-runs the partial once over the whole pandas table, with the numpy mask; ``ClusterTracks``
-runs it on every partition of a dask DataFrame persisted on the cluster, next to the mask's
-partition, and combines the partials here. Only what a view draws crosses the network.
+(a *partial*: counts, sums, a few rows), and a *combine* that merges partials (and its own
+answers; a combine of one answer is that answer). ``LocalTracks`` runs the partial once over
+the whole pandas table, with the numpy mask: the answer, no combine. ``ClusterTracks`` runs it
+on every partition of a dask DataFrame persisted on the cluster, next to the mask's partition,
+and combines the partials on the workers, a few at a time, so one answer comes back: only what
+a view draws crosses the network.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class LocalTracks:
         return int(mask.sum())
 
     def reduce(self, mask, partial: Callable, combine: Callable):
-        """``combine([partial(table, mask)])``: one partial over the whole table."""
-        return combine([partial(self.frame, mask)])
+        """``partial(table, mask)``: one partial over the whole table is the answer (a
+        ``combine`` of one answer is that answer)."""
+        return partial(self.frame, mask)
 
     def chosen(self, mask: np.ndarray, columns: list[str]) -> pd.DataFrame:
         """The selected rows' ``columns`` (what Datashader aggregates)."""
