@@ -42,7 +42,7 @@ class RunData:
     ----------
     run : str
         The run directory (path or fsspec URL).
-    tracks : pandas.DataFrame
+    tracks : pandas.DataFrame or dask.dataframe.DataFrame
         One row per assigned track: ``track_id``, ``cluster``, ``cluster_name``, ``pc1``,
         ``pc2``, ``distance``, the carried metadata, ``year`` and the audio features that the
         run's query data holds.
@@ -61,7 +61,11 @@ class RunData:
     vectors : numpy.ndarray or None
         The run's standardised features of ``features``, float32, row for row with
         ``tracks``: what similar songs, playlists and artist profiles compare. None for a run
-        without query data.
+        without query data, or one held on a cluster.
+    access : LocalTracks or ClusterTracks
+        How the views reach ``tracks`` (:mod:`sonicatlas.app.access`).
+    genre_labels : list of str or None
+        The catalog's genre labels when ``tracks`` is a dask DataFrame.
     """
 
     run: str
@@ -73,10 +77,7 @@ class RunData:
     features: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
     methods: dict[str, list[str]] = field(default_factory=dict)
-    #: How the views reach ``tracks``: in this process, or on a cluster
-    #: (:mod:`sonicatlas.app.access`); by default the pandas table itself.
     access: LocalTracks | ClusterTracks | None = None
-    #: The catalog's genre labels, when ``tracks`` is not in this process.
     genre_labels: list[str] | None = None
 
     def __post_init__(self):
