@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import blob_tracks, run_job, write_catalog
+from sonicatlas.contract import FEATURES
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -161,6 +162,42 @@ def test_zooming_the_map_re_aggregates_it(page):
     after = canvas.screenshot()
     assert before != after
     assert page.errors == []
+
+
+#: Per Bokeh figure on the page: its plot frame's size and how many canvas pixels are not
+#: white or transparent.
+FIGURES_DRAWN = """() => {
+  const out = [];
+  const ink = (canvas) => {
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+      if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++;
+    return n;
+  };
+  const walk = (view) => {
+    if (view.model.type === 'Figure' && view.el.isConnected)
+      out.push({title: view.model.title ? view.model.title.text : '',
+                width: view.frame.bbox.width, height: view.frame.bbox.height,
+                ink: ink(view.canvas_view.primary.canvas)});
+    for (const child of view.child_views || []) walk(child);
+  };
+  for (const view of Object.values(Bokeh.index)) walk(view);
+  return out;
+}"""
+
+
+def test_every_cluster_chart_draws(page, app_run):
+    k = len(pd.read_parquet(app_run / "summary" / "cluster_profiles"))
+    # sizes, a radar per cluster, the z-scores, a box plot per feature, the correlations
+    expected = 1 + k + 1 + len(FEATURES) + 1
+    page.locator(".bk-tab", has_text="Clusters").first.click()
+    page.wait_for_function(f"({FIGURES_DRAWN})().length >= {expected}", timeout=30_000)
+    page.wait_for_timeout(2000)
+    figures = page.evaluate(FIGURES_DRAWN)
+    assert len(figures) == expected, figures
+    blank = [f for f in figures if f["width"] <= 0 or f["height"] <= 0 or f["ink"] < 500]
+    assert blank == [] and page.errors == []
 
 
 def test_serving_a_path_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sonicatlas import storage
+from sonicatlas.app.access import ClusterTracks, LocalTracks
 from sonicatlas.contract import (
     ARTIST,
     CLUSTER,
@@ -41,7 +42,7 @@ class RunData:
     ----------
     run : str
         The run directory (path or fsspec URL).
-    tracks : pandas.DataFrame
+    tracks : pandas.DataFrame or dask.dataframe.DataFrame
         One row per assigned track: ``track_id``, ``cluster``, ``cluster_name``, ``pc1``,
         ``pc2``, ``distance``, the carried metadata, ``year`` and the audio features that the
         run's query data holds.
@@ -60,9 +61,13 @@ class RunData:
     vectors : numpy.ndarray or None
         The run's standardised features of ``features``, float32, row for row with
         ``tracks``: what similar songs, playlists and artist profiles compare. None for a run
-        without query data.
+        without query data, or one held on a cluster.
     storage_options : dict
         fsspec options for ``run``, for what reads more of it later.
+    access : LocalTracks or ClusterTracks
+        How the views reach ``tracks`` (:mod:`sonicatlas.app.access`).
+    genre_labels : list of str or None
+        The catalog's genre labels when ``tracks`` is a dask DataFrame.
     """
 
     run: str
@@ -75,22 +80,73 @@ class RunData:
     vectors: np.ndarray | None = None
     methods: dict[str, list[str]] = field(default_factory=dict)
     storage_options: dict = field(default_factory=dict)
+    access: LocalTracks | ClusterTracks | None = None
+    genre_labels: list[str] | None = None
+
+    def __post_init__(self):
+        if self.access is None:
+            self.access = LocalTracks(self.tracks)
+        self._moments = None
+
+    def moments(self) -> dict[str, tuple[float, float]]:
+        """Each audio feature's mean and standard deviation over the whole catalog (what the
+        z-scores compare with), computed once."""
+        if self._moments is None:
+            self._moments = self.access.moments(list(self.features))
+        return self._moments
 
     def labels(self, method: str | None = None) -> tuple[np.ndarray, list[str]]:
         """Each track's cluster id by ``method`` (the run's own KMeans when None or
         ``kmeans``; -1 is noise) and the names of that method's clusters, by id."""
+        column, names = self.label_column(method)
+        return self.tracks[column].to_numpy(), names
+
+    def label_column(self, method: str | None = None) -> tuple[str, list[str]]:
+        """The column of ``method``'s cluster ids and the names of its clusters, by id."""
         if method in (None, "kmeans") or method not in self.methods:
-            return self.tracks[CLUSTER].to_numpy(), self.names
-        return self.tracks[method_cluster(method)].to_numpy(), self.methods[method]
+            return CLUSTER, self.names
+        return method_cluster(method), self.methods[method]
 
     @property
     def genres(self) -> list[str]:
         """Every single genre of the catalog (a track with a list counts under each)."""
         if "genre" not in self.tracks:
             return []
-        labels = self.tracks["genre"].cat.categories
+        labels = (self.tracks["genre"].cat.categories if self.genre_labels is None
+                  else self.genre_labels)
         return sorted({g.strip() for label in labels
                        for g in str(label).split(GENRE_SEPARATOR) if g.strip()})
+
+
+def run_fs(run: str, storage_options: dict | None):
+    """The run's file system and its root path in that file system's terms."""
+    with storage.reading(str(run)):
+        fs, root = storage.resolve(str(run), storage_options)
+    return fs, root.rstrip("/")
+
+
+def read_manifest(fs, root: str, run: str) -> dict:
+    """The manifest of a cluster-tracks run.
+
+    Raises
+    ------
+    InputError
+        Nothing is at ``run``, it is not a run directory, or it is another job's run.
+    """
+    with storage.reading(str(run)):
+        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/assignments")
+        there = found or fs.exists(root)
+    if not there:
+        raise InputError(f"no run directory at {run}: nothing is there")
+    if not found:
+        raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
+                         "make one with `sonicatlas run cluster-tracks`")
+    with fs.open(f"{root}/manifest.json") as f:
+        manifest = json.load(f)
+    if manifest.get("job") != "cluster-tracks":
+        raise InputError(f"{run} is a {manifest.get('job')} run; the explorer shows "
+                         "cluster-tracks runs")
+    return manifest
 
 
 def read_run(run: str, storage_options: dict | None = None) -> RunData:
@@ -112,41 +168,29 @@ def read_run(run: str, storage_options: dict | None = None) -> RunData:
     InputError
         ``run`` is not a cluster-tracks run, or one of its tables cannot be read (named).
     """
-    with storage.reading(str(run)):
-        fs, root = storage.resolve(str(run), storage_options)
-        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/assignments")
-        there = found or fs.exists(root)
-    if not there:
-        raise InputError(f"no run directory at {run}: nothing is there")
-    if not found:
-        raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
-                         "make one with `sonicatlas run cluster-tracks`")
-    with fs.open(f"{root}/manifest.json") as f:
-        manifest = json.load(f)
-    if manifest.get("job") != "cluster-tracks":
-        raise InputError(f"{run} is a {manifest.get('job')} run; the explorer shows "
-                         "cluster-tracks runs")
-    tracks = _read_table(fs, root, "assignments")
-    profiles = _read_table(fs, root, "summary/cluster_profiles")
-    names = _names(profiles)
-    tracks = _tidy(tracks, names)
+    fs, root = run_fs(run, storage_options)
+    manifest = read_manifest(fs, root, run)
+    tracks = read_table(fs, root, "assignments")
+    profiles = read_table(fs, root, "summary/cluster_profiles")
+    names = cluster_names(profiles)
+    tracks = tidy_tracks(tracks, names)
     features, vectors = [], None
     if fs.isdir(f"{root}/query"):
         tracks, features, vectors = _with_features(fs, root, tracks)
-    rejects = _reject_counts(fs, root)
-    methods = _method_names(fs, root, tracks)
+    rejects = reject_counts(fs, root)
+    methods = method_names(fs, root, tracks)
     return RunData(run, tracks, names, manifest, profiles, rejects, features, vectors, methods,
                    dict(storage_options or {}))
 
 
-def _method_names(fs, root: str, tracks: pd.DataFrame) -> dict[str, list[str]]:
+def method_names(fs, root: str, tracks: pd.DataFrame) -> dict[str, list[str]]:
     """Names of each compared method's clusters, for the methods whose labels were kept."""
     methods = {}
     for column in tracks.columns:
         method = column.removeprefix(f"{CLUSTER}_")
         if column == method_cluster(method) and method not in ("name", "kmeans") and \
                 fs.exists(f"{root}/summary/cluster_profiles_{method}"):
-            table = _read_table(fs, root, f"summary/cluster_profiles_{method}")
+            table = read_table(fs, root, f"summary/cluster_profiles_{method}")
             table = table[table[CLUSTER] >= 0].sort_values(CLUSTER)
             names = [f"Cluster {c}" for c in range(int(table[CLUSTER].max()) + 1)] \
                 if len(table) else []
@@ -156,7 +200,8 @@ def _method_names(fs, root: str, tracks: pd.DataFrame) -> dict[str, list[str]]:
     return methods
 
 
-def _read_table(fs, root: str, name: str) -> pd.DataFrame:
+def read_table(fs, root: str, name: str) -> pd.DataFrame:
+    """A table of the run, read whole; a damaged or missing one is an InputError naming it."""
     path = f"{root}/{name}"
     try:
         return pd.read_parquet(path, filesystem=fs)
@@ -164,14 +209,15 @@ def _read_table(fs, root: str, name: str) -> pd.DataFrame:
         raise InputError(f"cannot read {path}: {error}") from error
 
 
-def _names(profiles: pd.DataFrame) -> list[str]:
+def cluster_names(profiles: pd.DataFrame) -> list[str]:
+    """The clusters' names by id, from ``summary/cluster_profiles``."""
     ordered = profiles.sort_values(CLUSTER)
     if "name" in ordered:
         return [str(n) for n in ordered["name"]]
     return [f"Cluster {c}" for c in ordered[CLUSTER]]
 
 
-def _tidy(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def tidy_tracks(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Categoricals for the text columns, float32 coordinates, a ``year`` column."""
     out = pd.DataFrame({TRACK_ID: tracks[TRACK_ID].astype("string")})
     out[CLUSTER] = tracks[CLUSTER].astype(np.int32)
@@ -220,7 +266,8 @@ def _with_features(fs, root: str, tracks: pd.DataFrame
     return out, features, vectors
 
 
-def _reject_counts(fs, root: str) -> pd.DataFrame:
+def reject_counts(fs, root: str) -> pd.DataFrame:
+    """Rows the run rejected, by reason (``reason``, ``rows``)."""
     path = f"{root}/summary/rejects"
     if not fs.exists(path):
         return pd.DataFrame({"reason": [], "rows": []})

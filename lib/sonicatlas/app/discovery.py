@@ -67,6 +67,10 @@ class Discovery:
             self.artist_means  # noqa: B018
         return self
 
+    def locate(self, found: pd.DataFrame) -> int:
+        """Row in the run's tracks of the first track of ``found``, a slice of them."""
+        return int(found.index[0])
+
     # --- search ------------------------------------------------------------------------------
 
     @cached_property

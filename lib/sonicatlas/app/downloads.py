@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -32,15 +33,32 @@ def write_rows(frame: pd.DataFrame, rows: np.ndarray, columns: list[str], fmt: s
     str
         A temporary file; the caller's download removes nothing, the OS temp cleaner does.
     """
+    return write_frames((frame.iloc[rows[start:start + SLICE_ROWS]][columns]
+                         for start in range(0, max(len(rows), 1), SLICE_ROWS)), fmt)
+
+
+def write_frames(frames: Iterable[pd.DataFrame], fmt: str) -> str:
+    """Write ``frames``, one after another, as one CSV (a header once) or JSON lines file.
+
+    Parameters
+    ----------
+    frames : iterable of pandas.DataFrame
+        Slices of one table, the same columns each; at least one (it may be empty).
+    fmt : {"csv", "json"}
+
+    Returns
+    -------
+    str
+        The temporary file's path.
+    """
     if fmt not in ("csv", "json"):
         raise ValueError(f"unknown format {fmt!r}; use csv or json")
     handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, newline="",
                                          encoding="utf-8")
     with handle:
-        for start in range(0, max(len(rows), 1), SLICE_ROWS):
-            part = frame.iloc[rows[start:start + SLICE_ROWS]][columns]
+        for i, part in enumerate(frames):
             if fmt == "csv":
-                part.to_csv(handle, index=False, header=start == 0)
+                part.to_csv(handle, index=False, header=i == 0)
             else:
                 for record in part.to_dict(orient="records"):
                     handle.write(json.dumps(record, default=_plain) + "\n")

@@ -21,7 +21,7 @@ def selection_downloads(data: RunData, mask) -> pn.Row:
     columns = [c for c in data.tracks.columns if c not in (PC1, PC2)]
 
     def saver(fmt):
-        return lambda: write_rows(data.tracks, np.flatnonzero(mask.rx.value), columns, fmt)
+        return lambda: data.access.write(mask.rx.value, columns, fmt)
 
     return pn.Row(
         pn.widgets.FileDownload(callback=saver("csv"), filename="tracks.csv",

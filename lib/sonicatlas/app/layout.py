@@ -79,9 +79,11 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
         :func:`sonicatlas.app.data.read_run`.
     storage_options : dict, optional
         fsspec options for ``run``.
-    discovery : Discovery, optional
+    discovery : Discovery or ClusterDiscovery, optional
         The run's discovery, made once and shared by every browser session of a server (its
-        folded names and artist profiles are built on first use).
+        folded names and artist profiles are built on first use); a run on a cluster
+        (:func:`sonicatlas.app.cluster_data.read_run_on_cluster`) needs its
+        :class:`~sonicatlas.app.cluster_discovery.ClusterDiscovery`.
 
     Returns
     -------
@@ -90,10 +92,10 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
     """
     pn.extension("tabulator", inline=True)
     data = run if isinstance(run, RunData) else read_run(run, storage_options)
-    filters = Filters(data.tracks, data.features, data.genres)
+    filters = Filters(data.tracks, data.features, data.genres, data.access)
     mask = filters.param.selection
     sidebar = _filter_widgets(filters)
-    count = pn.pane.Markdown(pn.bind(lambda m: f"### {int(m.sum()):,} tracks", mask),
+    count = pn.pane.Markdown(pn.bind(lambda m: f"### {data.access.count(m):,} tracks", mask),
                              name="count")
     color = pn.widgets.Select(name="Colour by", options=[*COLOR_BY, *data.features],
                               value="cluster")
@@ -109,7 +111,7 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
         tap.add_subscriber(lambda x, y: _show_track(data, discovery, filters, x, y, selected))
         return pn.pane.HoloViews(plot, name="map")
 
-    if isinstance(discovery, Discovery):
+    if not isinstance(discovery, pn.pane.Alert):
         search = search_tab(discovery, picks)
         playlist = playlist_tab(discovery, picks, data.names)
     else:  # a run without query data: say how to get it, once, where the tabs would be
@@ -176,18 +178,18 @@ def _discovery(data: RunData) -> Discovery | pn.pane.Alert:
 
 
 def _show_track(data: RunData, discovery, filters: Filters, x, y, target: pn.Column) -> None:
-    row = nearest_track(data, filters.selection, x, y)
-    if row is None:
+    found = nearest_track(data, filters.selection, x, y)
+    if found is None:
         return
-    track = data.tracks.iloc[row]
+    track = found.iloc[0]
     shown = [c for c in ("track_name", "artist_name", "genre", "popularity", CLUSTER_NAME,
-                         *data.features) if c in data.tracks]
+                         *data.features) if c in found]
     lines = [f"**{track.get('track_name', track[TRACK_ID])}** (`{track[TRACK_ID]}`)",
              f"at ({track[PC1]:.2f}, {track[PC2]:.2f})", ""]
     lines += [f"- {c}: {track[c]:.4g}" if isinstance(track[c], (float, np.floating))
               else f"- {c}: {track[c]}"
               for c in shown]
     target.objects = [pn.pane.Markdown("\n".join(lines), name="track")]
-    if isinstance(discovery, Discovery):
+    if not isinstance(discovery, pn.pane.Alert):
         target.append(pn.pane.Markdown("**The 10 songs most like it**"))
-        target.append(similar_list(discovery, int(row)))
+        target.append(similar_list(discovery, discovery.locate(found)))

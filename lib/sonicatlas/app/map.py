@@ -9,6 +9,8 @@ feature, its mean per pixel.
 
 from __future__ import annotations
 
+import functools
+
 import datashader as ds
 import holoviews as hv
 import numpy as np
@@ -34,19 +36,46 @@ def view_bounds(data: RunData) -> tuple[tuple[float, float], tuple[float, float]
     """The initial x and y ranges: robust quantiles of the coordinates, padded by 5%."""
     bounds = []
     for column in (PC1, PC2):
-        low, high = np.nanquantile(data.tracks[column].to_numpy(), VIEW_QUANTILES)
+        low, high = data.access.quantiles(column, VIEW_QUANTILES)
         pad = 0.05 * max(high - low, 1e-6)
         bounds.append((float(low - pad), float(high + pad)))
     return bounds[0], bounds[1]
 
 
-def aggregate(frame: pd.DataFrame, color_by: str, x_range, y_range) -> hv.Image:
+def pixel_counts(tracks: pd.DataFrame, mask, color_by: str, x_range, y_range) -> np.ndarray:
+    """The selected rows of ``tracks`` (the whole table, or one partition of it) binned on the
+    plot's pixels, as counts and sums that add up across partitions.
+
+    Returns
+    -------
+    numpy.ndarray
+        For ``cluster``: tracks per pixel and cluster, (height, width, clusters + noise); for
+        ``density``: tracks per pixel; for a feature: its sum and count, (2, height, width).
+    """
+    column = [] if color_by == "density" else [CLUSTER_NAME if color_by == "cluster"
+                                                else color_by]
+    frame = tracks.loc[mask, [PC1, PC2, *column]] if mask is not None else tracks
+    canvas = ds.Canvas(plot_width=WIDTH, plot_height=HEIGHT, x_range=x_range, y_range=y_range)
+    if color_by == "cluster":
+        return canvas.points(frame, PC1, PC2, ds.by(CLUSTER_NAME, ds.count())).values
+    if color_by == "density":
+        return canvas.points(frame, PC1, PC2, ds.count()).values
+    both = canvas.points(frame, PC1, PC2, ds.summary(total=ds.sum(color_by),
+                                                     n=ds.count(color_by)))
+    return np.stack([np.nan_to_num(both["total"].values), both["n"].values])
+
+
+def aggregate(data: RunData, mask, color_by: str, x_range, y_range) -> hv.Image:
     """One view of the map: the selected tracks binned on the plot's pixels.
+
+    The bins are :func:`pixel_counts` of the whole table, or of each partition on a cluster
+    and added up here: what comes back is a few arrays of the plot's size.
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        The selected tracks' ``pc1``, ``pc2`` and the colouring column.
+    data : RunData
+    mask : numpy.ndarray or dask.dataframe.Series
+        The filters' selection.
     color_by : str
         ``cluster``, ``density`` or an audio feature.
     x_range, y_range : tuple of float
@@ -58,24 +87,24 @@ def aggregate(frame: pd.DataFrame, color_by: str, x_range, y_range) -> hv.Image:
         For ``cluster``: value dimensions ``cluster`` (dominant cluster id, 255 where empty)
         and ``tracks``; for ``density``: ``tracks``; for a feature: its mean.
     """
-    canvas = ds.Canvas(plot_width=WIDTH, plot_height=HEIGHT, x_range=x_range, y_range=y_range)
+    bins = data.access.reduce(mask, functools.partial(
+        pixel_counts, color_by=color_by, x_range=tuple(x_range), y_range=tuple(y_range)), sum)
     bounds = (x_range[0], y_range[0], x_range[1], y_range[1])
+    axes = (_centres(x_range, WIDTH), _centres(y_range, HEIGHT))
     if color_by == "cluster":
-        per_cluster = canvas.points(frame, PC1, PC2, ds.by(CLUSTER_NAME, ds.count())).values
-        tracks = per_cluster.sum(axis=2)
-        dominant = np.where(tracks > 0, per_cluster.argmax(axis=2), EMPTY).astype(np.uint8)
+        tracks = bins.sum(axis=2)
+        dominant = np.where(tracks > 0, bins.argmax(axis=2), EMPTY).astype(np.uint8)
         counts = np.minimum(tracks, np.iinfo(np.uint16).max).astype(np.uint16)
         dominant, counts = _spread(dominant, counts)
-        return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), dominant, counts),
-                        kdims=[PC1, PC2], vdims=["cluster", "tracks"], bounds=bounds)
+        return hv.Image((*axes, dominant, counts), kdims=[PC1, PC2],
+                        vdims=["cluster", "tracks"], bounds=bounds)
     if color_by == "density":
-        counts = canvas.points(frame, PC1, PC2, ds.count()).values.astype(np.float32)
+        counts = bins.astype(np.float32)
         counts[counts == 0] = np.nan
-        return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), counts),
-                        kdims=[PC1, PC2], vdims=["tracks"], bounds=bounds)
-    means = canvas.points(frame, PC1, PC2, ds.mean(color_by)).values.astype(np.float32)
-    return hv.Image((_centres(x_range, WIDTH), _centres(y_range, HEIGHT), means),
-                    kdims=[PC1, PC2], vdims=[color_by], bounds=bounds)
+        return hv.Image((*axes, counts), kdims=[PC1, PC2], vdims=["tracks"], bounds=bounds)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (bins[0] / bins[1]).astype(np.float32)  # NaN where no track
+    return hv.Image((*axes, means), kdims=[PC1, PC2], vdims=[color_by], bounds=bounds)
 
 
 def _spread(dominant: np.ndarray, counts: np.ndarray):
@@ -117,14 +146,11 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
     holoviews.DynamicMap
     """
     xlim, ylim = view_bounds(data)
-    column = [] if color_by == "density" else [CLUSTER_NAME if color_by == "cluster"
-                                                else color_by]
     ranges = hv.streams.RangeXY(x_range=xlim, y_range=ylim)
     chosen = hv.streams.Params(parameters=[selection], rename={selection.name: "mask"})
 
     def view(x_range, y_range, mask):
-        frame = data.tracks.loc[mask, [PC1, PC2, *column]]
-        return aggregate(frame, color_by, x_range or xlim, y_range or ylim)
+        return aggregate(data, mask, color_by, x_range or xlim, y_range or ylim)
 
     options = dict(width=WIDTH, height=HEIGHT, xlim=xlim, ylim=ylim, xlabel=axis_labels[0],
                    ylabel=axis_labels[1], tools=["hover", "tap"], bgcolor="#111111",
@@ -148,11 +174,26 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
                      clipping_colors={"NaN": "transparent"}, **options)
 
 
-def nearest_track(data: RunData, mask: np.ndarray, x: float, y: float) -> int | None:
-    """Row of the selected track nearest ``(x, y)`` on the map (None when none is selected)."""
-    rows = np.flatnonzero(mask)
-    if len(rows) == 0 or x is None or y is None:
+def nearest_track(data: RunData, mask, x: float, y: float) -> pd.DataFrame | None:
+    """The selected track nearest ``(x, y)`` on the map, as a one-row table (its index is
+    the row's position in a table held in this process); None when none is selected."""
+    if x is None or y is None:
         return None
-    dx = data.tracks[PC1].to_numpy()[rows] - np.float32(x)
-    dy = data.tracks[PC2].to_numpy()[rows] - np.float32(y)
-    return int(rows[np.argmin(dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2)])
+    found = data.access.reduce(mask, functools.partial(_nearest, x=x, y=y), _closest)
+    return None if found is None else found[1]
+
+
+def _nearest(tracks: pd.DataFrame, mask: np.ndarray, x: float, y: float):
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        return None
+    dx = tracks[PC1].to_numpy()[rows] - np.float32(x)
+    dy = tracks[PC2].to_numpy()[rows] - np.float32(y)
+    distance = dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2
+    best = int(np.argmin(distance))
+    return float(distance[best]), tracks.iloc[[rows[best]]]
+
+
+def _closest(found: list):
+    found = [f for f in found if f is not None]
+    return min(found, key=lambda f: f[0]) if found else None

@@ -24,7 +24,8 @@ def check_port(address: str, port: int) -> None:
 
 
 def serve(run: str, port: int = 5006, address: str = "127.0.0.1", show: bool = False,
-          storage_options: dict | None = None, echo=print) -> None:
+          storage_options: dict | None = None, echo=print, scheduler: str | None = None
+          ) -> None:
     """Serve the explorer of ``run`` at ``http://address:port/`` until Ctrl-C or SIGTERM.
 
     The run is loaded once, before the server starts, so a run that cannot be read is an
@@ -42,18 +43,40 @@ def serve(run: str, port: int = 5006, address: str = "127.0.0.1", show: bool = F
         Open the default browser.
     storage_options : dict, optional
     echo : callable
+    scheduler : str, optional
+        A Dask scheduler's address: the run's tracks are persisted on its workers (which
+        must reach ``run``) and every view is computed there, for runs too large for one
+        process.
+
+    Raises
+    ------
+    SchedulerUnreachableError
+        ``scheduler`` does not answer.
     """
+    check_port(address, port)
+    if not scheduler:
+        data = read_run(run, storage_options)
+        # one discovery for every browser session, its names folded before the first page
+        discovery = Discovery(data).warm() if data.vectors is not None else None
+        return _serve(data, discovery, port, address, show, echo)
+    from sonicatlas.app.cluster_data import read_run_on_cluster
+    from sonicatlas.app.cluster_discovery import ClusterDiscovery
+    from sonicatlas.config import ClusterConfig
+    from sonicatlas.runtime import connect
+
+    with connect(ClusterConfig(scheduler=scheduler), echo=echo):
+        data = read_run_on_cluster(run, storage_options)
+        _serve(data, ClusterDiscovery(run, storage_options), port, address, show, echo)
+
+
+def _serve(data, discovery, port: int, address: str, show: bool, echo) -> None:
     from sonicatlas.app.layout import explorer
 
-    check_port(address, port)
-    data = read_run(run, storage_options)
     if address not in ("127.0.0.1", "localhost", "::1"):
         echo(f"Warning: serving on {address}, reachable from other machines; the explorer "
              "has no authentication")
-    # one discovery for every browser session, its names folded before the first page
-    discovery = Discovery(data).warm() if data.vectors is not None else None
     url = f"http://{address}:{port}/"
-    echo(f"Explorer of {run} ({len(data.tracks):,} tracks) at {url}  (Ctrl-C stops it)")
+    echo(f"Explorer of {data.run} ({data.access.size:,} tracks) at {url}  (Ctrl-C stops it)")
     server = pn.serve({"/": lambda: explorer(data, discovery=discovery)}, port=port,
                       address=address, show=show,
                       start=False, title="sonicatlas explorer",
