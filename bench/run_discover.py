@@ -129,6 +129,51 @@ def similar_cli(run: Path, track_ids: list[str]) -> dict:
     return stats(times)
 
 
+def in_memory(result: dict, query_run, run: Path, args) -> list[str]:
+    """The queries on the matrix held in this process, faiss and the floor beside them, the
+    CLI, and search on the names held here; returns the queried track ids."""
+    import pandas as pd
+
+    from sonicatlas.discover.querydata import load_matrix
+    from sonicatlas.discover.search import NameIndex
+    from sonicatlas.discover.similar import similar_to
+
+    load_s, matrix = timed(load_matrix, query_run)
+    result["load_matrix_s"] = round(load_s, 3)
+    rng = np.random.default_rng(0)
+    queries = [int(r) for r in rng.choice(len(matrix.vectors), args.queries, replace=False)]
+    exact = {row: set(similar_to(matrix.vectors, matrix.ids, matrix.vectors[row], 10,
+                                 exclude=matrix.ids[row].as_py())["position"])
+             for row in queries}
+    result["similar_library"] = similar_in_memory(matrix, queries)
+    result["numpy_floor"] = numpy_floor(matrix, queries)
+    result["faiss_flat_ip"] = faiss_peer(matrix, queries, exact)
+    ids = [matrix.ids[r].as_py() for r in queries[:args.cli_queries]]
+    result["similar_cli"] = similar_cli(run, ids)
+    print(json.dumps({k: result[k] for k in ("load_matrix_s", "similar_library",
+                                             "numpy_floor", "faiss_flat_ip",
+                                             "similar_cli")}, indent=1), flush=True)
+
+    columns = [c for c in ("track_id", "track_name", "artist_name", "popularity")
+               if c in (*query_run.carried, "track_id")]
+    names = pd.read_parquet(run / "assignments", columns=columns)
+    build_s, index = timed(NameIndex, names)
+    warm = [timed(index.search, text)[0] for text in SEARCHES]
+    result["search_library"] = {"build_s": round(build_s, 3), **stats(warm)}
+    del names, index, matrix
+    return ids
+
+
+def query_ids(query_run, count: int) -> list[str]:
+    """``count`` track ids drawn reproducibly from the run's first query part."""
+    import pyarrow.parquet as pq
+
+    with query_run.fs.open(query_run.query_file(query_run.parts[0])) as part:
+        ids = pq.read_table(part, columns=["track_id"])["track_id"]
+    rng = np.random.default_rng(0)
+    return [ids[int(r)].as_py() for r in rng.choice(len(ids), count, replace=False)]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
@@ -138,13 +183,16 @@ def main(argv=None) -> None:
     parser.add_argument("--assign-rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--over-run-only", action="store_true",
+                        help="only the queries over the run's files on the LocalCluster and the "
+                             "CLI (for runs whose matrix this machine should not hold)")
     args = parser.parse_args(argv)
     from distributed import Client, LocalCluster
 
     from sonicatlas.discover.assign import assign_catalog
-    from sonicatlas.discover.querydata import load_matrix, open_query_run
-    from sonicatlas.discover.search import NameIndex, search_tracks
-    from sonicatlas.discover.similar import similar_to, similar_tracks
+    from sonicatlas.discover.querydata import open_query_run
+    from sonicatlas.discover.search import search_tracks
+    from sonicatlas.discover.similar import similar_tracks
 
     info, code = machine(), code_version()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -155,31 +203,11 @@ def main(argv=None) -> None:
                   "command": " ".join([sys.executable, *sys.argv]), "machine": info,
                   "code": code, "job_seconds": job_seconds}
         query_run = open_query_run(str(run))
-        load_s, matrix = timed(load_matrix, query_run)
-        result["load_matrix_s"] = round(load_s, 3)
-        rng = np.random.default_rng(0)
-        queries = [int(r) for r in rng.choice(len(matrix.vectors), args.queries, replace=False)]
-        exact = {row: set(similar_to(matrix.vectors, matrix.ids, matrix.vectors[row], 10,
-                                     exclude=matrix.ids[row].as_py())["position"])
-                 for row in queries}
-        result["similar_library"] = similar_in_memory(matrix, queries)
-        result["numpy_floor"] = numpy_floor(matrix, queries)
-        result["faiss_flat_ip"] = faiss_peer(matrix, queries, exact)
-        ids = [matrix.ids[r].as_py() for r in queries[:args.cli_queries]]
-        result["similar_cli"] = similar_cli(run, ids)
-        print(json.dumps({k: result[k] for k in ("load_matrix_s", "similar_library",
-                                                 "numpy_floor", "faiss_flat_ip",
-                                                 "similar_cli")}, indent=1), flush=True)
-
-        columns = [c for c in ("track_id", "track_name", "artist_name", "popularity")
-                   if c in (*query_run.carried, "track_id")]
-        import pandas as pd
-        names = pd.read_parquet(run / "assignments", columns=columns)
-        build_s, index = timed(NameIndex, names)
-        warm = [timed(index.search, text)[0] for text in SEARCHES]
-        result["search_library"] = {"build_s": round(build_s, 3), **stats(warm)}
-        del names, index, matrix
-
+        if args.over_run_only:
+            ids = query_ids(query_run, args.queries)
+            result["similar_cli"] = similar_cli(run, ids[:args.cli_queries])
+        else:
+            ids = in_memory(result, query_run, run, args)
         with LocalCluster(n_workers=args.workers, threads_per_worker=1,
                           dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
             over_run = [timed(similar_tracks, query_run, track)[0] for track in ids]
@@ -192,7 +220,7 @@ def main(argv=None) -> None:
                                        overwrite=True)
             result["assign"] = {"rows": args.assign_rows, "seconds": round(assign_s, 3),
                                 "accepted": assigned.counts["rows_accepted"]}
-        print(json.dumps({k: result[k] for k in ("search_library",
+        print(json.dumps({k: result.get(k) for k in ("search_library",
                                                  "similar_over_run_localcluster",
                                                  "search_over_run_localcluster", "assign")},
                          indent=1), flush=True)
