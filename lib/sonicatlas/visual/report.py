@@ -133,8 +133,8 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
             missing="Skipped: no sampled track has a silhouette (fewer than two clusters).")
     clustering = manifest.get("clustering", {})
     methods = report_methods.method_profiles(
-        {p.name.removeprefix("cluster_profiles_"): pd.read_parquet(p)
-         for p in sorted((run / "summary").glob("cluster_profiles_*"))},
+        {name.removeprefix("cluster_profiles_"): run.read_table(f"summary/{name}")
+         for name in run.listdir("summary") if name.startswith("cluster_profiles_")},
         order=clustering.get("methods", {}))
     algorithm = clustering.get("algorithm", "kmeans")
     shown = {n: t for n, t in methods.items() if n != algorithm}  # the run's own: first tab
