@@ -11,6 +11,7 @@ import click
 
 from sonicatlas.config import ClusterConfig, ClusterSection, load_config
 from sonicatlas.errors import SonicatlasError
+from sonicatlas.watch import interrupt_once
 
 EPILOG = """\b
 Examples:
@@ -37,12 +38,14 @@ def user_errors(func):
 
     Ctrl-C (SIGINT) is one line too, and exit status 130: by the time it is printed the
     command's cluster is stopped and its partial output removed (the context managers that
-    hold them have closed on the way out).
+    hold them have closed on the way out). Ctrl-C pressed again meanwhile is ignored
+    (:func:`~sonicatlas.watch.interrupt_once`), so that cleanup always finishes.
     """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with interrupt_once():
+                return func(*args, **kwargs)
         except SonicatlasError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
