@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -90,6 +91,36 @@ def test_sigint_mid_run_stops_the_cluster_removes_the_partial_run_and_exits_130(
     assert not out.exists() and _partials(tmp_path) == []
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
+
+
+def _fill(directory, files=20_000):
+    # many small files: removing the partial run takes long enough to be interrupted
+    for i in range(files):
+        folder = directory / "filler" / f"{i // 1000:02d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.bin").write_bytes(b"x")
+
+
+@pytest.mark.slow
+def test_ctrl_c_again_during_the_cleanup_does_not_stop_it(catalog, tmp_path):
+    out = tmp_path / "run"
+    run = _start_run(out, f"input={catalog}", "k=auto")
+    _wait_for_line(run, "read + validate")
+    [partial] = _partials(tmp_path)
+    _fill(tmp_path / partial)
+    os.killpg(run.pid, signal.SIGINT)
+    # Ctrl-C pressed again and again while the cluster stops and the partial run is removed
+    deadline = time.monotonic() + 90
+    while run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "interrupted: the cluster was stopped and the partial output removed"]
+    assert not out.exists() and _partials(tmp_path) == []
 
 
 @pytest.mark.slow

@@ -217,6 +217,37 @@ def test_a_failed_run_leaves_nothing_on_s3(tmp_path, options, s3):
     assert s3.find(f"{BUCKET}/failed") == []
 
 
+@pytest.mark.slow
+def test_a_run_on_s3_removes_partial_runs_of_gone_clients_and_names_another_hosts(
+        tmp_path, options, s3):
+    from sonicatlas.runs.partials import OWNER_FILE, owner_record
+
+    gone = subprocess.Popen(["sleep", "60"])
+    dead_owner = owner_record(gone.pid)
+    gone.kill()
+    gone.wait()
+    dead, other = f"{BUCKET}/beside/.old.partial-0123abcd", f"{BUCKET}/beside/.far.partial-89abcdef"
+    s3.pipe_file(f"{dead}/{OWNER_FILE}", json.dumps(dead_owner).encode())
+    s3.pipe_file(f"{dead}/assignments/part.0.parquet", b"half written")
+    s3.pipe_file(f"{other}/{OWNER_FILE}",
+                 json.dumps({**owner_record(), "host": "far.invalid"}).encode())
+    catalog = write_catalog(blob_tracks(500, seed=7), tmp_path / "catalog", parts=2)
+    finished = subprocess.run(
+        [sys.executable, "-m", "sonicatlas.cli", "run", "cluster-tracks", "--out",
+         f"s3://{BUCKET}/beside/new", "--set", f"input={catalog}", "--set", "k=2",
+         "--set", f"storage_options={json.dumps(options)}", "--set", "cluster.n_workers=1",
+         "--set", "cluster.processes=false", "--set", "cluster.dashboard_address=127.0.0.1:0"],
+        capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert (f"Removed 1 partial run(s) of processes that are gone: s3://{dead}"
+            in finished.stdout)
+    assert f"Left partial run s3://{other} (owned by pid" in finished.stdout
+    assert "far.invalid" in finished.stdout
+    s3.invalidate_cache()
+    assert sorted(s3.ls(f"{BUCKET}/beside", detail=False)) == [other, f"{BUCKET}/beside/new"]
+    assert s3.exists(f"{BUCKET}/beside/new/manifest.json")
+
+
 @pytest.mark.parametrize("args", [
     ["export", "s3://no-such-bucket/run", "--out", "x.csv"],
     ["export", "s3://no-such-bucket/run", "--summary"],

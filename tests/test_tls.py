@@ -180,3 +180,27 @@ def test_certificates_of_another_authority_are_refused_in_one_line(tls_cluster, 
     assert "certificates belong to this cluster" in line
     assert time.monotonic() - start < 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pki"]
+
+
+def _generate(out, scheduler, *settings):
+    command = [sys.executable, "-m", "sonicatlas.cli", "generate", "tracks", "--rows", "3000",
+               "--rows-per-partition", "1000", "--out", str(out), "--scheduler", scheduler]
+    for text in settings:
+        command += ["--set", text]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_generate_on_a_tls_scheduler_with_the_certificates(tls_cluster, certificates, tmp_path):
+    import pandas as pd
+
+    finished = _generate(tmp_path / "cat", tls_cluster, _tls(*certificates))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert f"Dask: {tls_cluster}" in finished.stdout
+    tracks = pd.read_parquet(tmp_path / "cat")
+    assert len(tracks) == 3000 and tracks["track_id"].is_unique
+
+
+def test_generate_on_a_tls_scheduler_without_certificates_is_one_line(tls_cluster, tmp_path):
+    line = _one_line_error(_generate(tmp_path / "cat", tls_cluster))
+    assert "set cluster.tls (ca_file, cert, key)" in line and tls_cluster in line
+    assert list(tmp_path.iterdir()) == []

@@ -92,6 +92,13 @@ class ClusterConfig(_Strict):
         return self
 
 
+class ClusterSection(_Strict):
+    """A config of the ``cluster`` section alone, for the commands that start a cluster but
+    run no job (``generate``, ``ingest``): the same files and ``--set cluster.*`` keys."""
+
+    cluster: ClusterConfig = ClusterConfig()
+
+
 class KMeansConfig(_Strict):
     """Distributed Lloyd's KMeans, seeded from k-means++ on a sample."""
 

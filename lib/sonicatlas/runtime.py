@@ -134,7 +134,9 @@ class IgnoreInterrupts(WorkerPlugin):
     """Leave Ctrl-C to the client in a LocalCluster's worker processes.
 
     A terminal sends SIGINT to every process of the command, workers included; each would
-    die with its own traceback while the client is stopping them in order.
+    die with its own traceback while the client is stopping them in order. The warning a
+    worker logs for each task it was running when it is stopped is dropped too: after Ctrl-C
+    the user is told once, by the client.
     """
 
     name = "sonicatlas-ignore-interrupts"
@@ -142,6 +144,12 @@ class IgnoreInterrupts(WorkerPlugin):
     def setup(self, worker) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logging.getLogger("distributed.worker.state_machine").addFilter(_cut_short_on_close)
+
+
+def _cut_short_on_close(record: logging.LogRecord) -> bool:
+    # distributed logs this only when a closing worker cancels the tasks it is running
+    return not record.getMessage().endswith("ended with CancelledError")
 
 
 def free_page_reporting(sysfs: str = "/sys") -> bool:

@@ -96,23 +96,53 @@ _FIRST_WARNING = 5.0
 _REPEAT_WARNING = 60.0
 
 
+def _stop(signum, frame) -> None:
+    # A second Ctrl-C must not cut short what the first one started (stopping the cluster,
+    # removing the partial output): from here on SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _INTERRUPTED.set()
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """A command's whole life: the first Ctrl-C raises KeyboardInterrupt, later ones are ignored.
+
+    The cleanup on the way out (the cluster stopped, the partial output removed) and the
+    exit itself then finish however often Ctrl-C is pressed; SIGINT stays ignored until the
+    process ends. Without an interrupt the previous handler is put back on leaving.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _INTERRUPTED.clear()
+    previous = signal.signal(signal.SIGINT, _stop)
+    try:
+        yield
+    finally:
+        if not _INTERRUPTED.is_set():
+            signal.signal(signal.SIGINT, previous)
+
+
 @contextlib.contextmanager
 def quiet_after_interrupt() -> Iterator[None]:
     """Ctrl-C as a plain KeyboardInterrupt, with distributed's logs silenced from that moment.
 
     The tasks it cuts short are logged (with tracebacks) as they are collected and as the
-    client and cluster close: noise after the user has asked to stop.
+    client and cluster close: noise after the user has asked to stop. Further Ctrl-C are
+    ignored until the block is left; inside :func:`interrupt_once` (a command) until the
+    process ends, so the command's own cleanup is not cut short either.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is _stop):
         yield
         return
-
-    def interrupted(signum, frame):
-        for name in ("distributed", "asyncio", "tornado"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, interrupted)
+    previous = signal.signal(signal.SIGINT, _stop)
     try:
         yield
     finally:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sonicatlas.cli.common import user_errors
-from sonicatlas.config import ClusterConfig
+from sonicatlas.cli.common import cluster_options, command_cluster, user_errors
 
 
 @click.command("ingest")
@@ -22,12 +21,12 @@ from sonicatlas.config import ClusterConfig
 @click.option("--sep", metavar="CHAR", help="Field delimiter, e.g. ';' or tab (default: "
               "detected).")
 @click.option("--decimal", metavar="CHAR", help="Decimal mark, e.g. ',' (default: detected).")
-@click.option("--scheduler", metavar="ADDRESS", help="Ingest on this Dask scheduler.")
+@cluster_options
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing catalog; only one sonicatlas ingest wrote is replaced.")
 @user_errors
-def ingest_command(paths, out, mapping, columns_file, id_from, sep, decimal, scheduler,
-                   overwrite) -> None:
+def ingest_command(paths, out, mapping, columns_file, id_from, sep, decimal, overwrite,
+                   config_paths, overrides, scheduler) -> None:
     """Turn CSV exports (PATHS: files or globs, any fsspec URL) into a Parquet catalog.
 
     Rows that cannot be parsed go to OUT/_rejects/ with their reason, the value and their
@@ -41,8 +40,7 @@ def ingest_command(paths, out, mapping, columns_file, id_from, sep, decimal, sch
     columns.update(parse_column_mapping(mapping) if mapping else {})
     sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)  # a tab is hard to type in a shell
     id_columns = tuple(c.strip() for c in id_from.split(",") if c.strip()) if id_from else ()
-    with connect(ClusterConfig(scheduler=scheduler, dashboard_address="127.0.0.1:0"),
-                 click.echo):
+    with connect(command_cluster(config_paths, overrides, scheduler), click.echo):
         result = ingest_csv(list(paths), out, columns, overwrite=overwrite, sep=sep,
                             decimal=decimal, id_from=id_columns)
     click.echo(f"CSV: {result.format.describe()}")

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 import click
 
 from sonicatlas import storage
-from sonicatlas.cli.common import EPILOG, user_errors
+from sonicatlas.cli.common import EPILOG, user_errors, with_scheduler
 from sonicatlas.config import load_config
 
 
@@ -51,8 +51,7 @@ def run_command(job, config_paths, overrides, scheduler, out, overwrite) -> None
         raise click.BadParameter(f"unknown job {job!r}; available: {', '.join(sorted(jobs))}",
                                  param_hint="JOB")
     module = jobs[job].load()
-    overrides = list(overrides) + ([f"cluster.scheduler={scheduler}"] if scheduler else [])
-    config = load_config(module.Config, config_paths, overrides)
+    config = load_config(module.Config, config_paths, with_scheduler(overrides, scheduler))
     if out:  # a read-only or impossible --out fails here, in one line, not after the run
         storage.check_writable(*storage.resolve(out, config.storage_options), out)
     click.echo(f"sonicatlas {job}")

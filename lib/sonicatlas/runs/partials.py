@@ -3,7 +3,8 @@
 A run is written into ``.<name>.partial-<id>`` beside its target (:mod:`.directory`). A client
 killed outright (SIGKILL, a lost machine) cannot remove it, so each partial run records its
 owner in ``.owner.json``: process id, host and the process's start time (a process id alone
-may have been reused). A later run in the same parent directory removes the partial runs
+may have been reused). A later run in the same parent directory (on a local disk or an object
+store, listed through fsspec) removes the partial runs
 whose owner was on this host and is gone, and names those it cannot judge: an owner on
 another host, or no owner record at all (an export or catalog being written, or a partial
 left by an older version), and any old output left moved aside by a replacement killed
@@ -94,44 +95,68 @@ def _read_owner(fs, partial: str) -> dict | None:
     return record if isinstance(record, dict) and {"pid", "host"} <= record.keys() else None
 
 
+def _entries(fs, parent: str) -> list[tuple[str, str, bool]]:
+    """``(name, path, is a directory)`` of what ``parent`` holds; nothing if it does not exist.
+
+    Links are not followed on a local disk. On an object store a directory is a prefix.
+    """
+    if storage.is_local(fs):
+        if not os.path.isdir(parent or "."):
+            return []
+        return [(e.name, posixpath.join(parent, e.name) if parent else e.name,
+                 e.is_dir(follow_symlinks=False)) for e in os.scandir(parent or ".")]
+    fs.invalidate_cache(parent)  # another client may have written here since it was listed
+    try:
+        listed = fs.ls(parent, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for item in listed:
+        path = item["name"].rstrip("/")
+        if path != parent:
+            found.append((posixpath.basename(path), path, item["type"] == "directory"))
+    return found
+
+
 def sweep_partials(fs, parent: str) -> Sweep:
     """Remove the partial runs in ``parent`` whose owner on this host is gone.
 
     Parameters
     ----------
     fs : fsspec.AbstractFileSystem
-        Only a local file system is swept; elsewhere nothing is done.
+        A local disk or an object store: the partial runs beside the target are listed and
+        their ``.owner.json`` read through it alike.
     parent : str
         The directory the new run is written into.
 
     Returns
     -------
     Sweep
-        ``left`` holds one line per partial run that could not be judged, naming it and why.
+        ``removed`` and ``left`` name the partial runs as the user gave the target: a path
+        on a local disk, else a URL. ``left`` holds one line per partial run that could not
+        be judged, naming it and why.
     """
     removed, left = [], []
-    if not storage.is_local(fs) or not os.path.isdir(parent or "."):
-        return Sweep(removed, left)
-    for entry in sorted(os.scandir(parent or "."), key=lambda e: e.name):
-        path = posixpath.join(parent, entry.name) if parent else entry.name
-        aside = _MOVED_ASIDE.match(entry.name)
+    for name, path, is_dir in sorted(_entries(fs, parent)):
+        shown = path if storage.is_local(fs) else fs.unstrip_protocol(path)
+        aside = _MOVED_ASIDE.match(name)
         if aside:  # only there if a replacing run was killed between its two renames
-            left.append(f"{path}: an old {aside['name']} moved aside while a new one was put "
+            left.append(f"{shown}: an old {aside['name']} moved aside while a new one was put "
                         f"in place; if {aside['name']} is missing, move it back")
             continue
-        if not _PARTIAL.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+        if not _PARTIAL.match(name) or not is_dir:
             continue
         record = _read_owner(fs, path)
         alive = None if record is None else owner_alive(record)
         if alive is False:
             storage.remove(fs, path)
-            removed.append(path)
+            removed.append(shown)
         elif record is None:
-            left.append(f"partial run {path} (no owner recorded: an export or catalog being "
+            left.append(f"partial run {shown} (no owner recorded: an export or catalog being "
                         "written, or a run of an older version); remove it once nothing "
                         "writes it")
         elif alive is None:
-            left.append(f"partial run {path} (owned by pid {record['pid']} on "
+            left.append(f"partial run {shown} (owned by pid {record['pid']} on "
                         f"{record['host']}, started {record.get('started', '?')}: another "
                         "host); remove it once that run has ended")
     return Sweep(removed, left)
