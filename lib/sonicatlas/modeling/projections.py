@@ -193,7 +193,7 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
     params = params or {}
     features = list(model.features)
     sample = stratified_sample(labels, accepted[features], size, seed)
-    Z = model.scaled(sample.rows).astype(np.float32)
+    Z = _z_scores(model, sample.rows)
     fitted = {name: fit_projection(name, Z, seed, params.get(name)) for name in names}
     at_fit = {name: fitted_coordinates(m) for name, m in fitted.items()}
     starts = np.concatenate([[0], np.cumsum([len(p) for p in sample.positions])])
@@ -209,5 +209,10 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
 
 
 def _place(part: pd.DataFrame, model, fitted: dict, positions, at_fit) -> pd.DataFrame:
-    Z = model.scaled(part).astype(np.float32)
+    Z = _z_scores(model, part)
     return pd.DataFrame(place_partition(Z, fitted, positions, at_fit), index=part.index)
+
+
+def _z_scores(model, frame: pd.DataFrame) -> np.ndarray:
+    # row-major: openTSNE's fit gives other coordinates for the same numbers column-major
+    return np.ascontiguousarray(model.scaled(frame), dtype=np.float32)
