@@ -156,7 +156,7 @@ def test_a_run_with_every_projection_writes_the_columns_maps_and_plain_model(tmp
     params = json.dumps(SMALL_FIT).replace('"', "")
     run_job(run, f"input={catalog}", "k=4", "projections=[pca, ica, umap, tsne]",
             "projection_sample=1500", f"projection_params={params}",
-            cluster=["cluster.n_workers=2", "cluster.processes=true",
+            cluster=["cluster.n_workers=1", "cluster.processes=true",
                      "cluster.dashboard_address=127.0.0.1:0"])
     assignments = pd.read_parquet(run / "assignments")
     assert len(assignments) == 8_000

@@ -197,7 +197,9 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
     fitted = {name: fit_projection(name, Z, seed, params.get(name)) for name in names}
     at_fit = {name: fitted_coordinates(m) for name, m in fitted.items()}
     starts = np.concatenate([[0], np.cumsum([len(p) for p in sample.positions])])
-    shared = dask.delayed(fitted)  # one key: every partition's task reads the same models
+    # one key that every partition's task reads; one pickled object, since distributed's own
+    # serializer for numpy arrays would drop what makes openTSNE's embedding (a subclass) one
+    shared = dask.delayed(_Models(fitted), traverse=False)
     parts = [dask.delayed(_place)(part, model, shared, positions,
                                   {n: None if c is None else c[starts[i]:starts[i + 1]]
                                    for n, c in at_fit.items()})
@@ -208,9 +210,14 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
     return Projections(fitted, sample, dd.from_delayed(parts, meta=meta, verify_meta=False))
 
 
-def _place(part: pd.DataFrame, model, fitted: dict, positions, at_fit) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Models:
+    fitted: dict
+
+
+def _place(part: pd.DataFrame, model, shared: _Models, positions, at_fit) -> pd.DataFrame:
     Z = _z_scores(model, part)
-    return pd.DataFrame(place_partition(Z, fitted, positions, at_fit), index=part.index)
+    return pd.DataFrame(place_partition(Z, shared.fitted, positions, at_fit), index=part.index)
 
 
 def _z_scores(model, frame: pd.DataFrame) -> np.ndarray:
