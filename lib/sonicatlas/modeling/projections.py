@@ -197,9 +197,7 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
     fitted = {name: fit_projection(name, Z, seed, params.get(name)) for name in names}
     at_fit = {name: fitted_coordinates(m) for name, m in fitted.items()}
     starts = np.concatenate([[0], np.cumsum([len(p) for p in sample.positions])])
-    # one key that every partition's task reads; one pickled object, since distributed's own
-    # serializer for numpy arrays would drop what makes openTSNE's embedding (a subclass) one
-    shared = dask.delayed(_Models(fitted), traverse=False)
+    shared = _shared(_Models(fitted))
     parts = [dask.delayed(_place)(part, model, shared, positions,
                                   {n: None if c is None else c[starts[i]:starts[i + 1]]
                                    for n, c in at_fit.items()})
@@ -212,7 +210,22 @@ def project_tracks(accepted: dd.DataFrame, labels: dd.Series, model, names, size
 
 @dataclass(frozen=True)
 class _Models:
+    # one pickled object: distributed's own serializer for numpy arrays would drop what makes
+    # openTSNE's embedding (an ndarray subclass) one
     fitted: dict
+
+
+def _shared(models: _Models):
+    """The models once on every worker (scattered: a t-SNE model of a 100k sample is some
+    hundreds of MB, which would otherwise go through the scheduler in the graph); without a
+    distributed client, one key of the graph."""
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return dask.delayed(models, traverse=False)
+    return client.scatter(models, broadcast=True, hash=False)
 
 
 def _place(part: pd.DataFrame, model, shared: _Models, positions, at_fit) -> pd.DataFrame:
