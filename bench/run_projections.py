@@ -80,8 +80,9 @@ def main() -> None:
         result = run_job(catalog, args.data_dir / f"projections-run-{name}", projections,
                          args.sample)
         record["runs"].append(result)
+        stages = result["stage_seconds"]
         print(json.dumps({k: result[k] for k in ("projections", "wall_seconds")}
-                         | {"projections_stage": result["stage_seconds"].get("projections")}),
+                         | {k: stages[k] for k in stages if k.startswith("projections")}),
               flush=True)
         out_file.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written to {out_file}")

@@ -72,11 +72,13 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # waits for all of them)
         grid = outputs.map_grid(scores, config.map)
     if extra:
-        with stage("projections"):
-            # fitted on a stratified sample; every other track placed on the workers
+        with stage("projections fit"):
+            # fitted on the client on a sample stratified by cluster
             projected = project_tracks(accepted, scores[CLUSTER], model, extra,
                                        config.projection_sample, config.seed,
                                        config.projection_params)
+        with stage("projections place"):
+            # every other track placed by the fitted models on the workers
             scores = outputs.with_projections(scores, projected.placed).persist()
             wait(scores)
     scored = outputs.scored_tracks(accepted, scores, config.features, carry)
