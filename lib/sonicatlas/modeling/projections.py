@@ -13,6 +13,7 @@ umap-learn and openTSNE are imported only when a run asks for them.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import dask
@@ -96,7 +97,9 @@ def fit_projection(name: str, Z: np.ndarray, seed: int, params: dict | None = No
     require_packages([name])
     if name == "umap":
         import umap
-        return umap.UMAP(**{"n_components": 2, "random_state": seed, **params}).fit(Z)
+        with warnings.catch_warnings():  # that a seed makes it single-threaded: it is meant to
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            return umap.UMAP(**{"n_components": 2, "random_state": seed, **params}).fit(Z)
     if name == "tsne":
         import openTSNE
         embedding = openTSNE.TSNE(**{"n_components": 2, "random_state": seed, **params}).fit(Z)
