@@ -2,15 +2,20 @@
 
 Read a partitioned Parquet catalog, validate it (bad rows go to a rejects table with a reason),
 build the scaled audio-feature matrix, project it with PCA, fit KMeans across the workers,
-write every track's cluster and map coordinates, per-cluster summaries, the model and a
-Datashader map, and record a manifest of what was done.
+write every track's cluster and map coordinates (PCA's, and ICA's, UMAP's or t-SNE's when
+asked for), per-cluster summaries, the model and the Datashader maps, and record a manifest
+of what was done.
 """
 
 from __future__ import annotations
 
+from distributed import wait
+
 from sonicatlas.config import ClusterTracksConfig
+from sonicatlas.contract import CLUSTER
 from sonicatlas.io import catalog, checks
 from sonicatlas.modeling.fit import fit_model
+from sonicatlas.modeling.projections import extra_projections, project_tracks, require_packages
 from sonicatlas.runs import outputs
 from sonicatlas.runs.directory import run_job
 from sonicatlas.runtime import show_progress
@@ -32,6 +37,8 @@ def run(config: ClusterTracksConfig, out: str | None = None, overwrite: bool = F
 
 
 def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
+    extra = extra_projections(config.projections)  # none by default: no work at all
+    require_packages(extra)
     with stage("check input"):
         source = config.input or sample_catalog(config.sample_rows)
         tracks = catalog.open_catalog(source, config.columns, config.features, client,
@@ -64,7 +71,17 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # the maps' bounds, taken from each partition's scores as they land (which also
         # waits for all of them)
         grid = outputs.map_grid(scores, config.map)
-        scored = outputs.scored_tracks(accepted, scores, config.features, carry)
+    if extra:
+        with stage("projections fit"):
+            # fitted on the client on a sample stratified by cluster
+            projected = project_tracks(accepted, scores[CLUSTER], model, extra,
+                                       config.projection_sample, config.seed,
+                                       config.projection_params)
+        with stage("projections place"):
+            # every other track placed by the fitted models on the workers
+            scores = outputs.with_projections(scores, projected.placed).persist()
+            wait(scores)
+    scored = outputs.scored_tracks(accepted, scores, config.features, carry)
     with stage("summaries"):
         # the map bins join the summaries' single pass over the scored tracks
         bins = raster.bin_reduction(grid, n_clusters=model.k, features=config.features)
@@ -79,18 +96,23 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     with stage("write tables"):
         # the workers write the large tables while the client writes the small ones, then
         # draws the maps and the report
-        run_dir.write_table("assignments", outputs.assignments(scored, carry, clusters.methods),
-                            background=True)
+        run_dir.write_table("assignments", outputs.assignments(scored, carry, clusters.methods,
+                                                               extra), background=True)
         run_dir.write_table("query", outputs.query_data(scored, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)
         run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
         model.save(f"{run_dir.path}/model", names, config.storage_options)
+        if extra:
+            projected.save(f"{run_dir.path}/model", config.seed, config.storage_options)
     with stage("maps"):
         for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
                                               config.features,
                                               outputs.pca_table(pca, config.features)).items():
+            maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
+        for name, image in outputs.projection_images(scores, extra, names, profiles,
+                                                     config.map).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
         image = silhouette.silhouette_image(**silhouette.labelling(summaries["silhouette"],
                                                                   profiles))

@@ -25,6 +25,8 @@ from sonicatlas.errors import ConfigError
 #: The clustering methods ``algorithm:`` and ``compare:`` accept
 #: (built by :func:`sonicatlas.estimators.registry.make_method`).
 METHOD_NAMES = ("kmeans", "minibatch", "gmm", "agglomerative", "dbscan", "hdbscan", "meanshift")
+#: The map projections ``projections:`` accepts (:mod:`sonicatlas.modeling.projections`).
+PROJECTION_NAMES = ("pca", "ica", "umap", "tsne")
 
 
 class _Strict(BaseModel):
@@ -235,6 +237,38 @@ class ClusterTracksConfig(ClusteringConfig):
     summary: SummaryConfig = SummaryConfig()
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
                              "on first use.")
+    projections: tuple[str, ...] = Field(
+        ("pca",), description="Map projections of every track: pca (exact, always made), ica, "
+        "umap, tsne; each other one adds <name>1, <name>2 to assignments and "
+        "maps/clusters_<name>.png. umap and tsne need pip install sonicatlas[projections].")
+    projection_sample: int = Field(100_000, ge=100, description="Tracks ica, umap and tsne "
+                                   "are fitted on (stratified by cluster); every other track "
+                                   "is placed by the fitted projection on the workers.")
+    projection_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Settings per projection, passed to FastICA, "
+        "umap.UMAP or openTSNE.TSNE, e.g. {umap: {n_neighbors: 30}}.")
+
+    @field_validator("projections")
+    @classmethod
+    def _known_projections(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in value if p not in PROJECTION_NAMES]
+        if unknown:
+            raise ValueError(f"unknown projections {unknown}; choose from "
+                             f"{list(PROJECTION_NAMES)}")
+        if "pca" not in value:
+            raise ValueError("pca is always made (the run's maps and pc1, pc2); list it, "
+                             f"e.g. [pca, {', '.join(value) or 'umap'}]")
+        if len(set(value)) != len(value):
+            raise ValueError(f"projections lists a name twice: {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _params_of_listed_projections(self) -> ClusterTracksConfig:
+        stray = sorted(set(self.projection_params) - (set(self.projections) - {"pca"}))
+        if stray:
+            raise ValueError(f"projection_params names {stray}: settings are for ica, umap "
+                             f"or tsne when listed in projections ({list(self.projections)})")
+        return self
 
     @field_validator("features")
     @classmethod

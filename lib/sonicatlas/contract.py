@@ -37,6 +37,12 @@ def method_silhouette(method: str) -> str:
     return f"silhouette_{method}"
 
 
+def projection_columns(projection: str) -> tuple[str, str]:
+    """The two float32 columns of ``assignments/`` holding a map projection other than PCA's
+    ``pc1``, ``pc2``: ``umap1``, ``umap2`` (likewise ``ica``, ``tsne``)."""
+    return f"{projection}1", f"{projection}2"
+
+
 #: Columns of a rejects table: why a row was set aside, the offending value, and where the row
 #: was (partition number in the high 32 bits, row in the low 32 bits).
 REASON, DETAIL, POSITION = "reason", "detail", "_pos"

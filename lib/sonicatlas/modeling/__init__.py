@@ -6,7 +6,8 @@ or dask-ml's (``dask-ml``). ``features`` scales the feature columns in two passe
 PCA of the scaled matrix; ``clustering`` fits KMeans at a given or chosen k, then the configured
 algorithm and the methods to compare; ``model`` holds the fitted scaler, projection and centres
 as plain data (:class:`ClusterModel`), scores partitions with them, and saves and loads them as
-JSON and Parquet.
+JSON and Parquet. ``projections`` fits ICA, UMAP or t-SNE on a sample stratified by cluster
+(``stratified``) and places every track with them.
 """
 
 from sonicatlas.lazy import exports
@@ -14,6 +15,7 @@ from sonicatlas.lazy import exports
 __getattr__, __dir__ = exports(__name__, {
     "fit_model": "fit", "FittedModel": "fit", "engine_named": "engines",
     "standardize": "features", "pca_of_scaled": "features", "fit_clusters": "clustering",
-    "ClusterModel": "model",
+    "ClusterModel": "model", "project_tracks": "projections",
+    "stratified_sample": "stratified",
 })
 __all__ = __dir__()

@@ -21,6 +21,7 @@ from sonicatlas.contract import (
     REASON,
     TRACK_ID,
     method_cluster,
+    projection_columns,
 )
 from sonicatlas.errors import InputError
 from sonicatlas.modeling.model import with_scores
@@ -105,11 +106,20 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
                              align_dataframes=False)
 
 
-def assignments(scored: dd.DataFrame, carry: tuple[str, ...], methods=()) -> dd.DataFrame:
+def with_projections(scores: dd.DataFrame, placed: dd.DataFrame) -> dd.DataFrame:
+    """Lazy ``scores`` with the projections' columns (:func:`sonicatlas.modeling.projections.
+    project_tracks`), partition by partition: both hold the accepted rows in the same order."""
+    return dd.map_partitions(with_scores, scores, placed, align_dataframes=False)
+
+
+def assignments(scored: dd.DataFrame, carry: tuple[str, ...], methods=(), projections=()
+                ) -> dd.DataFrame:
     """Lazy ``assignments/`` table: one row per accepted track, with ``cluster_<method>`` for
-    each compared method in ``methods``."""
-    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *map(method_cluster, methods),
-                   *carry]]
+    each compared method in ``methods`` and ``<name>1``, ``<name>2`` for each projection in
+    ``projections`` other than PCA."""
+    extra = [c for name in projections if name != "pca" for c in projection_columns(name)]
+    return scored[[TRACK_ID, CLUSTER, DISTANCE, PC1, PC2, *extra,
+                   *map(method_cluster, methods), *carry]]
 
 
 def query_data(scored: dd.DataFrame, model) -> dd.DataFrame:
@@ -159,25 +169,25 @@ MAP_PERCENTILES = (0.1, 99.9)
 MAP_SAMPLE = 500_000
 
 
-def map_grid(points: dd.DataFrame, config: MapConfig) -> raster.PixelGrid:
-    """The maps' canvas: the 0.1-99.9 percentiles of ``pc1`` and ``pc2`` plus 2 %, from a
-    reproducible sample of at most ``MAP_SAMPLE`` tracks (two small passes); the tracks beyond
-    are left off the maps and counted in their note.
+def map_grid(points: dd.DataFrame, config: MapConfig, axes: tuple[str, str] = (PC1, PC2)
+             ) -> raster.PixelGrid:
+    """The maps' canvas: the 0.1-99.9 percentiles of ``pc1`` and ``pc2`` (or the ``axes``
+    columns) plus 2 %, from a reproducible sample of at most ``MAP_SAMPLE`` tracks (two small
+    passes); the tracks beyond are left off the maps and counted in their note.
 
-    ``points`` needs only ``pc1`` and ``pc2``: the persisted scores do, without the tracks.
+    ``points`` needs only the axes: the persisted scores have them, without the tracks.
     """
     rows = len(points)
-    sample = points[[PC1, PC2]]
+    sample = points[list(axes)]
     if rows > MAP_SAMPLE:  # dask's own quantiles merge per-partition ones: too rough here
         sample = sample.sample(frac=MAP_SAMPLE / rows, random_state=0)
     values = sample.compute().to_numpy(dtype=np.float64)
     if not len(values):
         values = np.zeros((1, 2))
-    low, high = (pd.Series(v, index=[PC1, PC2])
-                 for v in np.nanpercentile(values, MAP_PERCENTILES, axis=0))
-    pad = 0.02 * (high - low).replace(0, 1.0)
-    return raster.PixelGrid((float(low[PC1] - pad[PC1]), float(high[PC1] + pad[PC1])),
-                            (float(low[PC2] - pad[PC2]), float(high[PC2] + pad[PC2])),
+    low, high = (np.nanpercentile(values, MAP_PERCENTILES, axis=0))
+    pad = 0.02 * np.where(high > low, high - low, 1.0)
+    return raster.PixelGrid((float(low[0] - pad[0]), float(high[0] + pad[0])),
+                            (float(low[1] - pad[1]), float(high[1] + pad[1])),
                             config.width, config.height)
 
 
@@ -203,17 +213,48 @@ def map_images(bins, grid: raster.PixelGrid, names: list[str], profiles: pd.Data
     clusters, density (their total), and one per feature. The cluster map's axes name their
     loadings (``pca_table``: :func:`pca_table`) and a note counts the tracks outside it."""
     frame = {"x_range": grid.x_range, "y_range": grid.y_range}
-    total = int(profiles["size"].sum())
-    clipped = total - int(bins["clusters"].sum())
-    note = (f"{clipped:,} tracks ({clipped / total:.2%}) beyond the {MAP_PERCENTILES[0]:g}-"
-            f"{MAP_PERCENTILES[1]:g} percentiles of either axis are clipped from view"
-            if clipped > 0 and total else "")
     images = {"clusters.png": maps.cluster_image(
         bins["clusters"], names=names, sizes=profiles["size"].tolist(),
-        title="Tracks by cluster, PC1 x PC2", axes=axis_labels(pca_table), note=note,
-        **frame)}
+        title="Tracks by cluster, PC1 x PC2", axes=axis_labels(pca_table),
+        note=_clipped_note(bins, profiles), **frame)}
     for name, image in maps.feature_images(bins, features, **frame).items():
         images["density.png" if name == "density" else f"features/{name}.png"] = image
+    return images
+
+
+def _clipped_note(bins, profiles: pd.DataFrame) -> str:
+    total = int(profiles["size"].sum())
+    clipped = total - int(bins["clusters"].sum())
+    return (f"{clipped:,} tracks ({clipped / total:.2%}) beyond the {MAP_PERCENTILES[0]:g}-"
+            f"{MAP_PERCENTILES[1]:g} percentiles of either axis are clipped from view"
+            if clipped > 0 and total else "")
+
+
+#: How each projection's map names itself and its axes.
+PROJECTION_TITLES = {"ica": "ICA", "umap": "UMAP", "tsne": "t-SNE"}
+
+
+def projection_images(scores: dd.DataFrame, projections, names: list[str],
+                      profiles: pd.DataFrame, config: MapConfig) -> dict:
+    """``clusters_<name>.png`` for each projection but PCA, drawn as ``clusters.png`` is
+    (:func:`sonicatlas.visual.maps.cluster_image` over its own grid and bins).
+
+    ``scores`` holds ``cluster`` and each projection's two columns (persisted).
+    """
+    images = {}
+    for name in projections:
+        if name == "pca":
+            continue
+        first, second = projection_columns(name)
+        grid = map_grid(scores, config, axes=(first, second))
+        points = scores[[first, second, CLUSTER]].rename(columns={first: PC1, second: PC2})
+        bins = raster.bin_points(points, grid, n_clusters=len(names))
+        label = PROJECTION_TITLES.get(name, name)
+        images[f"clusters_{name}.png"] = maps.cluster_image(
+            bins["clusters"], names=names, sizes=profiles["size"].tolist(),
+            title=f"Tracks by cluster, {label} 1 x {label} 2",
+            axes=(f"{label} 1", f"{label} 2"), note=_clipped_note(bins, profiles),
+            x_range=grid.x_range, y_range=grid.y_range)
     return images
 
 

@@ -92,6 +92,10 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
     sections = [{"html": _header(where, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
                          "two principal components, coloured by cluster.</p>" + map_image(run)}]
+    for name in manifest.get("config", {}).get("projections", ["pca"]):
+        if name != "pca":  # the run's other projections, each drawn as the PCA map is
+            sections.append({"html": f"<h2>Cluster map, {name.upper()}</h2>" + map_image(
+                run, f"clusters_{name}.png", f"Tracks by cluster on {name.upper()} 1 x 2")})
     models = []
 
     def add(heading: str, model, note: str = "", missing: str = "") -> None:
