@@ -183,6 +183,8 @@ def main(argv=None) -> None:
     parser.add_argument("--assign-rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--searches", type=int, default=3,
+                        help="searches over the run on the LocalCluster (of the five names)")
     parser.add_argument("--over-run-only", action="store_true",
                         help="only the queries over the run's files on the LocalCluster and the "
                              "CLI (for runs whose matrix this machine should not hold)")
@@ -212,7 +214,8 @@ def main(argv=None) -> None:
                           dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
             over_run = [timed(similar_tracks, query_run, track)[0] for track in ids]
             result["similar_over_run_localcluster"] = stats(over_run)
-            searched = [timed(search_tracks, query_run, text)[0] for text in SEARCHES[:3]]
+            searched = [timed(search_tracks, query_run, text)[0]
+                        for text in SEARCHES[:args.searches]]
             result["search_over_run_localcluster"] = stats(searched)
             new = ensure_new_catalog(args.data_dir, args.assign_rows)
             assign_s, assigned = timed(assign_catalog, str(run), str(new),

@@ -6,7 +6,7 @@
 The map bins are computed once from a cluster-tracks run (``--run``, only read; by default the
 run of the cached N-track catalog in --data-dir, made on first use), with the job's grid rule
 and binning. Then each timed repeat draws and writes every map of the run exactly as the job's
-"maps" stage does (``outputs.map_images``, then ``maps.save_png`` per image), in a fresh
+"maps" stage does (``run_maps.map_images``, then ``maps.save_png`` per image), in a fresh
 process as the job does (first-call costs included; numba already started, as in the job's
 client), once with ``sonicatlas.visual.maps`` as it
 was at ``--before`` and once as it is now, alternating. The first pair's PNGs are decoded and
@@ -46,7 +46,7 @@ def load_bins(run: Path, rows: int | None = None) -> dict:
     import pandas as pd
 
     from sonicatlas.config import MapConfig
-    from sonicatlas.runs.outputs import map_grid
+    from sonicatlas.runs.run_maps import map_grid
     from sonicatlas.visual.raster import bin_points
 
     tracks = pd.read_parquet(run / "assignments", columns=["track_id", "cluster", "pc1", "pc2"])
@@ -78,7 +78,7 @@ def child(variant: str, inputs: Path, out: Path, before_source: Path | None) -> 
         sys.modules["sonicatlas.visual.maps"] = module
         spec.loader.exec_module(module)
         sonicatlas.visual.maps = module
-    from sonicatlas.runs import outputs
+    from sonicatlas.runs import run_maps
     from sonicatlas.visual import maps
 
     assert (variant == "before") == (maps.__file__ == str(before_source)), maps.__file__
@@ -94,8 +94,8 @@ def child(variant: str, inputs: Path, out: Path, before_source: Path | None) -> 
     compiles = Compiles()
     start = time.perf_counter()
     with event.install_listener("numba:compile", compiles.listener):
-        images = outputs.map_images(stage["bins"], stage["grid"], stage["names"],
-                                    stage["profiles"], stage["features"], stage["pca"])
+        images = run_maps.map_images(stage["bins"], stage["grid"], stage["names"],
+                                     stage["profiles"], stage["features"], stage["pca"])
     drawn = time.perf_counter()
     for name, image in images.items():
         maps.save_png(image, str(out / name))

@@ -16,7 +16,7 @@ from sonicatlas.contract import CLUSTER
 from sonicatlas.io import catalog, checks
 from sonicatlas.modeling.fit import fit_model
 from sonicatlas.modeling.projections import extra_projections, project_tracks, require_packages
-from sonicatlas.runs import outputs
+from sonicatlas.runs import outputs, run_maps
 from sonicatlas.runs.directory import run_job
 from sonicatlas.runtime import show_progress
 from sonicatlas.summaries.methods import method_tables
@@ -70,7 +70,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                                       clusters.methods).persist()
         # the maps' bounds, taken from each partition's scores as they land (which also
         # waits for all of them)
-        grid = outputs.map_grid(scores, config.map)
+        grid = run_maps.map_grid(scores, config.map)
     if extra:
         with stage("projections fit"):
             # fitted on the client on a sample stratified by cluster
@@ -107,11 +107,11 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         if extra:
             projected.save(f"{run_dir.path}/model", config.seed, config.storage_options)
     with stage("maps"):
-        for name, image in outputs.map_images(done["map_bins"], grid, names, profiles,
+        for name, image in run_maps.map_images(done["map_bins"], grid, names, profiles,
                                               config.features,
                                               outputs.pca_table(pca, config.features)).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
-        for name, image in outputs.projection_images(scores, extra, names, profiles,
+        for name, image in run_maps.projection_images(scores, extra, names, profiles,
                                                      config.map).items():
             maps.save_png(image, f"{run_dir.path}/maps/{name}", config.storage_options)
         image = silhouette.silhouette_image(**silhouette.labelling(summaries["silhouette"],

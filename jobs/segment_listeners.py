@@ -22,7 +22,7 @@ from sonicatlas.listeners import segments
 from sonicatlas.listeners.checks import check_listens
 from sonicatlas.listeners.users import user_features
 from sonicatlas.modeling.fit import fit_model
-from sonicatlas.runs import outputs
+from sonicatlas.runs import outputs, run_maps
 from sonicatlas.runs.directory import run_job, versions
 from sonicatlas.visual import maps
 from sonicatlas.visual.segment_report import write_segment_report
@@ -88,7 +88,7 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
             taste = agreement.agreement(table.unstack(fill_value=0).to_numpy())
             run_dir.write_table("summary/taste_agreement", pd.DataFrame([taste]))
     with stage("maps"):
-        images = outputs.render_maps(scored, names, profiles, config.map, ())
+        images = run_maps.render_maps(scored, names, profiles, config.map, ())
         maps.save_png(images["clusters.png"], f"{run_dir.path}/maps/segments.png", options)
         maps.save_png(images["density.png"], f"{run_dir.path}/maps/density.png", options)
 

@@ -10,8 +10,9 @@ from PIL import ImageColor
 from sklearn.decomposition import PCA as SklearnPCA
 
 from sonicatlas.config import MapConfig
-from sonicatlas.runs.outputs import axis_labels, map_grid
+from sonicatlas.runs.run_maps import map_grid
 from sonicatlas.visual import maps, raster
+from sonicatlas.visual.axes import axis_labels
 
 
 def _lab(hexes):

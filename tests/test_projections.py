@@ -172,4 +172,5 @@ def test_a_run_with_every_projection_writes_the_columns_maps_and_plain_model(tmp
     assert len(saved["ica"]["components"]) == 2 and saved["umap"]["saved"] is False
     assert {p.suffix for p in (run / "model").iterdir()} <= {".json", ".parquet"}
     report = (run / "report.html").read_text()
-    assert all(f"Tracks by cluster on {n.upper()}" in report for n in ("ica", "umap", "tsne"))
+    for name, title in (("ica", "ICA"), ("umap", "UMAP"), ("tsne", "t-SNE")):
+        assert f'id="cluster-map-{name}" alt="Tracks by cluster on {title} 1 x {title} 2"' in report

@@ -12,8 +12,10 @@ import logging
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 
+from sonicatlas import storage
 from sonicatlas.app import views
 from sonicatlas.app.data import RunData, read_run
 from sonicatlas.app.discover_tabs import (
@@ -29,6 +31,7 @@ from sonicatlas.app.filters import Filters
 from sonicatlas.app.map import COLOR_BY, map_plot, nearest_track
 from sonicatlas.contract import CLUSTER_NAME, PC1, PC2, TRACK_ID
 from sonicatlas.errors import InputError
+from sonicatlas.visual import axes
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +50,14 @@ def safe(view):
 
 
 def axis_labels(data: RunData) -> tuple[str, str]:
-    """``PC1 (+energy, -acousticness)``: each axis with the features loading most on it."""
-    labels = []
+    """Each map axis with its share of the variance and the features loading most on it
+    (``summary/pca``), or the bare ``PC1``, ``PC2`` when the run has no such table."""
     try:
-        import json
-
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(data.run, **data.storage_options)
-        with fs.open(f"{root.rstrip('/')}/model/model.json") as f:
-            model = json.load(f)
-        for i, name in enumerate(("PC1", "PC2")):
-            loadings = np.asarray(model["pca_components"][i])
-            top = np.argsort(-np.abs(loadings))[:2]
-            signs = ", ".join(f"{'+' if loadings[j] > 0 else '-'}{model['features'][j]}"
-                              for j in top)
-            labels.append(f"{name} ({signs})")
-    except (OSError, KeyError, IndexError, ValueError):
-        labels = ["PC1", "PC2"]
-    return labels[0], labels[1]
+        fs, root = storage.resolve(data.run, data.storage_options)
+        table = pd.read_parquet(f"{root.rstrip('/')}/summary/pca", filesystem=fs)
+    except (OSError, ValueError):
+        table = None
+    return axes.axis_labels(table)
 
 
 def explorer(run: str | RunData, storage_options: dict | None = None,

@@ -21,6 +21,7 @@ from sonicatlas import storage
 from sonicatlas.contract import FEATURES
 from sonicatlas.summaries import digest
 from sonicatlas.visual import charts, report_methods, report_tables
+from sonicatlas.visual.axes import axis_labels, projection_title
 from sonicatlas.visual.maps import cluster_colors
 
 _CSS = """
@@ -89,13 +90,18 @@ def write_report(run_dir: str, manifest: dict | None = None, location: str | Non
     sample = _read(run, "track_sample")
 
     where = str(location or run.url())
+    first, second = axis_labels(_read(run, "pca"))
     sections = [{"html": _header(where, manifest, profiles)},
                 {"html": '<h2>Cluster map</h2><p class="sub">Every accepted track on the first '
-                         "two principal components, coloured by cluster.</p>" + map_image(run)}]
+                         "two principal components, coloured by cluster. Across: "
+                         f"{html.escape(first)}; up: {html.escape(second)}.</p>"
+                         + map_image(run)}]
     for name in manifest.get("config", {}).get("projections", ["pca"]):
         if name != "pca":  # the run's other projections, each drawn as the PCA map is
-            sections.append({"html": f"<h2>Cluster map, {name.upper()}</h2>" + map_image(
-                run, f"clusters_{name}.png", f"Tracks by cluster on {name.upper()} 1 x 2")})
+            title = projection_title(name)
+            sections.append({"html": f"<h2>Cluster map, {title}</h2>" + map_image(
+                run, f"clusters_{name}.png", f"Tracks by cluster on {title} 1 x {title} 2",
+                f"cluster-map-{name}")})
     models = []
 
     def add(heading: str, model, note: str = "", missing: str = "") -> None:
@@ -239,12 +245,13 @@ def _correlation(run, sample, features):
 
 
 def map_image(run: storage.Folder, name: str = "clusters.png",
-              alt: str = "Tracks by cluster on PC1 x PC2") -> str:
+              alt: str = "Tracks by cluster on PC1 x PC2", element_id: str = "cluster-map"
+              ) -> str:
     """A map of the run as an inline ``<img>`` (a data URI: the page stays offline)."""
     if not run.exists(f"maps/{name}"):
         return f'<p class="note">Skipped: the run has no maps/{html.escape(name)}.</p>'
     data = base64.b64encode(run.read_bytes(f"maps/{name}")).decode("ascii")
-    return (f'<img class="map" id="cluster-map" alt="{html.escape(alt)}" '
+    return (f'<img class="map" id="{element_id}" alt="{html.escape(alt)}" '
             f'src="data:image/png;base64,{data}">')
 
 
