@@ -27,6 +27,7 @@ from sonicatlas.contract import (
     TRACK_ID,
     method_cluster,
 )
+from sonicatlas.discover import querydata
 from sonicatlas.errors import InputError
 
 #: Metadata the filters and tables use, when the run carried it.
@@ -126,27 +127,9 @@ def run_fs(run: str, storage_options: dict | None):
 
 
 def read_manifest(fs, root: str, run: str) -> dict:
-    """The manifest of a cluster-tracks run.
-
-    Raises
-    ------
-    InputError
-        Nothing is at ``run``, it is not a run directory, or it is another job's run.
-    """
-    with storage.reading(str(run)):
-        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/assignments")
-        there = found or fs.exists(root)
-    if not there:
-        raise InputError(f"no run directory at {run}: nothing is there")
-    if not found:
-        raise InputError(f"{run} is not a run directory (no manifest.json and assignments/); "
-                         "make one with `sonicatlas run cluster-tracks`")
-    with fs.open(f"{root}/manifest.json") as f:
-        manifest = json.load(f)
-    if manifest.get("job") != "cluster-tracks":
-        raise InputError(f"{run} is a {manifest.get('job')} run; the explorer shows "
-                         "cluster-tracks runs")
-    return manifest
+    """The manifest of a cluster-tracks run (:func:`~sonicatlas.discover.querydata.read_manifest`
+    with the explorer's folder and words)."""
+    return querydata.read_manifest(fs, root, run, "assignments", "the explorer shows")
 
 
 def read_run(run: str, storage_options: dict | None = None) -> RunData:

@@ -131,6 +131,43 @@ def _part_names(fs, directory: str) -> list[str]:
     return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in number.split(n)])
 
 
+def read_manifest(fs, root: str, run: str, needs: str, purpose: str) -> dict:
+    """The manifest of the cluster-tracks run at ``root``, whose ``needs`` folder is present.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+    root : str
+        The run directory in ``fs``'s terms.
+    run : str
+        The run directory as the user gave it, for the messages.
+    needs : str
+        The folder the caller reads (named when it is missing).
+    purpose : str
+        What the caller does, for the message when the run is another job's.
+
+    Raises
+    ------
+    InputError
+        Nothing is at ``run``, it is not a run directory, or it is another job's run.
+    """
+    with storage.reading(str(run)):
+        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/{needs}")
+        there = found or fs.exists(root)
+        if found:
+            with fs.open(f"{root}/manifest.json") as handle:
+                manifest = json.load(handle)
+    if not there:
+        raise InputError(f"no run directory at {run}: nothing is there")
+    if not found:
+        raise InputError(f"{run} is not a run directory (no manifest.json and {needs}/); "
+                         f"make one with {MAKE_RUN}")
+    if manifest.get("job") != "cluster-tracks":
+        raise InputError(f"{run} is a {manifest.get('job')} run; {purpose} a cluster-tracks "
+                         "run")
+    return manifest
+
+
 def read_run_model(run: str, storage_options: dict | None = None, needs: str = "model",
                    purpose: str = "this needs") -> tuple:
     """A cluster-tracks run's file system, root, manifest, checked model and cluster names.
@@ -152,18 +189,7 @@ def read_run_model(run: str, storage_options: dict | None = None, needs: str = "
     """
     with storage.reading(str(run)):
         fs, root = storage.resolve(str(run), storage_options)
-        found = fs.isfile(f"{root}/manifest.json") and fs.isdir(f"{root}/{needs}")
-        there = found or fs.exists(root)
-    if not there:
-        raise InputError(f"no run directory at {run}: nothing is there")
-    if not found:
-        raise InputError(f"{run} is not a run directory (no manifest.json and {needs}/); "
-                         f"make one with {MAKE_RUN}")
-    with fs.open(f"{root}/manifest.json") as handle:
-        manifest = json.load(handle)
-    if manifest.get("job") != "cluster-tracks":
-        raise InputError(f"{run} is a {manifest.get('job')} run; {purpose} a cluster-tracks "
-                         "run")
+    manifest = read_manifest(fs, root, run, needs, purpose)
     features = manifest.get("config", {}).get("features")
     model = load_model(fs.unstrip_protocol(f"{root}/model"),
                        tuple(features) if features else None, storage_options)
