@@ -158,3 +158,42 @@ def test_a_click_picks_the_track_nearest_in_ica(page, ica_run):
     assert (float(found.group(2)), float(found.group(3))) == \
         (round(float(row["ica1"]), 2), round(float(row["ica2"]), 2))
     assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as connected:
+        yield connected
+
+
+@pytest.mark.parametrize("mode", ["local", "cluster"])
+def test_the_run_keeps_its_ica_columns_and_the_nearest_track_is_numpy_s(ica_run, mode,
+                                                                       request):
+    from sonicatlas.app.data import read_run
+    from sonicatlas.app.map import aggregate, nearest_track
+
+    if mode == "cluster":
+        from sonicatlas.app.cluster_data import read_run_on_cluster
+
+        request.getfixturevalue("client")
+        data = read_run_on_cluster(str(ica_run))
+    else:
+        data = read_run(str(ica_run))
+    tracks = pd.read_parquet(ica_run / "assignments")
+    assert data.projections == ["pca", "ica"]
+    held = data.access.frame if mode == "local" else data.tracks.compute()
+    held = held.set_index("track_id").loc[tracks["track_id"]]
+    for column in ("ica1", "ica2"):
+        assert held[column].dtype == np.float32
+        np.testing.assert_array_equal(held[column].to_numpy(), tracks[column].to_numpy())
+    points = tracks[["ica1", "ica2"]].to_numpy(np.float64)
+    mask = data.access.select(lambda part: np.ones(len(part), dtype=bool))  # every track
+    for x, y in ((0.3, -0.7), (-1.4, 1.1)):
+        found = nearest_track(data, mask, x, y, ("ica1", "ica2"))
+        best = int(np.argmin(((points - [x, y]) ** 2).sum(axis=1)))
+        assert found["track_id"].iloc[0] == tracks["track_id"].iloc[best]
+    image = aggregate(data, mask, "density", (-5.0, 5.0), (-5.0, 5.0), ("ica1", "ica2"))
+    assert np.nansum(image.data["tracks"]) == len(tracks)
