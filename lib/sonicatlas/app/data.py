@@ -16,6 +16,7 @@ import pandas as pd
 
 from sonicatlas import storage
 from sonicatlas.app.access import ClusterTracks, LocalTracks
+from sonicatlas.config import PROJECTION_NAMES
 from sonicatlas.contract import (
     ARTIST,
     CLUSTER,
@@ -26,6 +27,7 @@ from sonicatlas.contract import (
     PC2,
     TRACK_ID,
     method_cluster,
+    projection_columns,
 )
 from sonicatlas.discover import querydata
 from sonicatlas.errors import InputError
@@ -45,8 +47,9 @@ class RunData:
         The run directory (path or fsspec URL).
     tracks : pandas.DataFrame or dask.dataframe.DataFrame
         One row per assigned track: ``track_id``, ``cluster``, ``cluster_name``, ``pc1``,
-        ``pc2``, ``distance``, the carried metadata, ``year`` and the audio features that the
-        run's query data holds.
+        ``pc2``, ``distance``, the other projections' columns the run made (``ica1``,
+        ``ica2``, ...), the carried metadata, ``year`` and the audio features that the run's
+        query data holds.
     names : list of str
         Cluster names by cluster id.
     manifest : dict
@@ -107,6 +110,17 @@ class RunData:
         if method in (None, "kmeans") or method not in self.methods:
             return CLUSTER, self.names
         return method_cluster(method), self.methods[method]
+
+    @property
+    def projections(self) -> list[str]:
+        """The map projections the run holds: ``pca``, then those of ``projections:`` whose
+        two columns are in ``tracks`` (``ica``, ``umap``, ``tsne``)."""
+        return ["pca", *(p for p in PROJECTION_NAMES if p != "pca"
+                         and set(projection_columns(p)) <= set(self.tracks.columns))]
+
+    def projection_axes(self, projection: str) -> tuple[str, str]:
+        """The two columns of ``tracks`` that place a track on ``projection``'s map."""
+        return (PC1, PC2) if projection == "pca" else projection_columns(projection)
 
     @property
     def genres(self) -> list[str]:
@@ -209,6 +223,10 @@ def tidy_tracks(tracks: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     out[CLUSTER_NAME] = pd.Categorical.from_codes(codes, categories=list(labels))
     for column in (PC1, PC2, "distance"):
         out[column] = tracks[column].astype(np.float32)
+    for projection in PROJECTION_NAMES:  # the other maps the run made, when it made them
+        for column in projection_columns(projection) if projection != "pca" else ():
+            if column in tracks:
+                out[column] = tracks[column].astype(np.float32)
     for column in tracks.columns:  # compared methods' labels, when the run kept them
         if column.startswith(f"{CLUSTER}_"):
             out[column] = tracks[column].astype(np.int32)

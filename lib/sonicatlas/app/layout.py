@@ -92,16 +92,30 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
     color = pn.widgets.Select(name="Colour by", options=[*COLOR_BY, *data.features],
                               value="cluster")
     labels = axis_labels(data)
+    projection = pn.widgets.Select(
+        name="Projection", value="pca",
+        options={("PCA" if p == "pca" else axes.projection_title(p)): p
+                 for p in data.projections})
     selected = pn.Column(pn.pane.Markdown("Click the map to pick the nearest track."),
                          name="selected")
 
     discovery, picks = discovery or _discovery(data), Picks()
 
-    def build_map(color_by):
-        plot = map_plot(data, mask, color_by, labels)
+    def build_map(color_by, shown="pca"):
+        columns = data.projection_axes(shown)
+        title = axes.projection_title(shown)
+        named = labels if shown == "pca" else (f"{title} 1", f"{title} 2")
+        plot = map_plot(data, mask, color_by, named, columns)
         tap = hv.streams.Tap(source=plot, x=None, y=None)
-        tap.add_subscriber(lambda x, y: _show_track(data, discovery, filters, x, y, selected))
+        tap.add_subscriber(lambda x, y: _show_track(data, discovery, filters, x, y, selected,
+                                                    columns))
         return pn.pane.HoloViews(plot, name="map")
+
+    if len(data.projections) > 1:  # a run made with more than PCA: choose the map's projection
+        map_tab = pn.Column(pn.Row(color, projection), pn.bind(safe(build_map), color,
+                                                               projection), selected)
+    else:
+        map_tab = pn.Column(color, pn.bind(safe(build_map), color), selected)
 
     if not isinstance(discovery, pn.pane.Alert):
         search = search_tab(discovery, picks)
@@ -111,7 +125,7 @@ def explorer(run: str | RunData, storage_options: dict | None = None,
 
     tabs = pn.Tabs(
         ("Overview", pn.bind(safe(views.overview), data, mask)),
-        ("Map", pn.Column(color, pn.bind(safe(build_map), color), selected)),
+        ("Map", map_tab),
         ("Clusters", _clusters_tab(data, mask)),
         ("Tracks", pn.Column(selection_downloads(data, mask),
                              pn.bind(safe(views.track_table), data, mask))),
@@ -169,15 +183,16 @@ def _discovery(data: RunData) -> Discovery | pn.pane.Alert:
         return message(error)
 
 
-def _show_track(data: RunData, discovery, filters: Filters, x, y, target: pn.Column) -> None:
-    found = nearest_track(data, filters.selection, x, y)
+def _show_track(data: RunData, discovery, filters: Filters, x, y, target: pn.Column,
+                columns: tuple[str, str] = (PC1, PC2)) -> None:
+    found = nearest_track(data, filters.selection, x, y, columns)
     if found is None:
         return
     track = found.iloc[0]
     shown = [c for c in ("track_name", "artist_name", "genre", "popularity", CLUSTER_NAME,
                          *data.features) if c in found]
     lines = [f"**{track.get('track_name', track[TRACK_ID])}** (`{track[TRACK_ID]}`)",
-             f"at ({track[PC1]:.2f}, {track[PC2]:.2f})", ""]
+             f"at ({track[columns[0]]:.2f}, {track[columns[1]]:.2f})", ""]
     lines += [f"- {c}: {track[c]:.4g}" if isinstance(track[c], (float, np.floating))
               else f"- {c}: {track[c]}"
               for c in shown]

@@ -1,4 +1,5 @@
-"""The explorer's map: every selected track on PC1 x PC2, aggregated by Datashader per view.
+"""The explorer's map: every selected track on PC1 x PC2 (or another projection the run made,
+such as ``ica1`` x ``ica2``), aggregated by Datashader per view.
 
 Each zoom or pan asks the server for one image of the plot's size, whatever the number of
 tracks: Datashader counts the selected tracks per pixel and per cluster for the visible range,
@@ -32,19 +33,21 @@ EMPTY = 255  # dominant-cluster value of a pixel with no track (drawn transparen
 SPREAD_BELOW = 0.02
 
 
-def view_bounds(data: RunData) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The initial x and y ranges: robust quantiles of the coordinates, padded by 5%."""
+def view_bounds(data: RunData, columns: tuple[str, str] = (PC1, PC2)
+                ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The initial x and y ranges: robust quantiles of ``columns``, padded by 5%."""
     bounds = []
-    for column in (PC1, PC2):
+    for column in columns:
         low, high = data.access.quantiles(column, VIEW_QUANTILES)
         pad = 0.05 * max(high - low, 1e-6)
         bounds.append((float(low - pad), float(high + pad)))
     return bounds[0], bounds[1]
 
 
-def pixel_counts(tracks: pd.DataFrame, mask, color_by: str, x_range, y_range) -> np.ndarray:
+def pixel_counts(tracks: pd.DataFrame, mask, color_by: str, x_range, y_range,
+                 columns: tuple[str, str] = (PC1, PC2)) -> np.ndarray:
     """The selected rows of ``tracks`` (the whole table, or one partition of it) binned on the
-    plot's pixels, as counts and sums that add up across partitions.
+    plot's pixels by their ``columns`` (x, y), as counts and sums that add up across partitions.
 
     Returns
     -------
@@ -54,18 +57,20 @@ def pixel_counts(tracks: pd.DataFrame, mask, color_by: str, x_range, y_range) ->
     """
     column = [] if color_by == "density" else [CLUSTER_NAME if color_by == "cluster"
                                                 else color_by]
-    frame = tracks.loc[mask, [PC1, PC2, *column]] if mask is not None else tracks
+    x, y = columns
+    frame = tracks.loc[mask, [x, y, *column]] if mask is not None else tracks
     canvas = ds.Canvas(plot_width=WIDTH, plot_height=HEIGHT, x_range=x_range, y_range=y_range)
     if color_by == "cluster":
-        return canvas.points(frame, PC1, PC2, ds.by(CLUSTER_NAME, ds.count())).values
+        return canvas.points(frame, x, y, ds.by(CLUSTER_NAME, ds.count())).values
     if color_by == "density":
-        return canvas.points(frame, PC1, PC2, ds.count()).values
-    both = canvas.points(frame, PC1, PC2, ds.summary(total=ds.sum(color_by),
-                                                     n=ds.count(color_by)))
+        return canvas.points(frame, x, y, ds.count()).values
+    both = canvas.points(frame, x, y, ds.summary(total=ds.sum(color_by),
+                                                 n=ds.count(color_by)))
     return np.stack([np.nan_to_num(both["total"].values), both["n"].values])
 
 
-def aggregate(data: RunData, mask, color_by: str, x_range, y_range) -> hv.Image:
+def aggregate(data: RunData, mask, color_by: str, x_range, y_range,
+              columns: tuple[str, str] = (PC1, PC2)) -> hv.Image:
     """One view of the map: the selected tracks binned on the plot's pixels.
 
     The bins are :func:`pixel_counts` of the whole table, or of each partition on a cluster
@@ -80,6 +85,8 @@ def aggregate(data: RunData, mask, color_by: str, x_range, y_range) -> hv.Image:
         ``cluster``, ``density`` or an audio feature.
     x_range, y_range : tuple of float
         The visible range.
+    columns : tuple of str
+        The projection's x and y columns.
 
     Returns
     -------
@@ -88,7 +95,9 @@ def aggregate(data: RunData, mask, color_by: str, x_range, y_range) -> hv.Image:
         and ``tracks``; for ``density``: ``tracks``; for a feature: its mean.
     """
     bins = data.access.reduce(mask, functools.partial(
-        pixel_counts, color_by=color_by, x_range=tuple(x_range), y_range=tuple(y_range)), sum)
+        pixel_counts, color_by=color_by, x_range=tuple(x_range), y_range=tuple(y_range),
+        columns=tuple(columns)), sum)
+    kdims = list(columns)
     bounds = (x_range[0], y_range[0], x_range[1], y_range[1])
     axes = (_centres(x_range, WIDTH), _centres(y_range, HEIGHT))
     if color_by == "cluster":
@@ -96,15 +105,15 @@ def aggregate(data: RunData, mask, color_by: str, x_range, y_range) -> hv.Image:
         dominant = np.where(tracks > 0, bins.argmax(axis=2), EMPTY).astype(np.uint8)
         counts = np.minimum(tracks, np.iinfo(np.uint16).max).astype(np.uint16)
         dominant, counts = _spread(dominant, counts)
-        return hv.Image((*axes, dominant, counts), kdims=[PC1, PC2],
+        return hv.Image((*axes, dominant, counts), kdims=kdims,
                         vdims=["cluster", "tracks"], bounds=bounds)
     if color_by == "density":
         counts = bins.astype(np.float32)
         counts[counts == 0] = np.nan
-        return hv.Image((*axes, counts), kdims=[PC1, PC2], vdims=["tracks"], bounds=bounds)
+        return hv.Image((*axes, counts), kdims=kdims, vdims=["tracks"], bounds=bounds)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (bins[0] / bins[1]).astype(np.float32)  # NaN where no track
-    return hv.Image((*axes, means), kdims=[PC1, PC2], vdims=[color_by], bounds=bounds)
+    return hv.Image((*axes, means), kdims=kdims, vdims=[color_by], bounds=bounds)
 
 
 def _spread(dominant: np.ndarray, counts: np.ndarray):
@@ -128,7 +137,8 @@ def _centres(span, n):
     return np.linspace(span[0] + step / 2, span[1] - step / 2, n)
 
 
-def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, str]):
+def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, str],
+             columns: tuple[str, str] = (PC1, PC2)):
     """A zoomable map of the selection that re-aggregates on every zoom and pan.
 
     Parameters
@@ -139,18 +149,20 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
     color_by : str
         ``cluster``, ``density`` or an audio feature.
     axis_labels : tuple of str
-        What PC1 and PC2 mean (their top loadings).
+        What the axes mean: PC1 and PC2's top loadings, or ``UMAP 1``, ``UMAP 2``.
+    columns : tuple of str
+        The projection drawn: its x and y columns of the tracks.
 
     Returns
     -------
     holoviews.DynamicMap
     """
-    xlim, ylim = view_bounds(data)
+    xlim, ylim = view_bounds(data, columns)
     ranges = hv.streams.RangeXY(x_range=xlim, y_range=ylim)
     chosen = hv.streams.Params(parameters=[selection], rename={selection.name: "mask"})
 
     def view(x_range, y_range, mask):
-        return aggregate(data, mask, color_by, x_range or xlim, y_range or ylim)
+        return aggregate(data, mask, color_by, x_range or xlim, y_range or ylim, columns)
 
     options = dict(width=WIDTH, height=HEIGHT, xlim=xlim, ylim=ylim, xlabel=axis_labels[0],
                    ylabel=axis_labels[1], tools=["hover", "tap"], bgcolor="#111111",
@@ -174,21 +186,25 @@ def map_plot(data: RunData, selection, color_by: str, axis_labels: tuple[str, st
                      clipping_colors={"NaN": "transparent"}, **options)
 
 
-def nearest_track(data: RunData, mask, x: float, y: float) -> pd.DataFrame | None:
-    """The selected track nearest ``(x, y)`` on the map, as a one-row table (its index is
-    the row's position in a table held in this process); None when none is selected."""
+def nearest_track(data: RunData, mask, x: float, y: float,
+                  columns: tuple[str, str] = (PC1, PC2)) -> pd.DataFrame | None:
+    """The selected track nearest ``(x, y)`` on the map of ``columns``, as a one-row table
+    (its index is the row's position in a table held in this process); None when none is
+    selected."""
     if x is None or y is None:
         return None
-    found = data.access.reduce(mask, functools.partial(_nearest, x=x, y=y), _closest)
+    found = data.access.reduce(mask, functools.partial(_nearest, x=x, y=y, columns=columns),
+                               _closest)
     return None if found is None else found[1]
 
 
-def _nearest(tracks: pd.DataFrame, mask: np.ndarray, x: float, y: float):
+def _nearest(tracks: pd.DataFrame, mask: np.ndarray, x: float, y: float,
+             columns: tuple[str, str] = (PC1, PC2)):
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
-    dx = tracks[PC1].to_numpy()[rows] - np.float32(x)
-    dy = tracks[PC2].to_numpy()[rows] - np.float32(y)
+    dx = tracks[columns[0]].to_numpy()[rows] - np.float32(x)
+    dy = tracks[columns[1]].to_numpy()[rows] - np.float32(y)
     distance = dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2
     best = int(np.argmin(distance))
     return float(distance[best]), tracks.iloc[[rows[best]]]
