@@ -259,6 +259,23 @@ def test_search_picks_a_song_and_lists_its_nearest_as_numpy_does(page, app_run):
     assert page.get_by_text(f"Artist: {artist}").count() >= 1 and page.errors == []
 
 
+def playlist_by_hand(run: Path) -> list[str]:
+    """The default playlist of cluster 0, walked by hand over a numpy brute force: cosine to
+    the centre at least 0.8, best first (ties by id), at most 2 a artist, 30 tracks."""
+    tracks, z, model = _standardised(run)
+    similarity = _cosine(z, np.asarray(model["centers"][0]))
+    ok = (tracks["cluster"].to_numpy() == 0) & (similarity >= 0.8)
+    order = np.flatnonzero(ok)[np.lexsort((tracks["track_id"].to_numpy()[ok],
+                                           -similarity[ok]))]
+    expected, per_artist = [], {}
+    for i in order:
+        artist = tracks["artist_name"].iat[i]
+        if per_artist.get(artist, 0) < 2 and len(expected) < 30:
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            expected.append(tracks["track_id"].iat[i])
+    return expected
+
+
 def test_a_playlist_keeps_its_rules_and_downloads_as_the_brute_force_walk(page, app_run):
     page.locator(".bk-tab", has_text="Playlist").first.click()
     page.get_by_role("button", name="Generate the playlist").click()
@@ -267,17 +284,7 @@ def test_a_playlist_keeps_its_rules_and_downloads_as_the_brute_force_walk(page, 
     with page.expect_download(timeout=30_000) as download:
         page.get_by_text("Download the playlist (CSV)").click()
     got = pd.read_csv(download.value.path())
-    tracks, z, model = _standardised(app_run)
-    similarity = _cosine(z, np.asarray(model["centers"][0]))
-    ok = (tracks["cluster"].to_numpy() == 0) & (similarity >= 0.8)
-    order = np.flatnonzero(ok)[np.lexsort((tracks["track_id"].to_numpy()[ok],
-                                           -similarity[ok]))]
-    expected, per_artist = [], {}
-    for i in order:  # the rules by hand: best first, at most 2 a artist, 30 tracks
-        artist = tracks["artist_name"].iat[i]
-        if per_artist.get(artist, 0) < 2 and len(expected) < 30:
-            per_artist[artist] = per_artist.get(artist, 0) + 1
-            expected.append(tracks["track_id"].iat[i])
+    expected = playlist_by_hand(app_run)
     assert got["track_id"].tolist() == expected and len(expected) > 0
     assert got["artist_name"].value_counts().max() <= 2
     assert (got["similarity"] >= 0.8).all() and got["similarity"].is_monotonic_decreasing

@@ -20,6 +20,7 @@ from test_app import (
     _cosine,
     _standardised,
     free_port,
+    playlist_by_hand,
     shown_count,
     wait_for_count,
 )
@@ -193,17 +194,7 @@ def test_a_cluster_playlist_downloads_as_the_brute_force_walk(page, cluster_run)
     with page.expect_download(timeout=60_000) as download:
         page.get_by_text("Download the playlist (CSV)").click()
     got = pd.read_csv(download.value.path())
-    tracks, z, model = _standardised(cluster_run)
-    similarity = _cosine(z, np.asarray(model["centers"][0]))
-    ok = (tracks["cluster"].to_numpy() == 0) & (similarity >= 0.8)
-    order = np.flatnonzero(ok)[np.lexsort((tracks["track_id"].to_numpy()[ok],
-                                           -similarity[ok]))]
-    expected, per_artist = [], {}
-    for i in order:  # the default rules by hand: best first, 2 a artist, 30 tracks
-        artist = tracks["artist_name"].iat[i]
-        if per_artist.get(artist, 0) < 2 and len(expected) < 30:
-            per_artist[artist] = per_artist.get(artist, 0) + 1
-            expected.append(tracks["track_id"].iat[i])
+    expected = playlist_by_hand(cluster_run)
     assert got["track_id"].tolist() == expected and len(expected) > 0
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_app import free_port
 
 from conftest import blob_tracks, run_job, write_catalog
 
@@ -49,12 +49,6 @@ TO_DATA = """([px, py]) => {
   const v = window.mapView, rect = v.canvas_view.el.getBoundingClientRect();
   return [v.frame.x_scale.invert(px - rect.left), v.frame.y_scale.invert(py - rect.top)];
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
