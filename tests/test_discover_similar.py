@@ -129,6 +129,27 @@ def test_ties_are_broken_by_track_id():
     assert got["track_id"].tolist() == ["e", "d"]
 
 
+def test_ties_across_partitions_are_broken_by_track_id(client, tmp_path):
+    # 40 tracks share one sound under shuffled ids, spread over 4 partitions: the 12 nearest of
+    # one of them are 12 of the other 39, all at the same score, so only the ids order them.
+    frame = blob_tracks(2_000, seed=5)
+    rng = np.random.default_rng(5)
+    twins = rng.choice(len(frame), size=40, replace=False)
+    features = list(FEATURES)
+    frame.loc[frame.index[twins], features] = frame.loc[frame.index[twins[0]], features].to_numpy()
+    catalog = write_catalog(frame.sample(frac=1, random_state=5), tmp_path / "catalog", parts=4)
+    run_job(tmp_path / "run", f"input={catalog}", "k=4")
+    X, ids, _ = reference_matrix(tmp_path / "run")
+    query = frame["track_id"].iloc[twins[7]]
+    row = int(np.flatnonzero(ids == query)[0])
+    for metric in ("cosine", "euclidean"):
+        _, table = similar_tracks(str(tmp_path / "run"), query, n=12, metric=metric)
+        expected, _ = brute_force(X, ids, X[row], 12, metric, exclude=query, decimals=9)
+        twin_ids = set(frame["track_id"].iloc[twins])
+        assert set(expected) <= twin_ids  # the reference's answer is all ties
+        assert table["track_id"].tolist() == expected == sorted(twin_ids - {query})[:12]
+
+
 def test_unknown_track_is_an_error(run, client):
     with pytest.raises(InputError, match="unknown track id 'nope'"):
         similar_tracks(str(run[0]), "nope")

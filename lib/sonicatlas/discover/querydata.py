@@ -252,6 +252,13 @@ def read_vectors(run: QueryRun, part: str) -> np.ndarray:
     return out
 
 
+def read_columns(run: QueryRun, part: str) -> tuple[np.ndarray, ...]:
+    """One partition's standardised features as float32 columns, as Arrow read them (no copy)."""
+    table = pq.read_table(run.query_file(part), columns=list(run.features),
+                          filesystem=run.fs)
+    return tuple(table.column(name).to_numpy() for name in run.features)
+
+
 def read_ids(run: QueryRun, part: str) -> pa.Array:
     """One partition's track ids, as one Arrow string array."""
     table = pq.read_table(run.query_file(part), columns=[TRACK_ID], filesystem=run.fs)
@@ -362,17 +369,28 @@ def _rows_at(run: QueryRun, part: str, rows: list[int], columns: list[str]) -> p
 def with_metadata(run: QueryRun, hits: pd.DataFrame) -> pd.DataFrame:
     """``hits`` joined to the metadata of its tracks, in ``hits``' order.
 
-    ``hits`` has ``track_id``, ``part`` and ``position`` (the row in that part); they are
-    checked against ``assignments/`` and the last two dropped.
+    ``hits`` has ``part`` and ``position`` (the row in that part), which locate each track and
+    are dropped; ``track_id`` is taken from ``assignments/`` where ``hits`` has none, and
+    checked against it where it has.
     """
     rows_by_part = {part: group["position"].astype(np.int64).tolist()
                     for part, group in hits.groupby("part", sort=False)}
-    rows = track_rows(run, rows_by_part).drop_duplicates(TRACK_ID)
-    base = hits.drop(columns=["part", "position"]).copy()
-    base[TRACK_ID] = base[TRACK_ID].astype("string")
-    missing = ~base[TRACK_ID].isin(rows[TRACK_ID])
-    if missing.any():
-        raise InputError(f"{run.url}: query/ and assignments/ hold different rows (no "
-                         f"{base[TRACK_ID][missing].iloc[0]!r}); re-run {MAKE_RUN}")
-    drop = [c for c in rows.columns if c in base.columns and c != TRACK_ID]
-    return base.drop(columns=drop).merge(rows, on=TRACK_ID, how="left", sort=False)
+    rows = track_rows(run, rows_by_part)
+    rows.insert(0, "position", np.array([p for rows_ in rows_by_part.values() for p in rows_],
+                                        dtype=np.int64))
+    rows.insert(0, "part", pd.Series([part for part, rows_ in rows_by_part.items()
+                                      for _ in rows_], dtype=object))
+    rows = rows.drop_duplicates(["part", "position"])
+    base = hits.reset_index(drop=True).astype({"part": object, "position": np.int64})
+    given = base.pop(TRACK_ID) if TRACK_ID in base.columns else None
+    drop = [c for c in rows.columns if c in base.columns and c not in ("part", "position")]
+    out = base.drop(columns=drop).merge(rows, on=["part", "position"], how="left", sort=False)
+    if given is not None and given.notna().any():
+        wrong = given.notna() & (given.astype("string") != out[TRACK_ID]).fillna(True)
+        if wrong.any():
+            first = wrong.to_numpy().argmax()
+            raise InputError(f"{run.url}: query/ and assignments/ hold different rows (no "
+                             f"{given.iloc[first]!r} in assignments/{base['part'].iloc[first]}); "
+                             f"re-run {MAKE_RUN}")
+    columns = [TRACK_ID, *(c for c in out.columns if c not in (TRACK_ID, "part", "position"))]
+    return out[columns]

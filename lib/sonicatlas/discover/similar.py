@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sonicatlas.contract import CLUSTER, TRACK_ID
+from sonicatlas.discover.kernels import column_scores
 from sonicatlas.discover.querydata import (
     QueryRun,
     open_query_run,
     read_assigned,
+    read_columns,
     read_ids,
     read_vectors,
     with_metadata,
@@ -31,27 +33,6 @@ from sonicatlas.errors import InputError
 METRICS = ("cosine", "euclidean")
 #: the score column of each metric: higher is closer for cosine, lower for euclidean
 SCORE = {"cosine": "similarity", "euclidean": "distance"}
-
-
-#: rows scored at a time: a block's float64 columns stay in cache between the feature passes
-BLOCK = 1 << 15
-
-
-def _score_block(block: np.ndarray, q: np.ndarray, cosine: bool) -> np.ndarray:
-    # Feature by feature over the rows, in float64: a row's score is the same sequence of
-    # operations wherever the row lies (no BLAS reordering), so partitions agree exactly.
-    columns = np.asfortranarray(block, dtype=np.float64).T
-    if cosine:
-        dot, xx = columns[0] * q[0], columns[0] * columns[0]
-        for j in range(1, len(q)):
-            dot += columns[j] * q[j]
-            xx += columns[j] * columns[j]
-        norm = np.sqrt(xx * float(q @ q))
-        return np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)
-    total = (columns[0] - q[0]) ** 2
-    for j in range(1, len(q)):
-        total += (columns[j] - q[j]) ** 2
-    return np.sqrt(total)
 
 
 def check_metric(metric: str) -> str:
@@ -81,11 +62,8 @@ def scores(vectors: np.ndarray, query_vector: np.ndarray, metric: str = "cosine"
     q = np.asarray(query_vector, dtype=np.float64).ravel()
     if X.ndim != 2 or X.shape[1] != len(q):
         raise ValueError(f"vectors of shape {X.shape} and a query of {len(q)} features")
-    cosine = check_metric(metric) == "cosine"
-    out = np.empty(len(X), dtype=np.float64)
-    for start in range(0, len(X), BLOCK):
-        out[start:start + BLOCK] = _score_block(X[start:start + BLOCK], q, cosine)
-    return out
+    return column_scores(tuple(X[:, j] for j in range(X.shape[1])), q,
+                         check_metric(metric) == "cosine")
 
 
 def _take(ids, positions: np.ndarray) -> np.ndarray:
@@ -190,43 +168,72 @@ def _find_in_part(run: QueryRun, part: str, track_id: str) -> QueryTrack | None:
 
 
 def partition_top(run: QueryRun, part: str, query_vector: np.ndarray, n: int, metric: str,
-                  exclude: str | None = None, cluster: int | None = None) -> pd.DataFrame:
-    """One partition's top ``n`` (``position``, ``track_id``, score, ``part``); runs on a
-    worker.
+                  exclude_row: int | None = None, cluster: int | None = None) -> pd.DataFrame:
+    """One partition's candidates for the top ``n``: ``part``, ``position`` and the score;
+    runs on a worker.
 
-    The ``cluster`` column beside it is read only to keep one cluster's tracks.
+    The candidates are the rows whose score is the n-th best or better, so ties at the n-th
+    are all kept: the order among tied rows needs their track ids, which are read afterwards
+    for the few candidates only, not for every row. ``exclude_row`` (the query track's row in
+    this part) is left out; the ``cluster`` column is read only to keep one cluster's tracks.
     """
-    vectors = read_vectors(run, part)
-    mask = None
+    columns = read_columns(run, part)
+    values = column_scores(columns, query_vector, check_metric(metric) == "cosine")
+    keys = -values if metric == "cosine" else values.copy()
     if cluster is not None:
         clusters = read_assigned(run, part, [CLUSTER])[CLUSTER].to_numpy()
-        if len(clusters) != len(vectors):
+        if len(clusters) != len(values):
             raise InputError(f"{run.url}: query/{part} and assignments/{part} hold different "
                              "rows; re-run `sonicatlas run cluster-tracks`")
-        mask = clusters == cluster
-    top = similar_to(vectors, read_ids(run, part), query_vector, n, metric, exclude, mask)
-    top["part"] = part
-    return top
+        keys[clusters != cluster] = np.inf
+    if exclude_row is not None:
+        keys[exclude_row] = np.inf
+    positions = _at_most_nth(keys, n)
+    return pd.DataFrame({"part": part, "position": positions,
+                         SCORE[metric]: values[positions]})
 
 
-def merge_top(tops: list[pd.DataFrame], n: int, metric: str) -> pd.DataFrame:
-    """The best ``n`` of the partitions' tops, by the same order (score, then track_id)."""
-    frame = pd.concat(tops, ignore_index=True)
-    score = SCORE[metric]
-    key = -frame[score].to_numpy() if metric == "cosine" else frame[score].to_numpy()
-    order = np.lexsort((frame[TRACK_ID].astype(str).to_numpy(), key))[:n]
-    out = frame.iloc[order].reset_index(drop=True)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out
+def _at_most_nth(keys: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the finite ``keys`` no worse than the n-th smallest, ties included."""
+    finite = np.flatnonzero(np.isfinite(keys))
+    if n <= 0 or len(finite) == 0:
+        return np.empty(0, dtype=np.int64)
+    pool = keys[finite]
+    if len(pool) <= n:
+        return finite
+    return finite[pool <= np.partition(pool, n - 1)[n - 1]]
 
 
 def top_in_run(run: QueryRun, query_vector: np.ndarray, n: int, metric: str,
-               exclude: str | None = None, cluster: int | None = None) -> pd.DataFrame:
-    """Exact top ``n`` over every partition of a run: a task per partition, one merge."""
+               exclude: QueryTrack | None = None, cluster: int | None = None) -> pd.DataFrame:
+    """Exact top ``n`` over every partition of a run, with the tracks' metadata.
+
+    A task per partition scores its rows and keeps its candidates (:func:`partition_top`); the
+    client keeps the candidates no worse than the n-th best of them all, reads their ids and
+    metadata from the parts that hold them, and orders them by (score, track_id). The answer
+    is exact: every row of the global top n is a candidate of its own partition.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank``, ``track_id``, the score, ``cluster``, ``cluster_name`` and the carried
+        metadata, best first.
+    """
     task = dask.delayed(partition_top, pure=True)
-    tops = dask.compute(*(task(run, part, query_vector, n, metric, exclude, cluster)
+    tops = dask.compute(*(task(run, part, query_vector, n, metric,
+                               exclude.row if exclude is not None and exclude.part == part
+                               else None, cluster)
                           for part in run.parts))
-    return merge_top(list(tops), n, metric)
+    score = SCORE[metric]
+    frame = pd.concat(tops, ignore_index=True)
+    keys = -frame[score].to_numpy() if metric == "cosine" else frame[score].to_numpy()
+    frame = frame.iloc[_at_most_nth(keys, n)].reset_index(drop=True)
+    table = with_metadata(run, frame)
+    keys = -table[score].to_numpy() if metric == "cosine" else table[score].to_numpy()
+    order = np.lexsort((table[TRACK_ID].astype(str).to_numpy(), keys))[:n]
+    out = table.iloc[order].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
 
 
 def similar_tracks(run: QueryRun | str, track_id: str, n: int = 10, metric: str = "cosine",
@@ -262,9 +269,8 @@ def similar_tracks(run: QueryRun | str, track_id: str, n: int = 10, metric: str 
     query = find_track(run, track_id)
     if query is None:
         raise InputError(f"unknown track id {track_id!r} in {run.url}")
-    top = top_in_run(run, query.vector, n, metric, exclude=query.track_id,
-                     cluster=query.cluster if same_cluster else None)
-    return query, with_metadata(run, top)
+    return query, top_in_run(run, query.vector, n, metric, exclude=query,
+                             cluster=query.cluster if same_cluster else None)
 
 
 def check_count(n: int, option: str, most: int = 500) -> int:
