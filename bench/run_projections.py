@@ -1,14 +1,15 @@
 """What each map projection adds to a cluster-tracks run, beside a default run (PCA only).
 
     python bench/run_projections.py --rows 1_000_000 [--sample 100_000] \
-        [--projections pca ica umap tsne] [--data-dir /tmp/sonicatlas-bench]
+        [--projections pca ica umap tsne] [--data-dir /tmp/sonicatlas-bench] [--label NAME]
 
 Makes once (cached in --data-dir) a synthetic catalog of --rows tracks in partitions of
 125k rows, then runs ``sonicatlas run cluster-tracks`` (k=6, two worker processes) in a child
 process once with the defaults (``projections: [pca]``) and once per other projection
 (``projections: [pca, <name>]``, ``projection_sample: --sample``), in that order, recording
 the wall time, every stage's seconds and the peak summed RSS. Writes
-bench/results/<date>-projections-<rows>.json after each run. See docs/benchmarks.md.
+bench/results/<date>-projections-<rows>[-<label>].json after each run. See
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -67,12 +68,16 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=100_000)
     parser.add_argument("--projections", nargs="+", default=["pca", "ica", "umap", "tsne"])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
+    parser.add_argument("--label", default="",
+                        help="appended to the record's name, so that a run of some projections "
+                             "keeps an earlier record of the others")
     args = parser.parse_args()
     catalog = ensure_catalog(args.data_dir, args.rows)
     record = {"when": dt.datetime.now(dt.UTC).isoformat(), "machine": machine(),
               "code": code_version(), "rows": args.rows, "projection_sample": args.sample,
               "catalog": str(catalog), "runs": []}
-    out_file = RESULTS / f"{dt.date.today()}-projections-{args.rows}.json"
+    label = f"-{args.label}" if args.label else ""
+    out_file = RESULTS / f"{dt.date.today()}-projections-{args.rows}{label}.json"
     for name in args.projections:
         projections = ["pca"] if name == "pca" else ["pca", name]
         result = run_job(catalog, args.data_dir / f"projections-run-{name}", projections,

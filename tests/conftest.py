@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sonicatlas.contract import FEATURES, VALID_RANGES
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+CHROMIUM = Path("/usr/bin/chromium")
 
 # Features of the k blob centers live in the middle of each feature's valid range.
 _SPAN = {name: (r.low if np.isfinite(r.low) else 0.0, r.high if np.isfinite(r.high) else 1.0)
@@ -96,3 +97,23 @@ def sklearn_reference(frame: pd.DataFrame, k: int):
     scaled = StandardScaler().fit_transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
     kmeans = SklearnKMeans(k, n_init=10, random_state=0).fit(scaled)
     return kmeans.inertia_, SklearnPCA().fit(scaled).explained_variance_ratio_
+
+
+def open_report(playwright, report: Path, errors: list, outside: list):
+    """Open a report in headless Chromium once its Bokeh document is idle.
+
+    Console errors go to ``errors`` and any request that leaves the file (the page must work
+    offline) to ``outside``. Returns the browser (close it) and the page.
+    """
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update"])
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: r.url.startswith(("file:", "data:")) or outside.append(r.url))
+    page.goto(report.as_uri())
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length === 1"
+                           " && Bokeh.documents[0].is_idle", timeout=30_000)
+    return browser, page

@@ -18,7 +18,7 @@ from sonicatlas.errors import ConfigError
 from sonicatlas.modeling.model import ClusterModel
 from sonicatlas.modeling.projections import extra_projections, project_tracks
 from sonicatlas.modeling.stratified import stratified_sample
-from tests.conftest import blob_tracks, run_job, write_catalog
+from tests.conftest import CHROMIUM, blob_tracks, open_report, run_job, write_catalog
 
 #: rows per cluster: one large, two middling, one tiny
 SIZES = {0: 6_000, 1: 1_500, 2: 400, 3: 25}
@@ -174,3 +174,30 @@ def test_a_run_with_every_projection_writes_the_columns_maps_and_plain_model(tmp
     report = (run / "report.html").read_text()
     for name, title in (("ica", "ICA"), ("umap", "UMAP"), ("tsne", "t-SNE")):
         assert f'id="cluster-map-{name}" alt="Tracks by cluster on {title} 1 x {title} 2"' in report
+    _maps_are_drawn_in_chromium(run)
+
+
+SHOWN_MAP = """id => { const img = document.getElementById(id); img.scrollIntoView();
+  const r = img.getBoundingClientRect();
+  return [img.complete, img.naturalWidth, img.naturalHeight, r.width > 0 && r.height > 0]; }"""
+
+
+def _maps_are_drawn_in_chromium(run):
+    """Every projection's map decodes in the browser at the PNG's own size, offline."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    errors, outside, shown = [], [], {}
+    with sync_api.sync_playwright() as playwright:
+        browser, page = open_report(playwright, run / "report.html", errors, outside)
+        try:
+            for name in ("pca", "ica", "umap", "tsne"):
+                element = "cluster-map" if name == "pca" else f"cluster-map-{name}"
+                shown[name] = page.evaluate(SHOWN_MAP, element)
+        finally:
+            browser.close()
+    assert errors == [] and outside == []
+    for name, (complete, width, height, visible) in shown.items():
+        png = run / "maps" / ("clusters.png" if name == "pca" else f"clusters_{name}.png")
+        with Image.open(png) as image:
+            assert (complete, width, height, visible) == (True, *image.size, True), name

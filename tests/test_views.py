@@ -3,8 +3,6 @@ against scikit-learn, SciPy and pandas on the run's own files, and drawn in Chro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,14 +12,13 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import silhouette_samples
 
-from conftest import blob_tracks, read_table, run_job, write_catalog
+from conftest import CHROMIUM, blob_tracks, open_report, read_table, run_job, write_catalog
 from sonicatlas.contract import FEATURES
 from sonicatlas.estimators.sampled import Agglomerative
 from sonicatlas.estimators.tree import tree_top
 from sonicatlas.summaries.silhouette import silhouettes
 from sonicatlas.visual.silhouette import labelling, silhouette_chart
 
-CHROMIUM = Path("/usr/bin/chromium")
 K, ROWS, SILHOUETTE_ROWS = 3, 2_000, 1_500
 METHODS = ("agglomerative", "dbscan")
 
@@ -185,21 +182,6 @@ def test_dendrogram_is_wards_tree_of_the_agglomerative_sample(run, tracks):
         assert set(reference[groups == group]) == {leaf.cluster}
 
 
-def _open_report(playwright, report: Path, errors: list, outside: list):
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update"])
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: r.url.startswith(("file:", "data:")) or outside.append(r.url))
-    page.goto(report.as_uri())
-    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length === 1"
-                           " && Bokeh.documents[0].is_idle", timeout=30_000)
-    return browser, page
-
-
 SHOWN_SIZES = """() => {
   const tabs = Bokeh.documents[0].get_model_by_name("methods");
   const title = tabs.tabs[tabs.active].title;
@@ -215,7 +197,7 @@ def test_report_shows_silhouette_methods_and_dendrogram_and_switches(run, tracks
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     errors, outside, shown, visible = [], [], {}, {}
     with sync_api.sync_playwright() as playwright:
-        browser, page = _open_report(playwright, run / "report.html", errors, outside)
+        browser, page = open_report(playwright, run / "report.html", errors, outside)
         try:
             drawn = {name: page.locator(f'[data-chart="{name}"] .bk-Canvas').count()
                      for name in ("silhouette", "methods", "dendrogram")}
