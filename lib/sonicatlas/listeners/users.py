@@ -8,20 +8,22 @@ Everything stays distributed; the plan for ``user_features`` is
    Listens already checked by :func:`~sonicatlas.listeners.checks.check_listens` with the same
    lookup carry their track's row and are not looked up again.
 2. **pre-aggregate** each partition per user with ``np.bincount`` on user codes: play
-   weights, weighted feature sums and per-cluster / per-UTC-hour / per-weekday weights (the
-   one-hot sums, without building one-hot columns), the last play; plus the distinct
-   (user, UTC date) pairs and the (user, artist code) weights.
-3. **shuffle** each of those three partial frames on ``user_id`` into ``split_out``
-   partitions. This is what ``groupby(..., split_out=n)`` does; done by hand, the three share
-   one hash partitioning, so every user's rows meet in the same partition number.
-4. **finish** per partition (blockwise, no further shuffle): sum the partials per user, count
-   distinct dates, sum the (user, artist) weights and take their entropy, divide by ``plays``.
+   weights, weighted feature sums and the last play (one row per user); and the play weights
+   of each distinct (user, UTC date, UTC hour, artist code, cluster) of the partition (one row
+   per such event, five narrow columns), from which every share and count is summed later.
+3. **shuffle** both partial frames on ``user_id`` into ``split_out`` partitions. This is what
+   ``groupby(..., split_out=n)`` does; done by hand, the two share one hash partitioning, so
+   every user's rows meet in the same partition number.
+4. **finish** per partition (blockwise, no further shuffle): sum the partials per user; from
+   the events, count distinct dates and sum the weights per (user, hour), (user, weekday of
+   the date), (user, cluster) and (user, artist), take the entropies, divide by ``plays``.
 
-Cost: only the partials cross the network, at most one row per (user, partition) for the
-sums, per (user, date, partition) for the days and per (user, artist, partition) for artists.
-The artist one is the largest: a user with wide taste contributes one row per artist per
-partition (three narrow columns, the artist an int32 code). Skip it by giving a catalog
-without ``artist_name``.
+Cost: only the partials cross the network: at most one row per (user, partition) for the
+sums (13 numbers) and one per (user, date, hour, artist, cluster, partition) for the events
+(a few narrow integers and a weight). A partition of a log holds most of its users once or
+twice, so the partials have nearly as many rows as the log: what keeps them small is their
+width, so the per-user shares are never shuffled as dense rows of 24 hours, 7 weekdays and
+k clusters, mostly zeros.
 
 Entropies are Shannon entropies in nats, ``-sum(p * ln p)`` with ``0 ln 0 = 0``.
 ``cluster_entropy`` is over the ``share_cluster_*`` of a user; ``artist_entropy`` over the
@@ -47,6 +49,7 @@ __all__ = ["feature_columns", "user_features"]
 _WEIGHT = "_w"
 _LAST = "_last"
 _DAY = "_day"
+_HOUR = "_hour"
 _US_PER_HOUR = 3_600_000_000
 _US_PER_DAY = 24 * _US_PER_HOUR
 
@@ -73,11 +76,9 @@ def feature_columns(n_clusters: int, features: tuple[str, ...] = FEATURES) -> li
             *(f"weekday_{d}" for d in range(7))]
 
 
-def _sum_columns(n_clusters: int, features: tuple[str, ...]) -> list[str]:
+def _sum_columns(features: tuple[str, ...]) -> list[str]:
     # Per-user partial sums; the weighted sums take their final names once divided by plays.
-    return ["plays", *(f"mean_{f}" for f in features),
-            *(f"share_cluster_{c}" for c in range(n_clusters)),
-            *(f"hour_{h}" for h in range(24)), *(f"weekday_{d}" for d in range(7))]
+    return ["plays", *(f"mean_{f}" for f in features)]
 
 
 # -- per joined partition ---------------------------------------------------------------------
@@ -86,68 +87,71 @@ def _timestamps_us(ts: pd.Series) -> np.ndarray:
     return ts.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
-def _user_sums(frame: pd.DataFrame, n_clusters: int, features: tuple[str, ...]) -> pd.DataFrame:
+def _user_sums(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
     codes, users = pd.factorize(frame[USER_ID])
     n = len(users)
     w = frame[_WEIGHT].to_numpy(dtype=np.float64)
-    us = _timestamps_us(frame[TS])
-    hour = (us // _US_PER_HOUR) % 24
-    weekday = (us // _US_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
 
     def per_user(values: np.ndarray) -> np.ndarray:
         return np.bincount(codes, weights=values, minlength=n)
 
-    def one_hot(category: np.ndarray, width: int) -> np.ndarray:
-        # Weight of each (user, category): the sum of one-hot columns, as one bincount.
-        return np.bincount(codes * width + category, weights=w,
-                           minlength=n * width).reshape(n, width)
-
     columns = {USER_ID: pd.array(users, dtype="string"), "plays": per_user(w)}
     for f in features:
         columns[f"mean_{f}"] = per_user(w * frame[f].to_numpy(dtype=np.float64))
-    cluster = frame[CLUSTER].to_numpy(dtype=np.float64, na_value=np.nan)
-    # Unassigned tracks (noise -1, missing, out of range) count in plays but in no share.
-    assigned = (cluster >= 0) & (cluster < n_clusters)
-    by_cluster = np.bincount(codes[assigned] * n_clusters + cluster[assigned].astype(np.int64),
-                             weights=w[assigned], minlength=n * n_clusters)
-    columns.update({f"share_cluster_{c}": col
-                    for c, col in enumerate(by_cluster.reshape(n, n_clusters).T)})
-    columns.update({f"hour_{h}": col for h, col in enumerate(one_hot(hour, 24).T)})
-    columns.update({f"weekday_{d}": col for d, col in enumerate(one_hot(weekday, 7).T)})
     last = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last, codes, us)
+    np.maximum.at(last, codes, _timestamps_us(frame[TS]))
     columns[_LAST] = last
     return pd.DataFrame(columns)
 
 
-def _pairs(users: pd.Series, values: np.ndarray, weights: np.ndarray | None = None
-           ) -> pd.DataFrame:
-    """Distinct (user, integer value) pairs, with their summed ``weights`` if given.
+#: the integer columns of an event, and their dtypes
+_EVENT = {_DAY: np.int32, _HOUR: np.int8, ARTIST: np.int32, CLUSTER: np.int16}
 
-    The pairs are found as one int64 key each (user code x span + value), not by hashing
-    strings: ~3x faster than a groupby on (user_id, value).
+
+def _user_events(frame: pd.DataFrame, n_clusters: int) -> pd.DataFrame:
+    """The summed play weight of each distinct (user, date, hour, artist, cluster).
+
+    Artist -1 is none (or no artists in the catalog); cluster -1 is unassigned (noise, missing
+    or outside ``0..n_clusters-1``): such plays count in ``plays`` and in no share.
     """
-    codes, names = pd.factorize(users)
-    low = values.min() if len(values) else 0
-    span = np.int64(values.max() - low + 1) if len(values) else np.int64(1)
-    keys = codes.astype(np.int64) * span + (values - low)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    out = {USER_ID: names.take(unique // span).array, "_value": unique % span + low}
-    if weights is not None:
-        out[_WEIGHT] = np.bincount(inverse, weights=weights, minlength=len(unique))
+    us = _timestamps_us(frame[TS])
+    cluster = frame[CLUSTER].to_numpy(dtype=np.float64, na_value=np.nan)
+    assigned = (cluster >= 0) & (cluster < n_clusters)
+    values = {_DAY: us // _US_PER_DAY, _HOUR: (us // _US_PER_HOUR) % 24,
+              ARTIST: (frame[ARTIST].to_numpy(dtype=np.int64) if ARTIST in frame.columns
+                       else np.full(len(frame), -1, dtype=np.int64)),
+              CLUSTER: np.where(assigned, np.nan_to_num(cluster, nan=-1), -1).astype(np.int64)}
+    codes, users = pd.factorize(frame[USER_ID])
+    unique, inverse = _distinct_rows([codes.astype(np.int64), *values.values()])
+    out = {USER_ID: users.take(unique[0]).array}
+    for (name, dtype), column in zip(_EVENT.items(), unique[1:], strict=True):
+        out[name] = column.astype(dtype)
+    out[_WEIGHT] = np.bincount(inverse, weights=frame[_WEIGHT].to_numpy(dtype=np.float64),
+                               minlength=len(unique[0]))
     return pd.DataFrame(out)
 
 
-def _user_days(frame: pd.DataFrame) -> pd.DataFrame:
-    day = _timestamps_us(frame[TS]) // _US_PER_DAY
-    return _pairs(frame[USER_ID], day).rename(columns={"_value": _DAY})
-
-
-def _user_artists(frame: pd.DataFrame) -> pd.DataFrame:
-    # Artists as the lookup's integer codes (-1: none), paired as numbers, not names.
-    known = frame[frame[ARTIST].to_numpy() >= 0]
-    return _pairs(known[USER_ID], known[ARTIST].to_numpy(dtype=np.int64),
-                  known[_WEIGHT].to_numpy()).rename(columns={"_value": ARTIST})
+def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of int64 ``columns`` (each row's values as one mixed-radix key),
+    and each row's index among them."""
+    if not len(columns[0]):
+        return [c[:0] for c in columns], np.empty(0, dtype=np.int64)
+    lows = [c.min() for c in columns]
+    spans = [int(c.max()) - int(low) + 1 for c, low in zip(columns, lows, strict=True)]
+    if np.prod([float(s) for s in spans]) >= 2.0 ** 62:  # too wide for one key: pandas
+        frame = pd.DataFrame(dict(enumerate(columns)))
+        inverse, distinct = pd.MultiIndex.from_frame(frame).factorize()
+        return [distinct.get_level_values(i).to_numpy(np.int64) for i in range(len(columns))
+                ], inverse.astype(np.int64)
+    keys = np.zeros(len(columns[0]), dtype=np.int64)
+    for column, low, span in zip(columns, lows, spans, strict=True):
+        keys = keys * span + (column - low)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    out = []
+    for low, span in zip(reversed(lows), reversed(spans), strict=True):
+        out.append(unique % span + low)
+        unique = unique // span
+    return out[::-1], inverse
 
 
 # -- per user partition (after the shuffle) ---------------------------------------------------
@@ -158,32 +162,49 @@ def _entropy(shares: np.ndarray, axis: int = -1) -> np.ndarray:
     return terms.sum(axis=axis)
 
 
-def _finish(sums: pd.DataFrame, days: pd.DataFrame, artists: pd.DataFrame | None = None, *,
-            n_clusters: int, features: tuple[str, ...]) -> pd.DataFrame:
-    names = _sum_columns(n_clusters, features)
+def _finish(sums: pd.DataFrame, events: pd.DataFrame, *, n_clusters: int,
+            features: tuple[str, ...], has_artist: bool) -> pd.DataFrame:
+    names = _sum_columns(features)
     totals = sums.groupby(USER_ID, sort=False).agg({**dict.fromkeys(names, "sum"),
                                                     _LAST: "max"})
     out = totals[names].div(totals["plays"], axis=0)
     out["plays"] = totals["plays"]
-    distinct = _pairs(days[USER_ID], days[_DAY].to_numpy(dtype=np.int64))
-    out["active_days"] = distinct.groupby(USER_ID, sort=False).size() \
-        .reindex(out.index).astype(np.float64)
+    codes = pd.Index(totals.index).get_indexer(events[USER_ID])
+    n = len(totals)
+    w = events[_WEIGHT].to_numpy(dtype=np.float64)
+    day = events[_DAY].to_numpy(dtype=np.int64)
+    plays = totals["plays"].to_numpy()[:, None]
+
+    def shares(category: np.ndarray, width: int, keep=slice(None)) -> np.ndarray:
+        weights = np.bincount(codes[keep] * width + category[keep], weights=w[keep],
+                              minlength=n * width)
+        return weights.reshape(n, width) / plays
+
+    cluster = events[CLUSTER].to_numpy(dtype=np.int64)
+    by_cluster = shares(np.maximum(cluster, 0), n_clusters, cluster >= 0)
+    by_hour = shares(events[_HOUR].to_numpy(dtype=np.int64), 24)
+    by_weekday = shares((day + 3) % 7, 7)  # 1970-01-01 was a Thursday (Monday = 0)
+    values = {**{f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)},
+              **{f"hour_{h}": by_hour[:, h] for h in range(24)},
+              **{f"weekday_{d}": by_weekday[:, d] for d in range(7)}}
+    out = pd.concat([out, pd.DataFrame(values, index=out.index)], axis=1)
+    user_days, _ = _distinct_rows([codes.astype(np.int64), day])
+    out["active_days"] = np.bincount(user_days[0], minlength=n).astype(np.float64)
     out[_LAST] = totals[_LAST]
-    clusters = out[[f"share_cluster_{c}" for c in range(n_clusters)]].to_numpy()
-    assigned = clusters.sum(axis=1, keepdims=True)
+    assigned = by_cluster.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["cluster_entropy"] = np.where(assigned[:, 0] > 0, _entropy(clusters / assigned),
+        out["cluster_entropy"] = np.where(assigned[:, 0] > 0, _entropy(by_cluster / assigned),
                                           np.nan)
-    if artists is None:
-        out["artist_entropy"] = np.nan
-    else:
-        per_artist = _pairs(artists[USER_ID], artists[ARTIST].to_numpy(dtype=np.int64),
-                            artists[_WEIGHT].to_numpy(dtype=np.float64))
-        codes, names = pd.factorize(per_artist[USER_ID])
-        w = per_artist[_WEIGHT].to_numpy()
-        share = w / np.bincount(codes, weights=w, minlength=len(names))[codes]
-        entropy = np.bincount(codes, weights=-share * np.log(share), minlength=len(names))
-        out["artist_entropy"] = pd.Series(entropy, index=names).reindex(out.index)
+    out["artist_entropy"] = np.nan
+    artist = events[ARTIST].to_numpy(dtype=np.int64)
+    known = artist >= 0
+    if has_artist and known.any():
+        (user, _), inverse = _distinct_rows([codes[known].astype(np.int64), artist[known]])
+        per_pair = np.bincount(inverse, weights=w[known], minlength=len(user))
+        share = per_pair / np.bincount(user, weights=per_pair, minlength=n)[user]
+        entropy = np.bincount(user, weights=-share * np.log(share), minlength=n)
+        listened = np.bincount(user, minlength=n) > 0
+        out["artist_entropy"] = np.where(listened, entropy, np.nan)
     out["recency_days"] = np.nan  # filled in once ``now`` is known
     return out[[*feature_columns(n_clusters, features), _LAST]]
 
@@ -276,18 +297,15 @@ def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, 
     def by_user(partial: dd.DataFrame) -> dd.DataFrame:
         return partial.shuffle(on=USER_ID, npartitions=split_out)
 
-    sums = by_user(joined.map_partitions(
-        _user_sums, n_clusters, features,
-        meta=_user_sums(joined._meta, n_clusters, features)))
-    days = by_user(joined.map_partitions(_user_days, meta=_user_days(joined._meta)))
-    parts = [sums, days]
-    if has_artist:
-        parts.append(by_user(joined.map_partitions(_user_artists,
-                                                   meta=_user_artists(joined._meta))))
+    sums = by_user(joined.map_partitions(_user_sums, features,
+                                         meta=_user_sums(joined._meta, features)))
+    events = by_user(joined.map_partitions(_user_events, n_clusters,
+                                           meta=_user_events(joined._meta, n_clusters)))
     # Same key, same npartitions, same hash: partition i of each holds the same users.
-    meta = _finish(*(p._meta for p in parts), n_clusters=n_clusters, features=features)
-    out = dd.map_partitions(_finish, *parts, n_clusters=n_clusters, features=features,
-                            meta=meta, align_dataframes=False)
+    options = {"n_clusters": n_clusters, "features": features, "has_artist": has_artist}
+    meta = _finish(sums._meta, events._meta, **options)
+    out = dd.map_partitions(_finish, sums, events, **options, meta=meta,
+                            align_dataframes=False)
 
     if now is None:
         reference = out[_LAST].max()
