@@ -164,38 +164,43 @@ def _entropy(shares: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def _finish(sums: pd.DataFrame, events: pd.DataFrame, *, n_clusters: int,
             features: tuple[str, ...], has_artist: bool) -> pd.DataFrame:
-    names = _sum_columns(features)
-    totals = sums.groupby(USER_ID, sort=False).agg({**dict.fromkeys(names, "sum"),
-                                                    _LAST: "max"})
-    out = totals[names].div(totals["plays"], axis=0)
-    out["plays"] = totals["plays"]
-    codes = pd.Index(totals.index).get_indexer(events[USER_ID])
-    n = len(totals)
+    # One hash of the users of both frames gives every per-user sum as a bincount.
+    codes, users = pd.factorize(pd.concat([sums[USER_ID], events[USER_ID]],
+                                          ignore_index=True))
+    n = len(users)
+    at, codes = codes[:len(sums)], codes[len(sums):]
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(at, weights=values, minlength=n)
+
+    plays = total(sums["plays"].to_numpy(dtype=np.float64))
+    out = {f"mean_{f}": total(sums[f"mean_{f}"].to_numpy(dtype=np.float64)) / plays
+           for f in features}
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(last, at, sums[_LAST].to_numpy(dtype=np.int64))
     w = events[_WEIGHT].to_numpy(dtype=np.float64)
     day = events[_DAY].to_numpy(dtype=np.int64)
-    plays = totals["plays"].to_numpy()[:, None]
 
     def shares(category: np.ndarray, width: int, keep=slice(None)) -> np.ndarray:
         weights = np.bincount(codes[keep] * width + category[keep], weights=w[keep],
                               minlength=n * width)
-        return weights.reshape(n, width) / plays
+        return weights.reshape(n, width) / plays[:, None]
 
     cluster = events[CLUSTER].to_numpy(dtype=np.int64)
     by_cluster = shares(np.maximum(cluster, 0), n_clusters, cluster >= 0)
     by_hour = shares(events[_HOUR].to_numpy(dtype=np.int64), 24)
     by_weekday = shares((day + 3) % 7, 7)  # 1970-01-01 was a Thursday (Monday = 0)
-    values = {**{f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)},
-              **{f"hour_{h}": by_hour[:, h] for h in range(24)},
-              **{f"weekday_{d}": by_weekday[:, d] for d in range(7)}}
-    out = pd.concat([out, pd.DataFrame(values, index=out.index)], axis=1)
+    out.update({f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)})
+    out.update({f"hour_{h}": by_hour[:, h] for h in range(24)})
+    out.update({f"weekday_{d}": by_weekday[:, d] for d in range(7)})
+    out["plays"] = plays
     user_days, _ = _distinct_rows([codes.astype(np.int64), day])
     out["active_days"] = np.bincount(user_days[0], minlength=n).astype(np.float64)
-    out[_LAST] = totals[_LAST]
     assigned = by_cluster.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["cluster_entropy"] = np.where(assigned[:, 0] > 0, _entropy(by_cluster / assigned),
                                           np.nan)
-    out["artist_entropy"] = np.nan
+    out["artist_entropy"] = np.full(n, np.nan)
     artist = events[ARTIST].to_numpy(dtype=np.int64)
     known = artist >= 0
     if has_artist and known.any():
@@ -205,8 +210,16 @@ def _finish(sums: pd.DataFrame, events: pd.DataFrame, *, n_clusters: int,
         entropy = np.bincount(user, weights=-share * np.log(share), minlength=n)
         listened = np.bincount(user, minlength=n) > 0
         out["artist_entropy"] = np.where(listened, entropy, np.nan)
-    out["recency_days"] = np.nan  # filled in once ``now`` is known
-    return out[[*feature_columns(n_clusters, features), _LAST]]
+    out["recency_days"] = np.full(n, np.nan)  # filled in once ``now`` is known
+    # Written into one column-major block: the frame takes it as is, with no consolidating copy.
+    names = feature_columns(n_clusters, features)
+    block = np.empty((n, len(names)), order="F")
+    for j, name in enumerate(names):
+        block[:, j] = out[name]
+    frame = pd.DataFrame(block, columns=names, copy=False,
+                         index=pd.Index(users, name=USER_ID, dtype=sums[USER_ID].dtype))
+    frame[_LAST] = last
+    return frame
 
 
 def _recency(frame: pd.DataFrame, reference: int) -> pd.DataFrame:
