@@ -12,8 +12,9 @@ from __future__ import annotations
 from distributed import wait
 
 from sonicatlas.config import ClusterTracksConfig
-from sonicatlas.contract import CLUSTER
+from sonicatlas.contract import CLUSTER, TRACK_ID
 from sonicatlas.io import catalog, checks
+from sonicatlas.io.duplicates import POOLED
 from sonicatlas.modeling.fit import fit_model
 from sonicatlas.modeling.projections import extra_projections, project_tracks, require_packages
 from sonicatlas.runs import outputs, run_maps
@@ -44,14 +45,27 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         tracks = catalog.open_catalog(source, config.columns, config.features, client,
                                       config.storage_options)
         carry = config.carry if config.carry is not None else tracks.carried
+        reading = outputs.carry_reading(config.carry_reading, tracks.rows, client)
+    if reading == "reread":
+        echo("Carried columns: read again when the tables are written (the catalog would "
+             "fill over a third of the workers' memory; carry_reading: hold keeps them)")
     set_aside = sum(tracks.ingest_rejects_rows)
     echo(f"Input: {source} ({tracks.rows:,} rows in {len(tracks.files)} files"
          + (f", {set_aside:,} of them set aside by ingest)" if set_aside else ")"))
 
     with stage("read + validate"):
-        # one read; from here on only the accepted rows (compact) and the rejects are held
-        accepted, rejects, merged = checks.validate(catalog.read_catalog(tracks, carry),
+        # one read; from here on only the accepted rows (compact) and the rejects are held;
+        # a catalog too large to hold is read without the carried columns (bar the genres
+        # that repeated tracks pool), which the tables' writes read again
+        held = carry if reading == "hold" else tuple(c for c in carry if c in POOLED)
+        accepted, rejects, merged = checks.validate(catalog.read_catalog(tracks, held),
                                                     config.features, config.valid_ranges())
+        reread = None
+        if reading == "reread":
+            # the ids have found the repeats: the rows need only their features and place
+            accepted = accepted.drop(columns=[TRACK_ID]).persist()
+            reread = catalog.read_columns(tracks, (TRACK_ID, *(c for c in carry
+                                                               if c not in held)))
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k,
                                           merged)
@@ -81,7 +95,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
             # every other track placed by the fitted models on the workers
             scores = outputs.with_projections(scores, projected.placed).persist()
             wait(scores)
-    scored = outputs.scored_tracks(accepted, scores, config.features, carry)
+    scored = outputs.scored_tracks(accepted, scores, config.features, carry, reread)
     with stage("summaries"):
         # the map bins join the summaries' single pass over the scored tracks
         bins = raster.bin_reduction(grid, n_clusters=model.k, features=config.features)
@@ -99,7 +113,9 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         run_dir.write_table("assignments", outputs.assignments(scored, carry, clusters.methods,
                                                                extra), background=True)
         run_dir.write_table("query", outputs.query_data(scored, model), background=True)
-        run_dir.write_table("summary/rejects", outputs.rejects(rejects), background=True)
+        run_dir.write_table("summary/rejects", outputs.rejects(
+            rejects, outputs.rejects_reread(tracks, rejects, carry, held)
+            if reread is not None else None, carry), background=True)
         for name, table in summaries.items():  # the per-artist table is a dask one
             run_dir.write_table(f"summary/{name}", table, background=True)
         run_dir.write_table("summary/pca", outputs.pca_table(pca, config.features))
@@ -132,3 +148,4 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
                      storage_options=config.storage_options)
     run_dir.write_json("manifest.json", manifest)
     return summary
+

@@ -234,6 +234,12 @@ class ClusterTracksConfig(ClusteringConfig):
     carry: tuple[str, ...] | None = Field(None, description="Metadata columns carried into "
                                           "assignments; None carries every contract metadata "
                                           "column present.")
+    carry_reading: Literal["auto", "hold", "reread"] = Field(
+        "auto", description="hold: the carried columns are read with the features and held in "
+        "memory until the tables are written; reread: they are read again, partition by "
+        "partition, when the tables are written, and never held (a catalog larger than the "
+        "workers' memory then needs no spill); auto: reread when the catalog would take more "
+        "than a third of the workers' memory limits.")
     summary: SummaryConfig = SummaryConfig()
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
                              "on first use.")

@@ -195,6 +195,26 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
     """
     located = [c for c in (SOURCE_FILE, SOURCE_LINE) if c in catalog.sources and c not in carry]
     wanted = [TRACK_ID, *(c for c in catalog.sources if c in FEATURES), *carry, *located]
+    # Rows that ingest set aside come last, with its reason and detail (null elsewhere).
+    return _read_columns(catalog, wanted, (REASON, DETAIL) if catalog.ingest_rejects else (),
+                         rows_per_partition)
+
+
+def read_columns(catalog: Catalog, columns: tuple[str, ...],
+                 rows_per_partition: int = 1_000_000, partitions=None) -> dd.DataFrame:
+    """Lazy DataFrame of some contract columns, in the partitions of :func:`read_catalog`.
+
+    Partition ``i`` holds every row of partition ``i`` of :func:`read_catalog` (the rows that
+    ingest set aside included), in the same order: a row's position there (``_pos``) finds it
+    here. The job reads the carried columns this way when it writes its tables, instead of
+    holding them from the first read. ``partitions``: if given, only these partitions are
+    read; the others are empty.
+    """
+    return _read_columns(catalog, list(columns), (), rows_per_partition, partitions)
+
+
+def _read_columns(catalog: Catalog, wanted: list[str], judged: tuple[str, ...],
+                  rows_per_partition: int, partitions=None) -> dd.DataFrame:
     columns = [catalog.sources[c] for c in wanted]
     dataset = _dataset(catalog.url, catalog.files, catalog.storage_options, catalog.schema)
     # the dataset was opened on the stripped paths, so its fragments carry them as they are
@@ -203,9 +223,10 @@ def read_catalog(catalog: Catalog, carry: tuple[str, ...],
     pieces = [(fragments[_stripped(path)], row_groups, path)
               for path, groups in zip(catalog.files, catalog.row_groups, strict=True)
               for row_groups in _row_group_runs(groups, rows_per_partition)]
-    # Rows that ingest set aside come last, with its reason and detail (null elsewhere).
-    judged = (REASON, DETAIL) if catalog.ingest_rejects else ()
     pieces += [(None, wanted, path) for path in catalog.ingest_rejects]
+    if partitions is not None:
+        pieces = [piece if i in partitions else (None, None, None)
+                  for i, piece in enumerate(pieces)]
     meta = _to_pandas(_with_nulls(dataset.schema.empty_table().select(columns), judged))
     frame = dd.from_map(_read_piece, pieces, columns=columns, schema=dataset.schema,
                         judged=judged, storage_options=catalog.storage_options, meta=meta,
@@ -231,6 +252,8 @@ def _read_piece(piece, columns: list[str], schema: pa.Schema, judged: tuple[str,
                 storage_options: dict | None = None) -> pd.DataFrame:
     """One partition: a file's rows (or some of its row groups), as a pandas frame."""
     fragment, row_groups, path = piece
+    if path is None:  # a partition not asked for
+        return _to_pandas(_with_nulls(schema.empty_table().select(columns), judged))
     try:
         if fragment is None:  # ingest's rejects: text, typed here as the catalog's columns
             return _to_pandas(read_set_aside(path, row_groups, columns, schema, judged,

@@ -13,16 +13,20 @@ from dask.dataframe.utils import meta_nonempty
 
 from sonicatlas.contract import (
     CLUSTER,
+    DETAIL,
     DISTANCE,
     PC1,
     PC2,
     POSITION,
     REASON,
+    SOURCE_FILE,
+    SOURCE_LINE,
     TRACK_ID,
     method_cluster,
     projection_columns,
 )
 from sonicatlas.errors import InputError
+from sonicatlas.io.catalog import read_columns
 from sonicatlas.modeling.model import with_scores
 from sonicatlas.runs.directory import versions
 from sonicatlas.summaries.digest import iterations_said
@@ -94,14 +98,60 @@ def score_tracks(accepted: dd.DataFrame, model, labeler=None, methods: dict | No
 
 
 def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[str, ...],
-                  carry: tuple[str, ...]) -> dd.DataFrame:
+                  carry: tuple[str, ...], reread: dd.DataFrame | None = None) -> dd.DataFrame:
     """Lazy accepted rows (:func:`scored_columns`) with their scores, partition by partition.
 
     ``scores`` comes from ``accepted.map_partitions(model.score_partition)``, so partition ``i`` of
     each holds the same rows in the same order; joining them costs a column assignment.
+    ``reread`` (:func:`sonicatlas.io.catalog.read_columns`) gives the columns ``accepted``
+    does not hold: each partition reads them again and takes its rows by their ``_pos``.
     """
-    return dd.map_partitions(with_scores, accepted[scored_columns(features, carry)], scores,
+    columns = scored_columns(features, carry)
+    if reread is None:
+        return dd.map_partitions(with_scores, accepted[columns], scores,
+                                 align_dataframes=False)
+    held = [c for c in columns if c in accepted.columns]
+
+    def join(frame: pd.DataFrame, scored: pd.DataFrame, read: pd.DataFrame) -> pd.DataFrame:
+        return with_scores(with_read_rows(frame, read)[columns], scored)
+
+    meta = join(accepted._meta[[*held, POSITION]], scores._meta, reread._meta)
+    return dd.map_partitions(join, accepted[[*held, POSITION]], scores, reread, meta=meta,
                              align_dataframes=False)
+
+
+def with_read_rows(frame: pd.DataFrame, read: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one partition, with ``_pos``) beside the columns of ``read`` it lacks, taken
+    from the same partition as read again, at each row's position; ``_pos`` is dropped."""
+    rows = frame[POSITION].to_numpy() & 0xFFFFFFFF
+    if len(rows) and rows.max() >= len(read):
+        raise InputError(f"the input has {len(read):,} rows in a partition that had more when "
+                         "the run began: it changed while the job ran")
+    taken = read[[c for c in read.columns if c not in frame.columns]].iloc[rows]
+    taken.index = frame.index
+    return pd.concat([frame.drop(columns=[POSITION]), taken], axis=1)
+
+
+def carry_reading(mode: str, rows: int, client) -> str:
+    """``hold`` or ``reread`` (see the config's ``carry_reading``) for a catalog of ``rows``.
+
+    ``auto`` rereads when the rows, at :data:`HELD_BYTES_PER_ROW`, would take more than a
+    third of the workers' summed memory limits (workers without a limit count the machine's
+    memory once).
+    """
+    if mode != "auto":
+        return mode
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    if not limits or not all(limits):
+        import psutil  # a dependency of distributed
+
+        limits = [*filter(None, limits), psutil.virtual_memory().total]
+    return "reread" if rows * HELD_BYTES_PER_ROW > sum(limits) / 3 else "hold"
+
+
+#: what an accepted row holds with its carried columns, roughly (measured: 171 bytes for the
+#: generated catalog, ~280 for the real spotify_songs.csv; docs/benchmarks.md)
+HELD_BYTES_PER_ROW = 200
 
 
 def with_projections(scores: dd.DataFrame, placed: dd.DataFrame) -> dd.DataFrame:
@@ -142,14 +192,47 @@ def query_data(scored: dd.DataFrame, model) -> dd.DataFrame:
     return scored[[TRACK_ID, *names]].map_partitions(standardise, meta=meta)
 
 
-def rejects(rejected: dd.DataFrame) -> dd.DataFrame:
-    """Lazy ``summary/rejects`` table: the rows as read, the reason, and where they were."""
-    def locate(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.drop(columns=[POSITION])
+def rejects(rejected: dd.DataFrame, reread: dd.DataFrame | None = None,
+            carry: tuple[str, ...] = ()) -> dd.DataFrame:
+    """Lazy ``summary/rejects`` table: the rows as read, the reason, and where they were.
+
+    ``reread`` (:func:`sonicatlas.io.catalog.read_columns`) gives the carried columns the
+    rejected rows were not read with; the ``carry`` columns then take the place they have
+    when read with the rest.
+    """
+    def locate(frame: pd.DataFrame, read: pd.DataFrame | None = None) -> pd.DataFrame:
+        out = frame if read is None else _in_read_order(with_read_rows(frame, read),
+                                                        list(frame.columns), carry)
+        out = out.drop(columns=[POSITION], errors="ignore")
         out["partition"] = (frame[POSITION].to_numpy() >> 32).astype(np.int32)
         out["row"] = (frame[POSITION].to_numpy() & 0xFFFFFFFF).astype(np.int64)
         return out
-    return rejected.map_partitions(locate)
+    if reread is None:
+        return rejected.map_partitions(locate)
+    return dd.map_partitions(locate, rejected, reread, align_dataframes=False,
+                             meta=locate(rejected._meta, reread._meta))
+
+
+def rejects_reread(tracks, rejects: dd.DataFrame, carry: tuple[str, ...],
+                   held: tuple[str, ...]) -> dd.DataFrame | None:
+    """The carried columns the rejects were not read with (:func:`rejects`' ``reread``), read
+    again from only the partitions that hold a reject; None if there are none to read."""
+    missing = tuple(c for c in carry if c not in held)
+    if not missing:
+        return None
+    counts = rejects.map_partitions(len).compute()
+    return read_columns(tracks, missing, partitions={i for i, n in enumerate(counts) if n})
+
+
+def _in_read_order(frame: pd.DataFrame, first: list[str], carry: tuple[str, ...]
+                   ) -> pd.DataFrame:
+    # The carried columns where the first of them was read, or else before the columns the
+    # reading adds (where the row came from, why it was rejected).
+    later = (SOURCE_FILE, SOURCE_LINE, REASON, DETAIL, POSITION)
+    at = next((i for i, c in enumerate(first) if c in carry or c in later), len(first))
+    rest = [c for c in first if c not in carry and c in frame.columns]
+    before = [c for c in first[:at] if c not in carry]
+    return frame[[*before, *(c for c in carry if c in frame.columns), *rest[len(before):]]]
 
 
 def pca_table(pca, features: tuple[str, ...]) -> pd.DataFrame:
