@@ -112,7 +112,10 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
         # draws the maps and the report
         run_dir.write_table("assignments", outputs.assignments(scored, carry, clusters.methods,
                                                                extra), background=True)
-        run_dir.write_table("query", outputs.query_data(scored, model), background=True)
+        # the query data needs the ids alone: a reread run reads no other column for it
+        ids = scored if reread is None else outputs.scored_tracks(
+            accepted, scores, config.features, (), catalog.read_columns(tracks, (TRACK_ID,)))
+        run_dir.write_table("query", outputs.query_data(ids, model), background=True)
         run_dir.write_table("summary/rejects", outputs.rejects(
             rejects, outputs.rejects_reread(tracks, rejects, carry, held)
             if reread is not None else None, carry), background=True)
