@@ -145,7 +145,7 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     # the report shows the manifest as written: its stages, finish time and final path (the
     # report's own seconds are printed, not recorded)
     summary = summary.with_seconds(stage.seconds)
-    manifest = summary.manifest(tracks, config)
+    manifest = summary.manifest(tracks, config) | {"carry_reading": reading}
     with stage("report"):
         write_report(run_dir.path, manifest, location=run_dir.location,
                      storage_options=config.storage_options)

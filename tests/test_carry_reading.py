@@ -1,6 +1,7 @@
 """Carried columns read again at write (``carry_reading: reread``): the tables hold each row's
 own metadata, checked against the input by pandas, and equal those of a run that held them."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,8 @@ def test_reread_metadata_is_each_rows_own_and_the_tables_equal_a_held_run(tmp_pa
         assert (row["track_name"], row["artist_name"]) == (source["track_name"],
                                                            source["artist_name"])
 
+    for mode, run in runs.items():  # what was done, said in the manifest
+        assert json.loads((run / "manifest.json").read_text())["carry_reading"] == mode
     held = sorted_table(runs["hold"] / "assignments", ["track_id"])
     pd.testing.assert_frame_equal(reread, held)
     pd.testing.assert_frame_equal(
