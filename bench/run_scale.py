@@ -1,13 +1,14 @@
 """cluster-tracks at one catalog size as a user runs it (the CLI), with peak memory and spill.
 
-    python bench/run_scale.py --rows 100_000_000 --data-dir /tmp/sonicatlas-bench
+    python bench/run_scale.py --rows 100_000_000 --data-dir /tmp/sonicatlas-bench \
+        [--set carry_reading=hold] [--label NAME]
 
 Generates the catalog once (``sonicatlas generate tracks``, reused when the row count
 matches), runs ``sonicatlas run cluster-tracks`` on it in a child process, and samples every
 0.5 s the summed RSS of the whole process tree (the LocalCluster workers included), the
 machine's used memory and the size of dask's spill directories. Writes
-``bench/results/<date>-scale-<rows>.json`` (stage seconds from the run's manifest, seconds per
-million rows, peaks) and the run's Dask performance report, gzipped, to
+``bench/results/<date>-scale-<rows>[-<label>].json`` (stage seconds from the run's manifest,
+seconds per million rows, peaks) and the run's Dask performance report, gzipped, to
 ``bench/results/reports/``. See docs/benchmarks.md.
 """
 
@@ -59,13 +60,17 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sonicatlas-bench"))
     parser.add_argument("--keep-run", action="store_true", help="keep the run directory")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for the run, e.g. carry_reading=hold")
+    parser.add_argument("--label", default="", help="appended to the record's name")
     args = parser.parse_args(argv)
     catalog = ensure_catalog(args.data_dir, args.rows)
     work = Path(tempfile.mkdtemp(dir=args.data_dir))
     out = work / "run"
     spill = work / "dask-scratch"
     command = [sys.executable, "-m", "sonicatlas.cli", "run", "cluster-tracks",
-               "--set", f"input={catalog}", "--set", f"k={args.k}", "--out", str(out)]
+               "--set", f"input={catalog}", "--set", f"k={args.k}", "--out", str(out),
+               *(arg for pair in args.set for arg in ("--set", pair))]
     print(" ".join(command), flush=True)
     start = time.perf_counter()
     # the workers spill under dask's temporary-directory: a fresh one, to measure it
@@ -83,15 +88,16 @@ def main(argv=None) -> None:
         "command": " ".join(command), "machine": machine(), "code": code_version(),
         "wall_seconds": round(wall, 1),
         "seconds_per_million_rows": round(wall / (args.rows / 1e6), 3),
-        "stage_seconds": seconds, "inertia": manifest["metrics"]["inertia"]
-        if "metrics" in manifest else None,
+        "stage_seconds": seconds, "carry_reading": manifest.get("carry_reading"),
+        "inertia": manifest["metrics"]["inertia"] if "metrics" in manifest else None,
         "peak_rss_gib": sampler.gib,
         "peak_used_memory_gib": round(sampler.peak_used / 2**30, 2),
         "peak_spill_gib": round(sampler.peak_spill / 2**30, 2),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reports").mkdir(exist_ok=True)
-    stem = f"{dt.date.today().isoformat()}-scale-{args.rows}"
+    label = f"-{args.label}" if args.label else ""
+    stem = f"{dt.date.today().isoformat()}-scale-{args.rows}{label}"
     report = out / "performance.html"
     if report.exists():
         with report.open("rb") as src, gzip.open(RESULTS / "reports" / f"{stem}.html.gz",
