@@ -2,28 +2,25 @@
 
 Everything stays distributed; the plan for ``user_features`` is
 
-1. **resolve** each listen where it is read: its track's features, cluster and artist code
-   come from a :class:`~sonicatlas.listeners.lookup.TrackLookup` that every worker holds
-   (made once from the catalog and shared by every task), so the log is never shuffled.
+1. **resolve** each listen where it is read: its track's row in a
+   :class:`~sonicatlas.listeners.lookup.TrackLookup` that every worker holds (made once from
+   the catalog and shared by every task), so the catalog is never joined with the log.
    Listens already checked by :func:`~sonicatlas.listeners.checks.check_listens` with the same
-   lookup carry their track's row and are not looked up again.
-2. **pre-aggregate** each partition per user with ``np.bincount`` on user codes: play
-   weights, weighted feature sums and the last play (one row per user); and the play weights
-   of each distinct (user, UTC date, UTC hour, artist code, cluster) of the partition (one row
-   per such event, five narrow columns), from which every share and count is summed later.
-3. **shuffle** both partial frames on ``user_id`` into ``split_out`` partitions. This is what
-   ``groupby(..., split_out=n)`` does; done by hand, the two share one hash partitioning, so
-   every user's rows meet in the same partition number.
-4. **finish** per partition (blockwise, no further shuffle): sum the partials per user; from
-   the events, count distinct dates and sum the weights per (user, hour), (user, weekday of
-   the date), (user, cluster) and (user, artist), take the entropies, divide by ``plays``.
+   lookup carry their track's row and are not looked up again. What is kept of a listen is
+   four narrow columns: user, time (int64 microseconds), track row (int32) and play weight.
+2. **shuffle** those narrow plays on ``user_id`` into ``split_out`` partitions, so each
+   partition holds every play of its users.
+3. **per user**, in each partition (blockwise, no further shuffle): the track's features,
+   cluster and artist come from the worker's lookup by row; one factorisation of the users
+   gives every sum as a ``np.bincount``: play weights, weighted feature sums, weights per
+   (user, hour), (user, weekday), (user, cluster), the distinct dates, and the (user, artist)
+   weights the artist entropy is taken from; the last play gives the recency.
 
-Cost: only the partials cross the network: at most one row per (user, partition) for the
-sums (13 numbers) and one per (user, date, hour, artist, cluster, partition) for the events
-(a few narrow integers and a weight). A partition of a log holds most of its users once or
-twice, so the partials have nearly as many rows as the log: what keeps them small is their
-width, so the per-user shares are never shuffled as dense rows of 24 hours, 7 weekdays and
-k clusters, mostly zeros.
+Cost: the narrow plays are what cross the network, about 35 bytes a listen (the user id's
+characters, 8 + 4 + 8 bytes). Summing each partition per user before the shuffle does not
+pay: a partition of a log holds most of its users once or twice, so per-user partial sums
+have nearly as many rows as the log and are several times wider (a float per feature), and
+the distinct dates, hours and artists must be carried per play anyway.
 
 Entropies are Shannon entropies in nats, ``-sum(p * ln p)`` with ``0 ln 0 = 0``.
 ``cluster_entropy`` is over the ``share_cluster_*`` of a user; ``artist_entropy`` over the
@@ -40,7 +37,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from sonicatlas.contract import ARTIST, CLUSTER, FEATURES, REASON, TRACK_ID, TRACK_ROW, TS, USER_ID
+from sonicatlas.contract import FEATURES, REASON, TRACK_ID, TRACK_ROW, TS, USER_ID
 from sonicatlas.listeners.checks import to_utc, utc_timestamp
 from sonicatlas.listeners.lookup import SharedLookup, TrackLookup, track_lookup
 
@@ -48,8 +45,8 @@ __all__ = ["feature_columns", "user_features"]
 
 _WEIGHT = "_w"
 _LAST = "_last"
-_DAY = "_day"
-_HOUR = "_hour"
+_US = "_us"
+_ROW = "_row"
 _US_PER_HOUR = 3_600_000_000
 _US_PER_DAY = 24 * _US_PER_HOUR
 
@@ -76,59 +73,105 @@ def feature_columns(n_clusters: int, features: tuple[str, ...] = FEATURES) -> li
             *(f"weekday_{d}" for d in range(7))]
 
 
-def _sum_columns(features: tuple[str, ...]) -> list[str]:
-    # Per-user partial sums; the weighted sums take their final names once divided by plays.
-    return ["plays", *(f"mean_{f}" for f in features)]
-
-
-# -- per joined partition ---------------------------------------------------------------------
+# -- per partition of the log, where it is read -------------------------------------------------
 
 def _timestamps_us(ts: pd.Series) -> np.ndarray:
     return ts.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
-def _user_sums(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
-    codes, users = pd.factorize(frame[USER_ID])
-    n = len(users)
-    w = frame[_WEIGHT].to_numpy(dtype=np.float64)
+def _played(frame: pd.DataFrame, lookup: TrackLookup, weight: str | None,
+            resolved: bool) -> pd.DataFrame:
+    """A partition's accepted plays of catalog tracks, narrowly: user, time (microseconds),
+    the track's row in ``lookup`` and the play weight."""
+    if len(lookup) >= 2 ** 31:
+        raise ValueError(f"a track lookup of {len(lookup):,} tracks is past the int32 rows "
+                         "a play carries")
+    if REASON in frame.columns:
+        frame = frame[frame[REASON].isna().to_numpy()]
+    w = (frame[weight].to_numpy(dtype=np.float64) if weight
+         else np.ones(len(frame)))  # with ms_played every row is one play
+    ts = to_utc(frame[TS])
+    rows = (frame[TRACK_ROW].to_numpy(dtype=np.int64) if resolved
+            else lookup.find(frame[TRACK_ID].astype("string")))
+    user = frame[USER_ID].astype("string")
+    keep = (rows >= 0) & user.notna().to_numpy() & ts.notna().to_numpy()
+    return pd.DataFrame({USER_ID: user[keep].array, _US: _timestamps_us(ts[keep]),
+                         _ROW: rows[keep].astype(np.int32), _WEIGHT: w[keep]})
 
-    def per_user(values: np.ndarray) -> np.ndarray:
+
+# -- per partition of users (after the shuffle) ---------------------------------------------------
+
+def _entropy(shares: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(shares > 0, -shares * np.log(shares), 0.0)
+    return terms.sum(axis=axis)
+
+
+def _user_rows(plays: pd.DataFrame, lookup: TrackLookup, *, n_clusters: int,
+               features: tuple[str, ...], has_artist: bool) -> pd.DataFrame:
+    """The features of the users whose plays are all in ``plays`` (narrow, see ``_played``).
+
+    Cluster -1 (noise, missing, or outside ``0..n_clusters-1``) is unassigned and artist -1
+    none: such plays count in ``plays`` and in no share.
+    """
+    codes, users = pd.factorize(plays[USER_ID])
+    n = len(users)
+    rows = plays[_ROW].to_numpy(dtype=np.int64)
+    w = plays[_WEIGHT].to_numpy(dtype=np.float64)
+    us = plays[_US].to_numpy(dtype=np.int64)
+
+    def total(values: np.ndarray) -> np.ndarray:
         return np.bincount(codes, weights=values, minlength=n)
 
-    columns = {USER_ID: pd.array(users, dtype="string"), "plays": per_user(w)}
-    for f in features:
-        columns[f"mean_{f}"] = per_user(w * frame[f].to_numpy(dtype=np.float64))
+    total_plays = total(w)
+    out = {"plays": total_plays}
+    for i, f in enumerate(features):
+        out[f"mean_{f}"] = total(w * lookup.features[rows, i].astype(np.float64)) / total_plays
     last = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last, codes, _timestamps_us(frame[TS]))
-    columns[_LAST] = last
-    return pd.DataFrame(columns)
+    np.maximum.at(last, codes, us)
+    day = us // _US_PER_DAY
 
+    def shares(category: np.ndarray, width: int, keep=slice(None)) -> np.ndarray:
+        weights = np.bincount(codes[keep] * width + category[keep], weights=w[keep],
+                              minlength=n * width)
+        return weights.reshape(n, width) / total_plays[:, None]
 
-#: the integer columns of an event, and their dtypes
-_EVENT = {_DAY: np.int32, _HOUR: np.int8, ARTIST: np.int32, CLUSTER: np.int16}
-
-
-def _user_events(frame: pd.DataFrame, n_clusters: int) -> pd.DataFrame:
-    """The summed play weight of each distinct (user, date, hour, artist, cluster).
-
-    Artist -1 is none (or no artists in the catalog); cluster -1 is unassigned (noise, missing
-    or outside ``0..n_clusters-1``): such plays count in ``plays`` and in no share.
-    """
-    us = _timestamps_us(frame[TS])
-    cluster = frame[CLUSTER].to_numpy(dtype=np.float64, na_value=np.nan)
+    cluster = lookup.cluster[rows].astype(np.int64)
     assigned = (cluster >= 0) & (cluster < n_clusters)
-    values = {_DAY: us // _US_PER_DAY, _HOUR: (us // _US_PER_HOUR) % 24,
-              ARTIST: (frame[ARTIST].to_numpy(dtype=np.int64) if ARTIST in frame.columns
-                       else np.full(len(frame), -1, dtype=np.int64)),
-              CLUSTER: np.where(assigned, np.nan_to_num(cluster, nan=-1), -1).astype(np.int64)}
-    codes, users = pd.factorize(frame[USER_ID])
-    unique, inverse = _distinct_rows([codes.astype(np.int64), *values.values()])
-    out = {USER_ID: users.take(unique[0]).array}
-    for (name, dtype), column in zip(_EVENT.items(), unique[1:], strict=True):
-        out[name] = column.astype(dtype)
-    out[_WEIGHT] = np.bincount(inverse, weights=frame[_WEIGHT].to_numpy(dtype=np.float64),
-                               minlength=len(unique[0]))
-    return pd.DataFrame(out)
+    by_cluster = shares(np.where(assigned, cluster, 0), n_clusters, assigned)
+    by_hour = shares((us // _US_PER_HOUR) % 24, 24)
+    by_weekday = shares((day + 3) % 7, 7)  # 1970-01-01 was a Thursday (Monday = 0)
+    out.update({f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)})
+    out.update({f"hour_{h}": by_hour[:, h] for h in range(24)})
+    out.update({f"weekday_{d}": by_weekday[:, d] for d in range(7)})
+    user_days, _ = _distinct_rows([codes.astype(np.int64), day])
+    out["active_days"] = np.bincount(user_days[0], minlength=n).astype(np.float64)
+    in_clusters = by_cluster.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["cluster_entropy"] = np.where(in_clusters[:, 0] > 0,
+                                          _entropy(by_cluster / in_clusters), np.nan)
+    out["artist_entropy"] = np.full(n, np.nan)
+    if has_artist and lookup.artist is not None:
+        artist = lookup.artist[rows].astype(np.int64)
+        known = artist >= 0
+        if known.any():
+            (user, _), inverse = _distinct_rows([codes[known].astype(np.int64),
+                                                 artist[known]])
+            per_pair = np.bincount(inverse, weights=w[known], minlength=len(user))
+            share = per_pair / np.bincount(user, weights=per_pair, minlength=n)[user]
+            entropy = np.bincount(user, weights=-share * np.log(share), minlength=n)
+            listened = np.bincount(user, minlength=n) > 0
+            out["artist_entropy"] = np.where(listened, entropy, np.nan)
+    out["recency_days"] = np.full(n, np.nan)  # filled in once ``now`` is known
+    # Written into one column-major block: the frame takes it as is, with no consolidating copy.
+    names = feature_columns(n_clusters, features)
+    block = np.empty((n, len(names)), order="F")
+    for j, name in enumerate(names):
+        block[:, j] = out[name]
+    frame = pd.DataFrame(block, columns=names, copy=False,
+                         index=pd.Index(users, name=USER_ID, dtype=plays[USER_ID].dtype))
+    frame[_LAST] = last
+    return frame
 
 
 def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -154,74 +197,6 @@ def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndar
     return out[::-1], inverse
 
 
-# -- per user partition (after the shuffle) ---------------------------------------------------
-
-def _entropy(shares: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(shares > 0, -shares * np.log(shares), 0.0)
-    return terms.sum(axis=axis)
-
-
-def _finish(sums: pd.DataFrame, events: pd.DataFrame, *, n_clusters: int,
-            features: tuple[str, ...], has_artist: bool) -> pd.DataFrame:
-    # One hash of the users of both frames gives every per-user sum as a bincount.
-    codes, users = pd.factorize(pd.concat([sums[USER_ID], events[USER_ID]],
-                                          ignore_index=True))
-    n = len(users)
-    at, codes = codes[:len(sums)], codes[len(sums):]
-
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(at, weights=values, minlength=n)
-
-    plays = total(sums["plays"].to_numpy(dtype=np.float64))
-    out = {f"mean_{f}": total(sums[f"mean_{f}"].to_numpy(dtype=np.float64)) / plays
-           for f in features}
-    last = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last, at, sums[_LAST].to_numpy(dtype=np.int64))
-    w = events[_WEIGHT].to_numpy(dtype=np.float64)
-    day = events[_DAY].to_numpy(dtype=np.int64)
-
-    def shares(category: np.ndarray, width: int, keep=slice(None)) -> np.ndarray:
-        weights = np.bincount(codes[keep] * width + category[keep], weights=w[keep],
-                              minlength=n * width)
-        return weights.reshape(n, width) / plays[:, None]
-
-    cluster = events[CLUSTER].to_numpy(dtype=np.int64)
-    by_cluster = shares(np.maximum(cluster, 0), n_clusters, cluster >= 0)
-    by_hour = shares(events[_HOUR].to_numpy(dtype=np.int64), 24)
-    by_weekday = shares((day + 3) % 7, 7)  # 1970-01-01 was a Thursday (Monday = 0)
-    out.update({f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)})
-    out.update({f"hour_{h}": by_hour[:, h] for h in range(24)})
-    out.update({f"weekday_{d}": by_weekday[:, d] for d in range(7)})
-    out["plays"] = plays
-    user_days, _ = _distinct_rows([codes.astype(np.int64), day])
-    out["active_days"] = np.bincount(user_days[0], minlength=n).astype(np.float64)
-    assigned = by_cluster.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["cluster_entropy"] = np.where(assigned[:, 0] > 0, _entropy(by_cluster / assigned),
-                                          np.nan)
-    out["artist_entropy"] = np.full(n, np.nan)
-    artist = events[ARTIST].to_numpy(dtype=np.int64)
-    known = artist >= 0
-    if has_artist and known.any():
-        (user, _), inverse = _distinct_rows([codes[known].astype(np.int64), artist[known]])
-        per_pair = np.bincount(inverse, weights=w[known], minlength=len(user))
-        share = per_pair / np.bincount(user, weights=per_pair, minlength=n)[user]
-        entropy = np.bincount(user, weights=-share * np.log(share), minlength=n)
-        listened = np.bincount(user, minlength=n) > 0
-        out["artist_entropy"] = np.where(listened, entropy, np.nan)
-    out["recency_days"] = np.full(n, np.nan)  # filled in once ``now`` is known
-    # Written into one column-major block: the frame takes it as is, with no consolidating copy.
-    names = feature_columns(n_clusters, features)
-    block = np.empty((n, len(names)), order="F")
-    for j, name in enumerate(names):
-        block[:, j] = out[name]
-    frame = pd.DataFrame(block, columns=names, copy=False,
-                         index=pd.Index(users, name=USER_ID, dtype=sums[USER_ID].dtype))
-    frame[_LAST] = last
-    return frame
-
-
 def _recency(frame: pd.DataFrame, reference: int) -> pd.DataFrame:
     out = frame.drop(columns=_LAST)
     out["recency_days"] = (reference - frame[_LAST].to_numpy()) / _US_PER_DAY
@@ -229,30 +204,6 @@ def _recency(frame: pd.DataFrame, reference: int) -> pd.DataFrame:
 
 
 # -- the pipeline -----------------------------------------------------------------------------
-
-def _resolved_log(frame: pd.DataFrame, lookup: TrackLookup, weight: str | None,
-                  resolved: bool) -> pd.DataFrame:
-    """A partition's accepted plays of catalog tracks, each with its track's features, cluster
-    and artist code from ``lookup``: what a join with the catalog gave, with no shuffle."""
-    if REASON in frame.columns:
-        frame = frame[frame[REASON].isna().to_numpy()]
-    w = (frame[weight].to_numpy(dtype=np.float64) if weight
-         else np.ones(len(frame)))  # with ms_played every row is one play
-    ts = to_utc(frame[TS])
-    rows = (frame[TRACK_ROW].to_numpy(dtype=np.int64) if resolved
-            else lookup.find(frame[TRACK_ID].astype("string")))
-    user = frame[USER_ID].astype("string")
-    keep = (rows >= 0) & user.notna().to_numpy() & ts.notna().to_numpy()
-    rows = rows[keep]
-    out = pd.DataFrame({USER_ID: user[keep].array, TS: ts[keep].array, _WEIGHT: w[keep]})
-    values = lookup.features[rows]
-    for i, name in enumerate(lookup.feature_names):
-        out[name] = values[:, i]
-    out[CLUSTER] = lookup.cluster[rows]
-    if lookup.artist is not None:
-        out[ARTIST] = lookup.artist[rows]
-    return out
-
 
 def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, *, now=None,
                   split_out: int | None = None,
@@ -301,24 +252,15 @@ def user_features(listens: dd.DataFrame, tracks: dd.DataFrame, n_clusters: int, 
     else:
         lookup = track_lookup(tracks, features)
     resolved = TRACK_ROW in listens.columns and tracks is lookup
-    has_artist = lookup.has_artist
-    joined = listens.map_partitions(_resolved_log, lookup.data, weight, resolved,
-                                    meta=_resolved_log(listens._meta, lookup.empty(), weight,
-                                                       resolved))
-    split_out = split_out or max(1, joined.npartitions // 4)
-
-    def by_user(partial: dd.DataFrame) -> dd.DataFrame:
-        return partial.shuffle(on=USER_ID, npartitions=split_out)
-
-    sums = by_user(joined.map_partitions(_user_sums, features,
-                                         meta=_user_sums(joined._meta, features)))
-    events = by_user(joined.map_partitions(_user_events, n_clusters,
-                                           meta=_user_events(joined._meta, n_clusters)))
-    # Same key, same npartitions, same hash: partition i of each holds the same users.
-    options = {"n_clusters": n_clusters, "features": features, "has_artist": has_artist}
-    meta = _finish(sums._meta, events._meta, **options)
-    out = dd.map_partitions(_finish, sums, events, **options, meta=meta,
-                            align_dataframes=False)
+    plays = listens.map_partitions(_played, lookup.data, weight, resolved,
+                                   meta=_played(listens._meta, lookup.empty(), weight, resolved))
+    split_out = split_out or max(1, plays.npartitions // 4)
+    # Same hash of the same key: every play of a user lands in one partition.
+    by_user = plays.shuffle(on=USER_ID, npartitions=split_out)
+    options = {"n_clusters": n_clusters, "features": tuple(features),
+               "has_artist": lookup.has_artist}
+    meta = _user_rows(plays._meta, lookup.empty(), **options)
+    out = by_user.map_partitions(_user_rows, lookup.data, **options, meta=meta)
 
     if now is None:
         reference = out[_LAST].max()
