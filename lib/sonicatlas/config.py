@@ -315,8 +315,21 @@ class ClusterTracksConfig(ClusteringConfig):
         return value
 
 
+class ListenersClusterConfig(ClusterConfig):
+    """The ``cluster`` section of segment-listeners: queuing by default. Its pass over the log
+    ends in a shuffle by user, and handing every partition out at once has the workers read
+    the whole log ahead of the shuffle (docs/benchmarks.md)."""
+
+    worker_saturation: Annotated[float, Field(gt=0)] | Literal["inf"] = Field(
+        1.1, description="A LocalCluster scheduler's distributed.scheduler.worker-saturation "
+        "(a remote scheduler keeps its own); 1.1, dask's default, hands partitions out as "
+        "workers free up.")
+
+
 class SegmentListenersConfig(ClusteringConfig):
     """Configuration of the segment-listeners job."""
+
+    cluster: ListenersClusterConfig = ListenersClusterConfig()
 
     listens: str = Field(..., description="Parquet listening log: user_id, track_id, ts and "
                          "ms_played or play_count.")
