@@ -57,6 +57,11 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
             accepted.map_partitions(lambda f: pd.DataFrame(index=pd.RangeIndex(len(f)))))
         wait([users, rejects, accepted])
         counts = outputs.split_row_counts(accepted, rejects, len(listens), config.largest_k)
+        attributes = (dd.read_parquet(config.users, storage_options=options)
+                      if config.users else None)
+        users, attributes = segments.coalesce_users(users, len(users), attributes)
+        users = users.persist()
+        wait(users)
     columns = segments.clustering_columns(len(track_names))
     fitted = fit_model(users, columns, config, stage, echo)
     for name, table in fitted.tables.items():
@@ -65,8 +70,6 @@ def _segment(config, client, run_dir, stage, echo) -> outputs.RunSummary:
     names = segments.name_segments(model.centers, columns, track_names, config.names)
 
     with stage("assign"):
-        attributes = (dd.read_parquet(config.users, storage_options=options)
-                      if config.users else None)
         scored = model.score_frame(users, [segments.USER_ID, *columns], clusters.labeler)
         if attributes is not None:
             scored = scored.merge(attributes, on=segments.USER_ID, how="left")

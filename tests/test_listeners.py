@@ -270,3 +270,28 @@ def test_check_listens_keeps_the_logs_partitions_and_describes_timestamps():
     future = next(at for at, reason in planted.items() if reason == "ts in the future")
     assert got.loc[got["row"] == future, "detail"].item() == \
         (NOW + pd.Timedelta(days=3)).isoformat()
+
+
+def test_coalesced_users_keep_every_row_and_merge_as_pandas_does():
+    from sonicatlas.listeners.segments import coalesce_users
+
+    rng = np.random.default_rng(5)
+    users = pd.DataFrame({"user_id": [f"u{i:03d}" for i in range(230)],
+                          "plays": rng.random(230)})
+    attributes = pd.DataFrame({"user_id": users["user_id"].sample(frac=1, random_state=0),
+                               "country": rng.choice(["DE", "BR", "JP"], 230)})
+    many = dd.from_pandas(users, npartitions=23)
+    coalesced, attrs = coalesce_users(many, len(users), dd.from_pandas(attributes,
+                                                                       npartitions=40),
+                                      per_partition=100)
+    assert coalesced.npartitions == 3  # ceil(230 / 100), joined from 23
+    assert attrs.npartitions <= coalesced.npartitions
+    merged = coalesced.merge(attrs, on="user_id", how="left").compute()
+    expected = users.merge(attributes, on="user_id", how="left")
+    pd.testing.assert_frame_equal(merged.sort_values("user_id").reset_index(drop=True),
+                                  expected.sort_values("user_id").reset_index(drop=True),
+                                  check_dtype=False)  # dask holds text as Arrow strings
+    # a matrix already in few partitions, and a small users table, are left as they are
+    few, small = coalesce_users(dd.from_pandas(users, npartitions=2), len(users),
+                                dd.from_pandas(attributes, npartitions=1), per_partition=100)
+    assert (few.npartitions, small.npartitions) == (2, 1)

@@ -106,6 +106,45 @@ def user_matrix_frame(features: dd.DataFrame) -> dd.DataFrame:
     return features.map_partitions(prepare)
 
 
+#: users a partition of the users' matrix holds (about 100 MB of its float64 columns)
+USERS_PER_PARTITION = 200_000
+
+
+def coalesce_users(users: dd.DataFrame, n_users: int,
+                   attributes: dd.DataFrame | None = None,
+                   per_partition: int = USERS_PER_PARTITION
+                   ) -> tuple[dd.DataFrame, dd.DataFrame | None]:
+    """The users' matrix in partitions of about ``per_partition`` users, and the users table
+    (if any) in no more partitions than that.
+
+    The log's pass leaves a partition per million listens, a few thousand users each; every
+    later step (KMeans passes, the merge with the users table, the writes) costs per
+    partition, and a merge of many small partitions with a many-file users table costs more
+    than all the rest. Partitions are only joined, never split, so nothing is shuffled.
+
+    Parameters
+    ----------
+    users : dask.dataframe.DataFrame
+        The users' matrix, one row per user.
+    n_users : int
+        Its number of rows.
+    attributes : dask.dataframe.DataFrame, optional
+        The users table merged into the assignments.
+    per_partition : int, optional
+        Users a partition should hold.
+
+    Returns
+    -------
+    users, attributes : dask.dataframe.DataFrame
+    """
+    n = max(1, -(-n_users // per_partition))
+    if users.npartitions > n:
+        users = users.repartition(npartitions=n)
+    if attributes is not None and attributes.npartitions > users.npartitions:
+        attributes = attributes.repartition(npartitions=users.npartitions)
+    return users, attributes
+
+
 def name_segments(centers_z: np.ndarray, columns: list[str], track_names: list[str],
                   overrides: dict[int, str] | None = None) -> list[str]:
     """Names like "late-night Acoustic explorers" from each segment's centroid z-scores.
