@@ -295,3 +295,15 @@ def test_coalesced_users_keep_every_row_and_merge_as_pandas_does():
     few, small = coalesce_users(dd.from_pandas(users, npartitions=2), len(users),
                                 dd.from_pandas(attributes, npartitions=1), per_partition=100)
     assert (few.npartitions, small.npartitions) == (2, 1)
+
+
+@pytest.mark.parametrize("table_limit", [1 << 26, 10])  # a presence table, then a sort
+def test_distinct_days_per_user_equal_pandas_nunique(table_limit):
+    from sonicatlas.listeners.users import _distinct_per_user
+
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 40, 5_000)
+    days = rng.integers(19_000, 19_400, 5_000)
+    got = _distinct_per_user(codes, 45, days, table_limit=table_limit)  # users 40-44: none
+    expected = pd.Series(days).groupby(codes).nunique().reindex(range(45), fill_value=0)
+    np.testing.assert_array_equal(got, expected.to_numpy(dtype=float))

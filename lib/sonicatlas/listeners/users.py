@@ -125,8 +125,10 @@ def _user_rows(plays: pd.DataFrame, lookup: TrackLookup, *, n_clusters: int,
 
     total_plays = total(w)
     out = {"plays": total_plays}
+    values = lookup.features[rows]  # one gather of each play's row, then its columns
     for i, f in enumerate(features):
-        out[f"mean_{f}"] = total(w * lookup.features[rows, i].astype(np.float64)) / total_plays
+        out[f"mean_{f}"] = total(w * values[:, i]) / total_plays
+    del values
     last = np.full(n, np.iinfo(np.int64).min)
     np.maximum.at(last, codes, us)
     day = us // _US_PER_DAY
@@ -144,8 +146,7 @@ def _user_rows(plays: pd.DataFrame, lookup: TrackLookup, *, n_clusters: int,
     out.update({f"share_cluster_{c}": by_cluster[:, c] for c in range(n_clusters)})
     out.update({f"hour_{h}": by_hour[:, h] for h in range(24)})
     out.update({f"weekday_{d}": by_weekday[:, d] for d in range(7)})
-    user_days, _ = _distinct_rows([codes.astype(np.int64), day])
-    out["active_days"] = np.bincount(user_days[0], minlength=n).astype(np.float64)
+    out["active_days"] = _distinct_per_user(codes, n, day)
     in_clusters = by_cluster.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["cluster_entropy"] = np.where(in_clusters[:, 0] > 0,
@@ -172,6 +173,22 @@ def _user_rows(plays: pd.DataFrame, lookup: TrackLookup, *, n_clusters: int,
                          index=pd.Index(users, name=USER_ID, dtype=plays[USER_ID].dtype))
     frame[_LAST] = last
     return frame
+
+
+def _distinct_per_user(codes: np.ndarray, n: int, values: np.ndarray,
+                       table_limit: int = 1 << 26) -> np.ndarray:
+    """How many distinct ``values`` (int64) each of ``n`` users has, as float64; by a presence
+    table of users x values where it has at most ``table_limit`` cells, else by a sort."""
+    if not len(values):
+        return np.zeros(n)
+    low = int(values.min())
+    span = int(values.max()) - low + 1
+    if n * span <= table_limit:
+        seen = np.zeros(n * span, dtype=bool)
+        seen[codes.astype(np.int64) * span + (values - low)] = True
+        return seen.reshape(n, span).sum(axis=1, dtype=np.int64).astype(np.float64)
+    (user, _), _ = _distinct_rows([codes.astype(np.int64), values])
+    return np.bincount(user, minlength=n).astype(np.float64)
 
 
 def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
