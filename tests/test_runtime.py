@@ -32,12 +32,12 @@ def test_local_cluster_scheduler_gets_the_configured_saturation_and_only_it(valu
 
 
 @pytest.mark.slow
-def test_default_local_cluster_reads_ten_files_five_on_each_of_two_workers(tmp_path):
-    # dask's queuing hands each read to whichever worker frees first, so one worker can end
-    # up with 6 of 10 partitions and do 20 % more of every later per-partition task
+def test_saturation_inf_reads_ten_files_five_on_each_of_two_workers(tmp_path):
+    # inf hands every read out up front, evenly; dask's queuing (the default, 1.1) hands each
+    # to whichever worker frees first, so one worker can end up with 6 of 10 partitions
     for i in range(10):
         pd.DataFrame({"x": np.arange(1000) + 1000 * i}).to_parquet(tmp_path / f"part-{i}.parquet")
-    config = ClusterConfig(n_workers=2, dashboard_address="127.0.0.1:0")
+    config = ClusterConfig(n_workers=2, dashboard_address="127.0.0.1:0", worker_saturation="inf")
     with connect(config, echo=lambda _: None) as client:
         # one partition per file, as the catalog reader makes them
         frame = dd.from_map(pd.read_parquet, sorted(tmp_path.glob("*.parquet"))).persist()

@@ -73,10 +73,11 @@ class ClusterConfig(_Strict):
     connect_timeout: float = Field(15.0, gt=0, description="Seconds to wait for a remote "
                                    "scheduler before giving up.")
     worker_saturation: Annotated[float, Field(gt=0)] | Literal["inf"] = Field(
-        "inf", description="A LocalCluster scheduler's distributed.scheduler.worker-saturation "
-        "(a remote scheduler keeps its own). inf hands every partition to a worker up front, "
-        "evenly; dask's default 1.1 hands them out as workers free up, which leaves one "
-        "worker with more partitions for the whole run (docs/benchmarks.md).")
+        1.1, description="A LocalCluster scheduler's distributed.scheduler.worker-saturation "
+        "(a remote scheduler keeps its own). 1.1, dask's default, hands partitions out as "
+        "workers free up, which bounds what a worker reads ahead of the reductions and "
+        "shuffles that consume it; inf hands every partition out up front "
+        "(docs/benchmarks.md).")
     huge_pages: bool | Literal["auto"] = Field(
         "auto", description="Transparent huge pages for a LocalCluster's worker processes (a "
         "remote cluster's workers keep their own setting). auto: off on a virtual machine whose "
@@ -315,21 +316,8 @@ class ClusterTracksConfig(ClusteringConfig):
         return value
 
 
-class ListenersClusterConfig(ClusterConfig):
-    """The ``cluster`` section of segment-listeners: queuing by default. Its pass over the log
-    ends in a shuffle by user, and handing every partition out at once has the workers read
-    the whole log ahead of the shuffle (docs/benchmarks.md)."""
-
-    worker_saturation: Annotated[float, Field(gt=0)] | Literal["inf"] = Field(
-        1.1, description="A LocalCluster scheduler's distributed.scheduler.worker-saturation "
-        "(a remote scheduler keeps its own); 1.1, dask's default, hands partitions out as "
-        "workers free up.")
-
-
 class SegmentListenersConfig(ClusteringConfig):
     """Configuration of the segment-listeners job."""
-
-    cluster: ListenersClusterConfig = ListenersClusterConfig()
 
     listens: str = Field(..., description="Parquet listening log: user_id, track_id, ts and "
                          "ms_played or play_count.")
