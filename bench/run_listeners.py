@@ -72,7 +72,9 @@ def run_job(checkout: Path, log: Path, tracks_run: Path, work: Path) -> dict:
                "--set", f"tracks_run={tracks_run}", "--set", f"k={K}", "--out", str(out)]
     start = time.perf_counter()
     with PeakRSS() as rss:
-        subprocess.run(command, check=True, env=_env(checkout), stdout=subprocess.DEVNULL)
+        # run from the checkout, so that its own jobs/ is the one imported
+        subprocess.run(command, check=True, env=_env(checkout), cwd=checkout,
+                       stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     manifest = json.loads((out / "manifest.json").read_text())
     return {"wall_seconds": round(wall, 2), "stage_seconds": manifest["seconds"],
