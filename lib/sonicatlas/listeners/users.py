@@ -16,11 +16,12 @@ Everything stays distributed; the plan for ``user_features`` is
    (user, hour), (user, weekday), (user, cluster), the distinct dates, and the (user, artist)
    weights the artist entropy is taken from; the last play gives the recency.
 
-Cost: the narrow plays are what cross the network, about 35 bytes a listen (the user id's
-characters, 8 + 4 + 8 bytes). Summing each partition per user before the shuffle does not
-pay: a partition of a log holds most of its users once or twice, so per-user partial sums
-have nearly as many rows as the log and are several times wider (a float per feature), and
-the distinct dates, hours and artists must be carried per play anyway.
+Cost: the narrow plays are what cross the network, about 42 bytes a listen (the user id's
+characters and offset, then 8 + 4 + 8 bytes). Summing each partition per user before the
+shuffle does not pay: a partition of a log holds most of its users once or twice, so
+per-user partial sums have nearly as many rows as the log and are several times wider (a
+float per feature), and the distinct dates, hours and artists must be carried per play
+anyway.
 
 Entropies are Shannon entropies in nats, ``-sum(p * ln p)`` with ``0 ln 0 = 0``.
 ``cluster_entropy`` is over the ``share_cluster_*`` of a user; ``artist_entropy`` over the
