@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from dask.dataframe.utils import meta_nonempty
 
+from sonicatlas import persisted
 from sonicatlas.contract import (
     CLUSTER,
     DETAIL,
@@ -107,17 +108,23 @@ def scored_tracks(accepted: dd.DataFrame, scores: dd.DataFrame, features: tuple[
     does not hold: each partition reads them again and takes its rows by their ``_pos``.
     """
     columns = scored_columns(features, carry)
+    # Each partition's task takes the persisted rows and scores as they are held (no alias
+    # task, no column-selection task of its own, both of which dask would count as a second
+    # copy of the partition) and selects the columns itself.
     if reread is None:
-        return dd.map_partitions(with_scores, accepted[columns], scores,
-                                 align_dataframes=False)
-    held = [c for c in columns if c in accepted.columns]
+        def join(frame: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+            return with_scores(frame[columns], scored)
 
-    def join(frame: pd.DataFrame, scored: pd.DataFrame, read: pd.DataFrame) -> pd.DataFrame:
-        return with_scores(with_read_rows(frame, read)[columns], scored)
+        return persisted.map_partitions(join, accepted, scores,
+                                        meta=join(accepted._meta, scores._meta))
+    kept = [c for c in columns if c in accepted.columns]
 
-    meta = join(accepted._meta[[*held, POSITION]], scores._meta, reread._meta)
-    return dd.map_partitions(join, accepted[[*held, POSITION]], scores, reread, meta=meta,
-                             align_dataframes=False)
+    def join_read(frame: pd.DataFrame, scored: pd.DataFrame, read: pd.DataFrame
+                  ) -> pd.DataFrame:
+        return with_scores(with_read_rows(frame[[*kept, POSITION]], read)[columns], scored)
+
+    return persisted.map_partitions(join_read, accepted, scores, reread,
+                                    meta=join_read(accepted._meta, scores._meta, reread._meta))
 
 
 def with_read_rows(frame: pd.DataFrame, read: pd.DataFrame) -> pd.DataFrame:

@@ -82,11 +82,27 @@ def _combine_all(combine, parts: list):
     return reduce(combine, parts)
 
 
+def _level(parts: list, combine, split_every: int) -> list:
+    """One level of a combine tree: each run of ``split_every`` parts, in order, combined."""
+    return [dask.delayed(_combine_all, pure=False)(combine, parts[i:i + split_every])
+            for i in range(0, len(parts), split_every)]
+
+
 def _tree(parts: list, combine, split_every: int):
     while len(parts) > 1:
-        parts = [dask.delayed(_combine_all, pure=False)(combine, parts[i:i + split_every])
-                 for i in range(0, len(parts), split_every)]
+        parts = _level(parts, combine, split_every)
     return parts[0]
+
+
+def _client():
+    """The distributed client computing dask's graphs, if any (the scan also runs on dask's
+    local schedulers)."""
+    try:
+        from distributed import default_client
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    return client if dask.base.get_scheduler() == client.get else None
 
 
 def scan(frame: dd.DataFrame, reductions: dict[str, Reduction | Regroup],
@@ -112,16 +128,38 @@ def scan(frame: dd.DataFrame, reductions: dict[str, Reduction | Regroup],
     def key(name: str, *index) -> str:
         return "-".join(map(str, (f"{name}-partial", token, *index)))
 
-    trees = {name: _tree([dask.delayed(r.partial, pure=False)(part, i, dask_key_name=key(name, i))
-                          for i, part in enumerate(parts)], r.combine, split_every)
-             for name, r in reductions.items() if isinstance(r, Reduction)}
-    grouped = {}
-    for name, r in reductions.items():
-        if isinstance(r, Regroup):
-            pieces = [dask.delayed(r.partial, nout=r.buckets, pure=False)(
-                part, i, r.buckets, dask_key_name=key(name, i)) for i, part in enumerate(parts)]
-            grouped[name] = [dask.delayed(r.combine, pure=False)([p[b] for p in pieces])
-                             for b in range(r.buckets)]
+    partials = {name: [dask.delayed(r.partial, pure=False)(part, i, dask_key_name=key(name, i))
+                       for i, part in enumerate(parts)]
+                for name, r in reductions.items() if isinstance(r, Reduction)}
+    pieces = {name: [dask.delayed(r.partial, nout=r.buckets, pure=False)(
+                  part, i, r.buckets, dask_key_name=key(name, i)) for i, part in enumerate(parts)]
+              for name, r in reductions.items() if isinstance(r, Regroup)}
+    # The first level of every tree, one task per reduction and run of split_every partitions
+    firsts = {name: _level(p, reductions[name].combine, split_every)
+              for name, p in partials.items()}
+    client = _client()
+    if client is not None and pieces and len(parts) > split_every:
+        # A regroup's buckets need every partition, so dask orders such a graph partition by
+        # partition in no set sequence and runs no tree's first combine until nearly all
+        # partitions are done, holding every partial (map bins: ~85 MB each) meanwhile. Each
+        # run of split_every partitions goes in at its own priority, earliest highest, so a
+        # run is loaded, reduced and combined before the next.
+        runs = len(next(iter(firsts.values()))) if firsts else 0
+        for r in range(runs):
+            starts = range(r * split_every, min((r + 1) * split_every, len(parts)))
+            batch = [firsts[name][r] for name in firsts]
+            batch += [pieces[name][i] for name in pieces for i in starts]
+            done_batch = iter(client.persist(batch, priority=runs - r))
+            for name in firsts:
+                firsts[name][r] = next(done_batch)
+            for name in pieces:
+                for i in starts:
+                    pieces[name][i] = next(done_batch)
+    trees = {name: _tree(level, reductions[name].combine, split_every)
+             for name, level in firsts.items()}
+    grouped = {name: [dask.delayed(reductions[name].combine, pure=False)([p[b] for p in ps])
+                      for b in range(reductions[name].buckets)]
+               for name, ps in pieces.items()}
     # One graph: persisting the buckets and the trees together computes each partition once.
     trees, grouped = dask.persist(trees, grouped)
     combined = dask.compute(trees)[0]
