@@ -16,7 +16,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib" / "sonicatlas"
 #: Lowest first. Modules of one layer do not import each other across packages.
 LAYERS = [
     {"errors", "contract", "lazy"},
-    {"config", "storage"},
+    {"config", "storage", "persisted"},
     {"deploy", "watch"},
     {"runtime", "estimators"},
     {"io", "synthetic", "evaluate"},
