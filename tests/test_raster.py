@@ -71,3 +71,16 @@ def test_empty_input_gives_zero_counts_and_nan_means(points):
     got = bin_points(points.iloc[:0], GRID, n_clusters=K, features=["energy"])
     assert int(got["count"].sum()) == 0 and int(got["clusters"].sum()) == 0
     assert np.isnan(got["energy"].values).all()
+
+
+def test_means_where_only_some_partitions_miss_values(points):
+    # a partition without a missing value keeps no count of its own for that feature:
+    # combined with one that has, its points count as known
+    frame = points.copy()
+    frame["tempo"] = frame["tempo"].fillna(120.0)
+    frame.loc[:999, "tempo"] = np.nan  # the first of five partitions only
+    means, _ = _datashader(frame)
+    got = bin_points(dd.from_pandas(frame, npartitions=5), GRID, n_clusters=K,
+                     features=["tempo"])
+    np.testing.assert_array_equal(got["count"].values, means["count"].values)
+    np.testing.assert_allclose(got["tempo"].values, means["tempo"].values, rtol=1e-12)
