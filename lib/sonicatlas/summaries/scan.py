@@ -144,17 +144,17 @@ def scan(frame: dd.DataFrame, reductions: dict[str, Reduction | Regroup],
         # partitions are done, holding every partial (map bins: ~85 MB each) meanwhile. Each
         # run of split_every partitions goes in at its own priority, earliest highest, so a
         # run is loaded, reduced and combined before the next.
-        runs = len(next(iter(firsts.values()))) if firsts else 0
-        for r in range(runs):
-            starts = range(r * split_every, min((r + 1) * split_every, len(parts)))
-            batch = [firsts[name][r] for name in firsts]
+        runs = -(-len(parts) // split_every)
+        for run in range(runs):
+            starts = range(run * split_every, min((run + 1) * split_every, len(parts)))
+            batch = [firsts[name][run] for name in firsts]
             batch += [pieces[name][i] for name in pieces for i in starts]
-            done_batch = iter(client.persist(batch, priority=runs - r))
+            held = iter(client.persist(batch, priority=runs - run))
             for name in firsts:
-                firsts[name][r] = next(done_batch)
+                firsts[name][run] = next(held)
             for name in pieces:
                 for i in starts:
-                    pieces[name][i] = next(done_batch)
+                    pieces[name][i] = next(held)
     trees = {name: _tree(level, reductions[name].combine, split_every)
              for name, level in firsts.items()}
     grouped = {name: [dask.delayed(reductions[name].combine, pure=False)([p[b] for p in ps])
