@@ -86,6 +86,7 @@ class PeakRSS:
             except Exception:  # a worker that just exited
                 pass
         self.peak = max(self.peak, total)
+        return total
 
     def __enter__(self):
         self._thread.start()

@@ -8,7 +8,8 @@ matches), runs ``sonicatlas run cluster-tracks`` on it in a child process, and s
 0.5 s the summed RSS of the whole process tree (the LocalCluster workers included), the
 machine's used memory and the size of dask's spill directories. Writes
 ``bench/results/<date>-scale-<rows>[-<label>].json`` (stage seconds from the run's manifest,
-seconds per million rows, peaks) and the run's Dask performance report, gzipped, to
+seconds per million rows, peaks, and the peak RSS within each stage, placed by the time the
+CLI printed the stage's line) and the run's Dask performance report, gzipped, to
 ``bench/results/reports/``. See docs/benchmarks.md.
 """
 
@@ -19,6 +20,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,14 +36,16 @@ RESULTS = Path(__file__).parent / "results"
 
 class Sampler(PeakRSS):
     """:class:`run_bench.PeakRSS` (this process and its children: the CLI and its workers),
-    and the peaks of the machine's used memory and of the spill directory's size."""
+    the peaks of the machine's used memory and of the spill directory's size, and a timeline of
+    the RSS, to find each stage's peak."""
 
     def __init__(self, spill_root: Path, interval: float = 0.5):
         super().__init__(interval)
         self.spill_root, self.peak_used, self.peak_spill = spill_root, 0, 0
+        self.timeline: list[tuple[float, int]] = []
 
     def _measure(self):
-        super()._measure()
+        self.timeline.append((time.perf_counter(), super()._measure()))
         vm = psutil.virtual_memory()
         self.peak_used = max(self.peak_used, vm.total - vm.available)
         total = 0
@@ -52,6 +56,24 @@ class Sampler(PeakRSS):
                 except OSError:
                     pass
         self.peak_spill = max(self.peak_spill, total)
+
+
+def stage_peaks(timeline, ended, seconds: dict[str, float]) -> dict[str, float]:
+    """Peak RSS (GiB) within each stage: a stage's line ``  <name> <seconds> s`` is printed as
+    it ends, so it ran over the seconds before that line."""
+    peaks = {}
+    for when, line in ended:
+        match = STAGE_LINE.match(line)
+        if match and match["name"] in seconds:
+            start = when - float(match["seconds"])
+            inside = [rss for t, rss in timeline if start <= t <= when]
+            if inside:
+                peaks[match["name"]] = max(peaks.get(match["name"], 0),
+                                           round(max(inside) / 2**30, 2))
+    return peaks
+
+
+STAGE_LINE = re.compile(r"^  (?P<name>\S.*?)\s+(?P<seconds>[0-9.]+) s$")
 
 
 def main(argv=None) -> None:
@@ -75,8 +97,12 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     # the workers spill under dask's temporary-directory: a fresh one, to measure it
     with Sampler(spill) as sampler:
-        child = subprocess.Popen(command,
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                  env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(spill)})
+        ended = []  # (when the CLI printed a stage's line, the line)
+        for line in child.stdout:
+            ended.append((time.perf_counter(), line))
+            print(line, end="", flush=True)
         code = child.wait()
     wall = time.perf_counter() - start
     if code != 0:
@@ -93,6 +119,7 @@ def main(argv=None) -> None:
         "peak_rss_gib": sampler.gib,
         "peak_used_memory_gib": round(sampler.peak_used / 2**30, 2),
         "peak_spill_gib": round(sampler.peak_spill / 2**30, 2),
+        "peak_rss_by_stage_gib": stage_peaks(sampler.timeline, ended, seconds),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reports").mkdir(exist_ok=True)

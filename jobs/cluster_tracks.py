@@ -55,22 +55,25 @@ def _cluster(config, client, run_dir, stage, echo) -> outputs.RunSummary:
 
     with stage("read + validate"):
         # one read; from here on only the accepted rows (compact) and the rejects are held;
-        # a catalog too large to hold is read without the carried columns (bar the genres
-        # that repeated tracks pool), which the tables' writes read again
+        # a catalog too large to hold is held without the carried columns (bar the genres
+        # that repeated tracks pool) and without its ids (hashed to find the repeats), which
+        # the tables' writes read again
         held = carry if reading == "hold" else tuple(c for c in carry if c in POOLED)
+        ids = catalog.read_columns(tracks, (TRACK_ID,)) if reading == "reread" else None
         accepted, rejects, merged = checks.validate(catalog.read_catalog(tracks, held),
-                                                    config.features, config.valid_ranges())
+                                                    config.features, config.valid_ranges(),
+                                                    ids=ids)
         reread = None
         if reading == "reread":
-            # the ids have found the repeats: the rows need only their features and place
-            accepted = accepted.drop(columns=[TRACK_ID]).persist()
             reread = catalog.read_columns(tracks, (TRACK_ID, *(c for c in carry
                                                                if c not in held)))
         show_progress(accepted, rejects)
         counts = outputs.split_row_counts(accepted, rejects, tracks.rows, config.largest_k,
                                           merged)
 
-    fitted = fit_model(accepted, config.features, config, stage, echo)
+    # a catalog too large to hold whole holds its features once: scaled again on each pass
+    fitted = fit_model(accepted, config.features, config, stage, echo,
+                       hold_scaled=reading == "hold")
     for name, table in fitted.tables.items():
         run_dir.write_table(f"summary/{name}", table)
     model, pca, clusters = fitted.model, fitted.pca, fitted.clusters

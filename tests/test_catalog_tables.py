@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from conftest import blob_tracks
 from sonicatlas.contract import DETAIL, FEATURES, POSITION, REASON
 from sonicatlas.io.checks import check_rows, split
-from sonicatlas.io.duplicates import merge_repeats
+from sonicatlas.io.duplicates import ID_HASH, merge_repeats
 from sonicatlas.io.genres import split_genres
 from sonicatlas.summaries.mixes import album_popularity, category_reduction
 from sonicatlas.summaries.scan import scan
@@ -119,6 +119,60 @@ def test_a_track_in_several_playlists_is_one_track_with_all_its_genres():
     assert "danceability" not in detail
     assert len(accepted) + len(rejects) == len(frame) - 3  # three listings merged, none lost
     assert rejects[POSITION].is_monotonic_increasing
+
+
+def repeated_listings() -> pd.DataFrame:
+    """Merged repeats (two in one partition, one across), a conflicting repeat, a reject."""
+    frame = blob_tracks(30, seed=6)
+    frame["genre"] = pd.array([f"g{i % 4}" for i in range(30)], dtype="string")
+    frame.loc[5] = frame.loc[1]
+    frame.loc[5, "genre"] = "rock"
+    frame.loc[25] = frame.loc[1]
+    frame.loc[25, "genre"] = "jazz"
+    frame.loc[17] = frame.loc[2]
+    frame.loc[17, "tempo"] = 99.5                    # same id, other tempo: rejected
+    frame.loc[12, "energy"] = np.nan                  # rejected before the repeats
+    return frame
+
+
+def test_rows_holding_id_hashes_resolve_repeats_as_rows_holding_ids():
+    frame = repeated_listings()
+    ids = dd.from_pandas(frame[["track_id"]], npartitions=3)  # the ids read again
+    results = {}
+    for hashed in (False, True):
+        checked = check_rows(dd.from_pandas(frame, npartitions=3), FEATURES)
+        accepted, rejects = dask.persist(*split(checked, FEATURES, hashed=hashed))
+        accepted, rejects, merged = merge_repeats(accepted, rejects, FEATURES,
+                                                  as_read=checked, ids=ids if hashed else None)
+        assert merged == 2
+        results[hashed] = accepted.compute(), rejects.compute()
+    (held, held_rejects), (lean, lean_rejects) = results[False], results[True]
+    assert "track_id" not in lean and ID_HASH not in lean  # no id held after
+    pd.testing.assert_frame_equal(lean, held.drop(columns=["track_id"]))
+    pd.testing.assert_frame_equal(lean_rejects, held_rejects)
+    # against pandas: the conflicting repeat keeps its own id, the merged one its genres
+    moved = lean_rejects[lean_rejects[REASON] == "duplicate track_id"]
+    assert moved["track_id"].tolist() == [frame.loc[17, "track_id"]]
+    kept = lean.set_index(POSITION)
+    assert kept.loc[1, "genre"] == "g1|rock|jazz"
+    # three partitions of ten rows: row i is at position (i // 10) << 32 | i % 10
+    assert sorted(kept.index) == [((i // 10) << 32) + i % 10
+                                  for i in sorted({*range(30)} - {5, 12, 17, 25})]
+
+
+def test_a_hash_collision_between_held_hashes_merges_nothing():
+    frame = repeated_listings().drop(index=[5]).iloc[:10].reset_index(drop=True)  # no repeats
+    checked = check_rows(dd.from_pandas(frame, npartitions=2), FEATURES)
+    accepted, rejects = dask.persist(*split(checked, FEATURES, hashed=True))
+    # rows 3 and 8 (two partitions, two ids) given the same hash, as a collision would
+    collided = accepted.map_partitions(
+        lambda part: part.assign(**{ID_HASH: np.where(part[POSITION].isin([3, (1 << 32) + 3]),
+                                                      np.uint64(42), part[ID_HASH])}))
+    ids = dd.from_pandas(frame[["track_id"]], npartitions=2)
+    kept, rejects, merged = merge_repeats(collided.persist(), rejects, FEATURES,
+                                          as_read=checked, ids=ids)
+    assert merged == 0 and len(rejects.compute()) == 0
+    assert len(kept.compute()) == 10
 
 
 def test_repeats_that_all_agree_reject_nothing():

@@ -1,6 +1,7 @@
 """One pass of moments: the scaler and the PCA it implies, against numpy and scikit-learn."""
 
 import math
+import time
 
 import dask.array as da
 import dask.dataframe as dd
@@ -89,3 +90,49 @@ def test_standardize_persists_the_scaled_float32_matrix_with_known_chunks(rows):
     expected = SklearnScaler().fit_transform(rows.astype(np.float32).astype(np.float64))
     np.testing.assert_allclose(scaled.compute(), expected, rtol=1e-5, atol=1e-5)
     assert scaler.n_samples_seen_ == len(rows)
+
+
+def test_scaled_on_demand_is_the_held_matrix_bit_for_bit_and_holds_nothing(rows):
+    from distributed import Client, LocalCluster, wait
+
+    from sonicatlas.estimators.kmeans import KMeans
+    from sonicatlas.modeling.engines import engine_named
+
+    names = ("a", "b", "c", "d", "e")
+    # the accepted rows' layout: the features as one float32 block, beside other columns
+    table = pd.DataFrame(rows.astype(np.float32), columns=list(names)).assign(
+        _pos=np.arange(len(rows)))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        frame = dd.from_pandas(table, npartitions=4).persist()
+        wait(frame)
+
+        def held_keys() -> int:
+            # once the results just gathered are released (which the scheduler does soon after)
+            for _ in range(50):
+                count = sum(client.run(lambda dask_worker: len(dask_worker.data)).values())
+                if count <= 4:
+                    break
+                time.sleep(0.1)
+            return count
+
+        assert held_keys() == 4
+        scaler, lean = standardize(frame, names, hold=False)
+        assert lean.chunks[0] == tuple(frame.map_partitions(len).compute())
+        lean_fit = KMeans(3, random_state=1).fit(lean)
+        lean_values = lean.compute()
+        assert held_keys() == 4  # nothing but the rows themselves was left on the workers
+        _, held = standardize(frame, names)
+        wait(held)
+        assert held_keys() == 8
+        np.testing.assert_array_equal(lean_values, held.compute())
+        np.testing.assert_allclose(lean_values, SklearnScaler().fit_transform(
+            rows.astype(np.float32).astype(np.float64)), rtol=1e-5, atol=1e-5)
+        held_fit = KMeans(3, random_state=1).fit(held)
+        np.testing.assert_array_equal(lean_fit.cluster_centers_, held_fit.cluster_centers_)
+        assert lean_fit.inertia_ == held_fit.inertia_
+        # dask-ml's scaler, on demand too
+        engine = engine_named("dask-ml")
+        _, lean = engine.scale(frame, names, hold=False)
+        _, held = engine.scale(frame, names)
+        np.testing.assert_allclose(lean.compute(), held.compute(), rtol=1e-12, atol=1e-12)

@@ -41,6 +41,62 @@ from sonicatlas.estimators.lloyd import (
 log = logging.getLogger(__name__)
 
 
+def seed_centers(X: da.Array, n_clusters: int, n_init: int, init_sample_size: int, seed: int,
+                 tol: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """KMeans' seeding: k-means++ restarts on a sample, the cheapest on a second one refined.
+
+    ``n_init`` restarts (:func:`~sonicatlas.estimators.lloyd.restart`) converge on a sample of
+    ``init_sample_size`` rows; each is costed on a second sample of about a million rows
+    (:func:`~sonicatlas.estimators.lloyd.candidate_costs`), and the cheapest is brought to a
+    Lloyd fixed point there (:func:`~sonicatlas.estimators.lloyd.refine`).
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Chunk sizes known.
+    n_clusters, n_init, init_sample_size, seed : int
+    tol : float
+        Relative tolerance (times the first sample's mean feature variance).
+
+    Returns
+    -------
+    centers : numpy.ndarray of shape (n_clusters, n_features)
+    tol : float
+        The absolute tolerance on the squared center shift.
+    costs : numpy.ndarray of shape (n_init,)
+        Each restart's cost on the second sample.
+    """
+    n = X.shape[0]
+    if n_clusters > n:
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of rows "
+                         f"(n_samples={n})")
+    # Both samples are drawn in one pass over the chunks (a chunk computed on demand, such
+    # as a scaled one, is computed once for both) and stay on the workers; the restarts run
+    # there too, in parallel, each on one thread (so the centers do not depend on any
+    # machine's cores), and only centers and costs come back. The workers run only
+    # :mod:`sonicatlas.estimators.lloyd`, which never imports scikit-learn.
+    # The second sample, about a million rows: optima a few percent apart are told apart
+    # with certainty, at a tenth of a pass over 10M rows. A restart's cost on its own sample
+    # flatters the restarts that fit that sample's noise.
+    fraction = min(1.0, 1_000_000 / max(n, 1))
+    pieces = [dask.delayed(sample_block)(b, seed + 1, i, fraction)
+              for i, b in enumerate(X.to_delayed().ravel())]
+    sample, *pieces = dask.persist(delayed_sample(X, init_sample_size, seed), *pieces)
+    if dask.compute(dask.delayed(len)(sample))[0] < n_clusters:
+        sample = dask.delayed(np.asarray(X.compute(), dtype=np.float64))  # tiny input: all
+    seeds = np.random.RandomState(seed).randint(2**31 - 1, size=n_init)
+    absolute = tol * dask.delayed(mean_variance)(sample)  # the same for every fit after
+    candidates = dask.delayed(np.stack)(
+        [dask.delayed(restart)(sample, n_clusters, int(s), absolute)
+         for s in seeds])  # up to 300 iterations each, as scikit-learn's default
+    costs = [dask.delayed(candidate_costs)(p, candidates) for p in pieces]
+    # the cheapest converged on the second sample (one task), so that the passes over every
+    # row start close to where they end
+    centers = dask.delayed(refine)(candidates, costs, pieces, absolute)
+    centers, costs, absolute = dask.compute(centers, costs, absolute)
+    return centers, float(absolute), np.sum(costs, axis=0)
+
+
 class KMeans(LabelsMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin,
              BaseEstimator):
     """Lloyd's KMeans over a chunked array, seeded by k-means++ restarts on a sample.
@@ -126,37 +182,10 @@ class KMeans(LabelsMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transfo
         seed = seed_of(self.random_state)
         X = as_dask_array(given)
         n = X.shape[0]
-        if self.n_clusters > n:
-            raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of "
-                             f"rows (n_samples={n})")
-        # The sample stays on a worker; the restarts run there too, in parallel, each on one
-        # thread (so the centers do not depend on any machine's cores), and only centers and
-        # costs come back: one graph, and no idle workers while the client fits. The workers
-        # run only :mod:`sonicatlas.estimators.lloyd`, which never imports scikit-learn.
-        (sample,) = dask.persist(delayed_sample(X, self.init_sample_size, seed))
-        if dask.compute(dask.delayed(len)(sample))[0] < self.n_clusters:
-            # tiny input: use it all
-            sample = dask.delayed(np.asarray(X.compute(), dtype=np.float64))
-        # Each restart converges on the sample; the one that costs least on a second, larger
-        # sample seeds the full fit: a restart's cost on its own sample flatters the restarts
-        # that fit that sample's noise.
-        seeds = np.random.RandomState(seed).randint(2**31 - 1, size=self.n_init)
-        tol = self.tol * dask.delayed(mean_variance)(sample)  # the same for every fit below
-        candidates = dask.delayed(np.stack)(
-            [dask.delayed(restart)(sample, self.n_clusters, int(s), tol)
-             for s in seeds])  # up to 300 iterations each, as scikit-learn's default
-        # Costed on a fresh sample of about a million rows: optima a few percent apart are
-        # told apart with certainty, at a tenth of a pass over 10M rows. The cheapest is then
-        # converged on that sample (one task; the pieces are drawn where the chunks are), so
-        # that the passes over every row start close to where they end.
+        centers, tol, costs = seed_centers(X, self.n_clusters, self.n_init,
+                                           self.init_sample_size, seed, self.tol)
+        self.init_costs_ = costs
         blocks = X.to_delayed().ravel()
-        fraction = min(1.0, 1_000_000 / max(n, 1))
-        pieces = [dask.delayed(sample_block)(b, seed + 1, i, fraction)
-                  for i, b in enumerate(blocks)]
-        costs = [dask.delayed(candidate_costs)(p, candidates) for p in pieces]
-        centers = dask.delayed(refine)(candidates, costs, pieces, tol)
-        centers, costs, tol = dask.compute(centers, costs, tol)
-        self.init_costs_ = np.sum(costs, axis=0)
 
         for iteration in range(1, self.max_iter + 1):
             centers, shift = lloyd_step(self._pass(blocks, centers), centers)

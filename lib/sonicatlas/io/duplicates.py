@@ -3,7 +3,8 @@
 Each partition hashes its valid ids (64-bit FNV-1a over Arrow's buffers) into buckets; one
 task per bucket finds the hashes seen more than once; only those few candidate rows have their
 real ids compared, on the client. So a hash collision never rejects a row, and the first valid
-occurrence of an id is the one kept.
+occurrence of an id is the one kept. Rows may hold the hash (``_id_hash``) in place of their id,
+8 bytes a row where an id takes ~30: the candidates' ids are then read again.
 
 A track listed several times (in several playlists, say) repeats its id with the same features
 and another genre: :func:`merge_repeats` keeps it once with all its genres, and rejects only the
@@ -28,6 +29,9 @@ from sonicatlas.io.genres import join_genres
 DUPLICATE = "duplicate track_id"
 #: Columns whose values the repeats of one track pool (a track is in several genres).
 POOLED = (GENRE, "subgenre")
+#: The column of an id's hash (:func:`hash_ids`), held in place of the id by rows that have
+#: their ids read again where needed.
+ID_HASH = "_id_hash"
 
 
 @numba.njit(cache=True, nogil=True)
@@ -56,11 +60,14 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
 
 
 def _hash_buckets(frame: pd.DataFrame, n_buckets: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    valid = frame[[TRACK_ID, POSITION]]
-    if REASON in frame:  # a checked frame; accepted rows have no reason column
-        valid = valid[frame[REASON].isna()]
-    hashes, positions, bounds = _by_bucket(hash_ids(valid[TRACK_ID]),
-                                           valid[POSITION].to_numpy(), n_buckets)
+    if ID_HASH in frame:  # accepted rows that hold their ids' hashes
+        hashes, positions = frame[ID_HASH].to_numpy(), frame[POSITION].to_numpy()
+    else:
+        valid = frame[[TRACK_ID, POSITION]]
+        if REASON in frame:  # a checked frame; accepted rows have no reason column
+            valid = valid[frame[REASON].isna()]
+        hashes, positions = hash_ids(valid[TRACK_ID]), valid[POSITION].to_numpy()
+    hashes, positions, bounds = _by_bucket(hashes, positions, n_buckets)
     return [(hashes[bounds[b]:bounds[b + 1]], positions[bounds[b]:bounds[b + 1]])
             for b in range(n_buckets)]
 
@@ -158,7 +165,7 @@ class Repeats:
 
     #: positions of repeats with the same features as the first occurrence: one track
     merged: np.ndarray
-    #: positions of repeats whose features differ, with what differs (``_pos``, ``detail``)
+    #: repeats whose features differ, with what differs (``_pos``, ``track_id``, ``detail``)
     rejected: pd.DataFrame
     #: positions of the first occurrences that gained genres, with their pooled columns
     pooled: pd.DataFrame
@@ -170,14 +177,14 @@ def _rows_at(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> 
 
 
 def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None,
-                 n_buckets: int | None = None) -> Repeats:
+                 n_buckets: int | None = None, ids: dd.DataFrame | None = None) -> Repeats:
     """Sort every repeated ``track_id`` among ``accepted`` into merged and rejected repeats.
 
     Parameters
     ----------
     accepted : dask.dataframe.DataFrame
-        Accepted rows with ``_pos``, the features and any of ``genre``, ``subgenre``; best
-        persisted (it is read twice).
+        Accepted rows with ``_pos``, ``track_id`` (or ``_id_hash``), the features and any of
+        ``genre``, ``subgenre``; best persisted (it is read twice).
     features : tuple of str
         The features that must be equal for two rows to be one track.
     as_read : dask.dataframe.DataFrame, optional
@@ -186,6 +193,10 @@ def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None
         values of ``accepted``.
     n_buckets : int, optional
         Hash buckets, as in :func:`find_duplicates`.
+    ids : dask.dataframe.DataFrame, optional
+        ``track_id`` of every row as read, partitioned as read (so ``_pos`` finds a row:
+        :func:`sonicatlas.io.catalog.read_columns`), for rows that hold ``_id_hash`` in place
+        of their id; only the partitions holding a candidate repeat are read.
 
     Returns
     -------
@@ -200,12 +211,16 @@ def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None
     candidates = np.concatenate(dask.compute(*[
         dask.delayed(_repeated_hashes)(*(s[b] for s in split)) for b in range(n_buckets)]))
     empty = Repeats(np.empty(0, np.int64), pd.DataFrame({POSITION: np.empty(0, np.int64),
+                                                         TRACK_ID: pd.Series(dtype="string"),
                                                          DETAIL: pd.Series(dtype="string")}),
                     pd.DataFrame({POSITION: np.empty(0, np.int64)}))
     if len(candidates) == 0:
         return empty
     columns = [TRACK_ID, POSITION, *features, *POOLED]
-    rows = _lookup(parts, candidates, columns).sort_values(POSITION, kind="stable")
+    rows = _lookup(parts, candidates, columns)
+    if TRACK_ID not in rows:  # rows that hold a hash: their ids as read
+        rows = rows.merge(_ids_read(ids, candidates), on=POSITION, validate="one_to_one")
+    rows = rows.sort_values(POSITION, kind="stable")
     rows = rows[rows[TRACK_ID].duplicated(keep=False)]  # a hash collision is no repeat
     if rows.empty:
         return empty
@@ -236,6 +251,7 @@ def find_repeats(accepted: dd.DataFrame, features: tuple[str, ...], as_read=None
             for name, flag in zip(features, flags, strict=True) if flag))
     return Repeats(rows.loc[same, POSITION].to_numpy(dtype=np.int64),
                    pd.DataFrame({POSITION: rejected[POSITION].to_numpy(dtype=np.int64),
+                                 TRACK_ID: rejected[TRACK_ID].astype("string").to_numpy(),
                                  DETAIL: pd.array(details, dtype="string")}),
                    pooled_table)
 
@@ -247,7 +263,26 @@ def _lookup(parts, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
     return pd.concat(dask.compute(*lookups))
 
 
+def _ids_read(ids: dd.DataFrame | None, positions: np.ndarray) -> pd.DataFrame:
+    """``_pos`` and ``track_id`` of the rows at ``positions``, from ``ids`` as read."""
+    if ids is None:
+        raise ValueError(f"rows that hold {ID_HASH} need the ids as read to compare repeats")
+    owners = positions >> 32
+    parts = ids.to_delayed()
+    found = dask.compute(*(dask.delayed(_ids_of_part)(parts[i], positions[owners == i])
+                           for i in np.unique(owners)))
+    return pd.concat(found, ignore_index=True)
+
+
+def _ids_of_part(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({POSITION: positions,
+                         TRACK_ID: frame[TRACK_ID].astype("string").to_numpy()[
+                             positions & 0xFFFFFFFF]})
+
+
 def _pool_part(frame: pd.DataFrame, drop: np.ndarray, pooled: pd.DataFrame) -> pd.DataFrame:
+    if ID_HASH in frame:  # the repeats are resolved: the hashes have done their work
+        frame = frame.drop(columns=[ID_HASH])
     hit = frame[POSITION].isin(drop).to_numpy()
     out = frame[~hit] if hit.any() else frame
     if pooled.empty or not out[POSITION].isin(pooled[POSITION]).any():
@@ -267,27 +302,35 @@ def _rejected_part(rejected: pd.DataFrame, accepted: pd.DataFrame, details: pd.D
     moved = accepted[accepted[POSITION].isin(details[POSITION]).to_numpy()]
     if moved.empty:
         return rejected
-    detail = moved[POSITION].map(details.set_index(POSITION)[DETAIL])
-    moved = moved.assign(**{REASON: DUPLICATE, DETAIL: detail.to_numpy()}).astype(
+    found = details.set_index(POSITION)
+    moved = moved.assign(**{
+        REASON: DUPLICATE, DETAIL: moved[POSITION].map(found[DETAIL]).to_numpy(),
+        # rows that hold a hash take their id as read
+        TRACK_ID: moved[POSITION].map(found[TRACK_ID]).to_numpy()}).astype(
         rejected.dtypes.to_dict())
     return pd.concat([rejected, moved[rejected.columns]]).sort_values(POSITION, kind="stable")
 
 
 def merge_repeats(accepted: dd.DataFrame, rejects: dd.DataFrame, features: tuple[str, ...],
-                  as_read=None) -> tuple[dd.DataFrame, dd.DataFrame, int]:
+                  as_read=None, ids: dd.DataFrame | None = None
+                  ) -> tuple[dd.DataFrame, dd.DataFrame, int]:
     """The persisted (accepted, rejects) once repeated ids are resolved (:func:`find_repeats`),
     and how many listings were merged.
 
     A track listed several times is one row with all its genres; the merged listings are in
     neither table (rows read = accepted + rejected + merged). Conflicting repeats move to the
-    rejects with reason ``duplicate track_id`` and both values in ``detail``.
+    rejects with reason ``duplicate track_id`` and both values in ``detail``. Accepted rows
+    that hold ``_id_hash`` (their ids as read in ``ids``) lose it here: they hold no id after.
     """
-    repeats = find_repeats(accepted, features, as_read)
+    repeats = find_repeats(accepted, features, as_read, ids=ids)
     if not len(repeats.merged) and repeats.rejected.empty:
+        if ID_HASH in accepted.columns:
+            (accepted,) = dask.persist(accepted.drop(columns=[ID_HASH]))
         return accepted, rejects, 0
     gone = np.r_[repeats.merged, repeats.rejected[POSITION].to_numpy()]
     moved = dd.map_partitions(_rejected_part, rejects, accepted, repeats.rejected,
                               align_dataframes=False, meta=rejects._meta)
+    kept = accepted._meta.drop(columns=[ID_HASH], errors="ignore")
     accepted, rejects = dask.persist(
-        accepted.map_partitions(_pool_part, gone, repeats.pooled, meta=accepted._meta), moved)
+        accepted.map_partitions(_pool_part, gone, repeats.pooled, meta=kept), moved)
     return accepted, rejects, len(repeats.merged)

@@ -17,67 +17,16 @@ from __future__ import annotations
 
 import time
 
-import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
 from sonicatlas.config import KMeansConfig
-from sonicatlas.estimators.arrays import as_dask_array, delayed_sample
-from sonicatlas.estimators.kmeans import KMeans
-from sonicatlas.estimators.lloyd import (
-    candidate_costs,
-    mean_variance,
-    refine,
-    restart,
-    sample_block,
-)
+from sonicatlas.estimators.arrays import as_dask_array
+from sonicatlas.estimators.kmeans import KMeans, seed_centers
 from sonicatlas.modeling import features
 from sonicatlas.runtime import show_progress
-
-
-def sampled_centers(X: da.Array, n_clusters: int, n_init: int, init_sample_size: int,
-                    random_state: int, tol: float) -> tuple[np.ndarray, float]:
-    """The job's KMeans seeding: k-means++ restarts on a sample, the cheapest refined.
-
-    The steps of :class:`sonicatlas.estimators.kmeans.KMeans` before its passes over every
-    row: ``n_init`` restarts (:func:`~sonicatlas.estimators.lloyd.restart`) on a sample of
-    ``init_sample_size`` rows, costed on a second sample of about a million rows
-    (:func:`~sonicatlas.estimators.lloyd.candidate_costs`), the cheapest brought to a Lloyd
-    fixed point there (:func:`~sonicatlas.estimators.lloyd.refine`).
-
-    Parameters
-    ----------
-    X : dask.array.Array
-        The scaled matrix, chunk sizes known.
-    n_clusters, n_init, init_sample_size, random_state : int
-    tol : float
-        Relative tolerance, as in the config (times the sample's mean feature variance).
-
-    Returns
-    -------
-    centers : numpy.ndarray of shape (n_clusters, n_features)
-    tol : float
-        The absolute tolerance on the squared centre shift that the sample gave.
-    """
-    n = X.shape[0]
-    if n_clusters > n:
-        raise ValueError(f"n_clusters={n_clusters} is larger than the number of rows ({n})")
-    (sample,) = dask.persist(delayed_sample(X, init_sample_size, random_state))
-    if dask.compute(dask.delayed(len)(sample))[0] < n_clusters:
-        sample = dask.delayed(np.asarray(X.compute(), dtype=np.float64))  # tiny input: all
-    seeds = np.random.RandomState(random_state).randint(2**31 - 1, size=n_init)
-    absolute = tol * dask.delayed(mean_variance)(sample)
-    candidates = dask.delayed(np.stack)(
-        [dask.delayed(restart)(sample, n_clusters, int(s), absolute) for s in seeds])
-    fraction = min(1.0, 1_000_000 / max(n, 1))
-    pieces = [dask.delayed(sample_block)(b, random_state + 1, i, fraction)
-              for i, b in enumerate(X.to_delayed().ravel())]
-    costs = [dask.delayed(candidate_costs)(p, candidates) for p in pieces]
-    centers = dask.delayed(refine)(candidates, costs, pieces, absolute)
-    centers, absolute = dask.compute(centers, absolute)
-    return centers, float(absolute)
 
 
 class DaskMLKMeans(KMeans):
@@ -94,8 +43,8 @@ class DaskMLKMeans(KMeans):
 
         start = time.perf_counter()
         X = as_dask_array(X)
-        centers, tol = sampled_centers(X, self.n_clusters, self.n_init, self.init_sample_size,
-                                       self.random_state, self.tol)
+        centers, tol, _ = seed_centers(X, self.n_clusters, self.n_init,
+                                       self.init_sample_size, self.random_state, self.tol)
         # dask-ml's tol is absolute on the squared centre shift: the job's relative tol made
         # absolute, as the job's own KMeans does
         fitted = DaskKMeans(self.n_clusters, init=centers, max_iter=self.max_iter, tol=tol,
@@ -121,9 +70,11 @@ class Engine:
     name = "sonicatlas"
     kmeans_class = KMeans
 
-    def scale(self, frame: dd.DataFrame, columns: tuple[str, ...]):
-        """Fit the scaler on ``frame[columns]``; return it and the persisted scaled matrix."""
-        return features.standardize(frame, columns)
+    def scale(self, frame: dd.DataFrame, columns: tuple[str, ...], hold: bool = True):
+        """Fit the scaler on ``frame[columns]``; return it and the scaled matrix, persisted
+        (``hold``) or scaled again on each pass (:func:`~sonicatlas.modeling.features
+        .standardize`)."""
+        return features.standardize(frame, columns, hold)
 
     def project(self, scaler, scaled: da.Array):
         """The PCA of the scaled matrix."""
@@ -147,9 +98,13 @@ class DaskMLEngine(Engine):
     name = "dask-ml"
     kmeans_class = DaskMLKMeans
 
-    def scale(self, frame, columns):
+    def scale(self, frame, columns, hold=True):
         from dask_ml.preprocessing import StandardScaler
 
+        if not hold:
+            X = features.held_matrix(frame, columns, np.float64)
+            scaler = StandardScaler().fit(X)
+            return scaler, scaler.transform(X)
         # float64, as dask-ml computes; the chunk sizes are read from the persisted chunks
         # (see features.standardize for why not up front)
         X = frame[list(columns)].to_dask_array().astype(np.float64)

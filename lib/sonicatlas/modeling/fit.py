@@ -30,8 +30,8 @@ class FittedModel:
         return self.clusters.tables
 
 
-def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, echo
-              ) -> FittedModel:
+def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, echo,
+              hold_scaled: bool = True) -> FittedModel:
     """Scale ``frame[columns]``, project it with PCA and cluster it, with ``config.engine``.
 
     The stages are named ``scale``, ``pca``, then those of
@@ -51,11 +51,14 @@ def fit_model(frame: dd.DataFrame, columns, config: ClusteringConfig, stage, ech
         ``stage(name)`` gives a context manager that times a stage.
     echo : callable
         Progress lines.
+    hold_scaled : bool, default True
+        Persist the scaled matrix; False scales ``frame``'s features again on each pass over
+        it (a catalog too large to hold both).
     """
     columns = tuple(columns)
     engine = engine_named(config.engine)
     with stage("scale"):
-        scaler, scaled = engine.scale(frame, columns)
+        scaler, scaled = engine.scale(frame, columns, hold_scaled)
     with stage("pca"):
         pca = engine.project(scaler, scaled)
     clusters = fit_clusters(scaled, config, stage, echo, engine, columns)
