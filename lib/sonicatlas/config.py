@@ -239,8 +239,10 @@ class ClusterTracksConfig(ClusteringConfig):
         "auto", description="hold: the carried columns are read with the features and held in "
         "memory until the tables are written; reread: they are read again, partition by "
         "partition, when the tables are written, and never held (a catalog larger than the "
-        "workers' memory then needs no spill); auto: reread when the catalog would take more "
-        "than a third of the workers' memory limits.")
+        "workers' memory then needs no spill), and neither are the ids (repeats are found by "
+        "their hashes) nor a scaled copy of the features (scaled again on each KMeans pass); "
+        "auto: reread when the catalog would take more than a third of the workers' memory "
+        "limits.")
     summary: SummaryConfig = SummaryConfig()
     sample_rows: int = Field(200_000, ge=1000, description="Rows of the built-in sample made "
                              "on first use.")

@@ -275,9 +275,9 @@ def _ids_read(ids: dd.DataFrame | None, positions: np.ndarray) -> pd.DataFrame:
 
 
 def _ids_of_part(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({POSITION: positions,
-                         TRACK_ID: frame[TRACK_ID].astype("string").to_numpy()[
-                             positions & 0xFFFFFFFF]})
+    # the rows taken first: only they become Python strings
+    taken = frame[TRACK_ID].iloc[positions & 0xFFFFFFFF].astype("string")
+    return pd.DataFrame({POSITION: positions, TRACK_ID: taken.to_numpy()})
 
 
 def _pool_part(frame: pd.DataFrame, drop: np.ndarray, pooled: pd.DataFrame) -> pd.DataFrame:
