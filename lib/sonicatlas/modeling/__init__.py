@@ -1,12 +1,12 @@
 """Modeling: the steps both jobs share, from accepted rows to a fitted model.
 
-``fit`` is the sequence itself: scale, PCA, cluster, and the model (:func:`fit_model`).
-``engines`` says what does the fitting: the job's own estimators (``sonicatlas``, the default)
-or dask-ml's (``dask-ml``). ``features`` scales the feature columns in two passes and gives the
-PCA of the scaled matrix; ``clustering`` fits KMeans at a given or chosen k, then the configured
-algorithm and the methods to compare; ``model`` holds the fitted scaler, projection and centres
-as plain data (:class:`ClusterModel`), scores partitions with them, and saves and loads them as
-JSON and Parquet. ``projections`` fits ICA, UMAP or t-SNE on a sample stratified by cluster
+``fit`` is the sequence itself: scale, PCA, cluster, and the model (:func:`fit_model`). ``engines``
+says what does the fitting: the job's own estimators (``sonicatlas``, the default) or dask-ml's
+(``dask-ml``). ``features`` scales the feature columns (held, or scaled again on each pass) and
+gives the PCA of the scaled matrix; ``clustering`` fits KMeans at a given or chosen k, then the
+configured algorithm and the methods to compare; ``model`` holds the fitted scaler, projection and
+centres as plain data (:class:`ClusterModel`), scores partitions with them, and saves and loads them
+as JSON and Parquet. ``projections`` fits ICA, UMAP or t-SNE on a sample stratified by cluster
 (``stratified``) and places every track with them.
 """
 
