@@ -22,7 +22,7 @@ def standardize(frame: dd.DataFrame, features: tuple[str, ...], hold: bool = Tru
     With ``hold=False`` the scaled matrix is not persisted: each pass over it scales the
     persisted ``frame``'s features again (:func:`held_matrix`), the same bits chunk for chunk.
     A catalog too large to hold twice then holds its features once (40 bytes a row fewer),
-    for a few milliseconds per million rows on each KMeans pass.
+    for ~40 ms of a core per million rows on each KMeans pass (docs/benchmarks.md, "Scale").
 
     The first pass gathers the moments (:class:`sonicatlas.estimators.scaler.StandardScaler`), the
     second writes the scaled float32 matrix, one chunk per partition. float32 keeps 7
